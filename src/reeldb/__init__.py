@@ -1,0 +1,84 @@
+"""reeldb: a media metadata and annotation database.
+
+Open a database with `connect`; everything else is a method of `Database`::
+
+    import reeldb
+
+    db = reeldb.connect("sqlite:///reel.db")
+    db.create_namespace("vision")
+"""
+
+from reeldb.__about__ import __version__
+from reeldb.database import Database, connect
+from reeldb.errors import (
+    AlreadyExistsError,
+    BackendUnavailableError,
+    ConfigError,
+    ConflictError,
+    DatabaseClosedError,
+    Incompatibility,
+    IncompatibleSchemaError,
+    InvalidSchemaError,
+    MissingDependencyError,
+    NotFoundError,
+    PermissionDeniedError,
+    QueryError,
+    QueryTimeoutError,
+    ReelError,
+    StaleSchemaError,
+    UnauthenticatedError,
+    ValidationError,
+    Violation,
+)
+from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
+from reeldb.model.document import Document, DocumentInfo, EventView, Page
+from reeldb.model.timing import FrameRate, TimeRange
+from reeldb.schema.model import (
+    CompatibilityMode,
+    SchemaKind,
+    SchemaRef,
+    SchemaSubject,
+    SchemaVersion,
+)
+from reeldb.schema.registry import CompatibilityReport
+
+__all__ = [
+    "AlreadyExistsError",
+    "BackendUnavailableError",
+    "CompatibilityMode",
+    "CompatibilityReport",
+    "ConfigError",
+    "ConflictError",
+    "DataStore",
+    "DataStoreRef",
+    "Database",
+    "DatabaseClosedError",
+    "Document",
+    "DocumentInfo",
+    "EventView",
+    "FrameRate",
+    "Incompatibility",
+    "IncompatibleSchemaError",
+    "InvalidSchemaError",
+    "MissingDependencyError",
+    "Namespace",
+    "NotFoundError",
+    "Page",
+    "PermissionDeniedError",
+    "QueryError",
+    "QueryTimeoutError",
+    "ReelError",
+    "Role",
+    "RoleGrant",
+    "SchemaKind",
+    "SchemaRef",
+    "SchemaSubject",
+    "SchemaVersion",
+    "StaleSchemaError",
+    "TimeRange",
+    "UnauthenticatedError",
+    "ValidationError",
+    "Violation",
+    "__version__",
+    "connect",
+]

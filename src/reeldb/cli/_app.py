@@ -1,0 +1,634 @@
+"""The ``reeldb`` command line: ``reeldb <noun> <verb>``, a thin face over `reeldb.Database`."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from reeldb import _json
+from reeldb.cli._output import Output, OutputFormat, plain
+from reeldb.config import SETTINGS
+from reeldb.database import Database, connect
+from reeldb.errors import ReelError, ValidationError
+from reeldb.model.document import Document
+from reeldb.model.timing import FrameRate, format_timecode
+from reeldb.schema.model import SchemaVersion
+
+__all__ = ["app"]
+
+
+class _ReelGroup(TyperGroup):
+    """The root group: a `ReelError` prints one line and exits 1 (a traceback only with -v)."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click privately: ctx is its Context
+        try:
+            return super().invoke(ctx)
+        except ReelError as exc:
+            state = ctx.obj if isinstance(ctx.obj, State) else None
+            verbose = state.verbose if state else False
+            if verbose:
+                traceback.print_exc()
+            out = state.out if state else Output(OutputFormat.TEXT)
+            out.error(exc, verbose=verbose)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_ReelGroup,
+    name="reeldb",
+    help="reeldb: a media metadata and annotation database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+namespace_app = typer.Typer(help="Namespaces: tenants that own schemas and DataStores.")
+role_app = typer.Typer(help="Roles of principals in namespaces (admin, writer, reader).")
+schema_app = typer.Typer(help="Schemas: the reeldb DSL or plain JSON Schema 2020-12.")
+datastore_app = typer.Typer(help="DataStores: where one kind of media analysis lives.")
+doc_app = typer.Typer(help="Immutable media documents, keyed by MID.")
+for sub, name in (
+    (namespace_app, "namespace"),
+    (role_app, "role"),
+    (schema_app, "schema"),
+    (datastore_app, "datastore"),
+    (doc_app, "doc"),
+):
+    app.add_typer(sub, name=name, no_args_is_help=True)
+
+
+class State:
+    """What the root options set up for every command."""
+
+    def __init__(self, database: str | None, output: OutputFormat, verbose: bool) -> None:
+        self.database = database
+        self.out = Output(output)
+        self.verbose = verbose
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        """The database, opened on first use."""
+        if self._db is None:
+            self._db = connect(self.database)
+        return self._db
+
+    def close(self) -> None:
+        """Close the database if it was opened."""
+        if self._db is not None:
+            self._db.close()
+
+
+def _state(ctx: typer.Context) -> State:
+    state: State = ctx.ensure_object(State)
+    return state
+
+
+def _help_settings(value: bool) -> None:
+    if value:
+        for setting in SETTINGS:
+            env = f"REELDB_{setting.name.upper()}"
+            typer.echo(f"{setting.name} ({env}, default {setting.default!r}): {setting.help}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            "-d",
+            help="Database URL: sqlite:///path/reel.db or memory: [env REELDB_DATABASE].",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="text for people, json for machines.")
+    ] = OutputFormat.TEXT,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print every violation and tracebacks.")
+    ] = False,
+    help_settings: Annotated[
+        bool,
+        typer.Option(
+            "--help-settings",
+            help="List every setting with its environment variable and default.",
+            callback=_help_settings,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Reeldb: a media metadata and annotation database."""
+    state = State(database, output, verbose)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+NamespaceOpt = Annotated[
+    str, typer.Option("--namespace", "-n", envvar="REELDB_NAMESPACE", help="The namespace.")
+]
+DataStoreArg = Annotated[str, typer.Argument(help="namespace/analysis_type/version")]
+MidOpt = Annotated[
+    list[str],
+    typer.Option("--mid", "-m", help="A MID key=value pair (repeat for each key), or MID JSON."),
+]
+
+
+def _read_json(source: str, what: str) -> Any:
+    """Read JSON from a file path, or from standard input when the path is ``-``."""
+    if source == "-":
+        return _json.loads(sys.stdin.buffer.read(), what=f"{what} from standard input")
+    path = Path(source)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"cannot read {what} file {source}: {exc.strerror}") from None
+    return _json.loads(data, what=f"{what} file {source}")
+
+
+def _parse_mid(pairs: list[str]) -> dict[str, str]:
+    if len(pairs) == 1 and pairs[0].lstrip().startswith("{"):
+        value = _json.loads(pairs[0], what="--mid")
+        if not isinstance(value, dict):
+            raise ValidationError("--mid JSON must be an object")
+        return value
+    mid: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValidationError(f"--mid {pair!r}: write key=value, e.g. --mid title_id=80100172")
+        mid[key] = value
+    if not mid:
+        raise ValidationError("give the MID with --mid key=value (once per MID key)")
+    return mid
+
+
+# -- init and demo ----------------------------------------------------------------------------
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create (or migrate) the database and show what it holds."""
+    state = _state(ctx)
+    db = state.db
+    summary = {
+        "database": db.url,
+        "namespaces": len(db.list_namespaces()),
+        "datastores": len(db.list_datastores()),
+    }
+    if state.out.json:
+        state.out.data(summary)
+    else:
+        state.out.line(
+            f"reeldb database ready at {db.url} ({summary['namespaces']} namespaces, "
+            f"{summary['datastores']} DataStores)"
+        )
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Load the demo namespace (once) and take a tour of it."""
+    from reeldb.demo import DEMO_DATASTORE, DEMO_NAMESPACE, load_demo
+
+    state = _state(ctx)
+    db, out = state.db, state.out
+    loaded = load_demo(db)
+    ds = db.get_datastore(DEMO_DATASTORE)
+    mid = {"title_id": "80100172", "video_stream_id": "vs-1080p-01"}
+    latest = db.latest_document(ds.ref, mid)
+    if out.json:
+        out.data(
+            {
+                "database": db.url,
+                "loaded": loaded,
+                "datastore": ds,
+                "schemas": db.list_schemas(DEMO_NAMESPACE),
+                "latest": {"id": latest.id, "mid": latest.mid, "document": latest.data},
+            }
+        )
+        return
+    out.line(f"[bold]reeldb[/bold] demo at {db.url}" + (" (loaded now)" if loaded else ""))
+    _schema_table(out, db, DEMO_NAMESPACE)
+    _datastore_table(out, [ds], db)
+    page = db.list_documents(ds.ref, mid)
+    out.table(
+        f"Documents for MID {_json.dumps(mid).decode()} (newest first)",
+        ["document id", "schema", "created", "bytes"],
+        [(i.id, f"v{i.schema_version}", i.created_at.isoformat(), i.size) for i in page.items],
+        page.items,
+    )
+    _events_table(out, latest)
+    out.line(
+        "Try: reeldb doc get demo/face_detection/1 --mid title_id=80100172 "
+        "--mid video_stream_id=vs-1080p-01"
+    )
+
+
+# -- namespaces and roles ---------------------------------------------------------------------
+
+
+@namespace_app.command("create")
+def namespace_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Namespace name, e.g. media-video-analytics.")],
+    description: Annotated[str, typer.Option(help="Free text.")] = "",
+    admin: Annotated[
+        list[str] | None, typer.Option(help="Principal to make admin (repeatable).")
+    ] = None,
+) -> None:
+    """Create a namespace."""
+    state = _state(ctx)
+    namespace = state.db.create_namespace(name, description=description, admins=admin or [])
+    if state.out.json:
+        state.out.data(namespace)
+    else:
+        state.out.line(f"created namespace {namespace.name}")
+
+
+@namespace_app.command("list")
+def namespace_list(ctx: typer.Context) -> None:
+    """List namespaces."""
+    state = _state(ctx)
+    items = state.db.list_namespaces()
+    state.out.table(
+        "Namespaces",
+        ["name", "description", "created"],
+        [(n.name, n.description, n.created_at.isoformat()) for n in items],
+        items,
+    )
+
+
+@role_app.command("grant")
+def role_grant(
+    ctx: typer.Context,
+    namespace: Annotated[str, typer.Argument(help="The namespace.")],
+    principal: Annotated[str, typer.Argument(help="e.g. user:alice or app:shot-detector.")],
+    role: Annotated[str, typer.Argument(help="admin, writer or reader.")],
+) -> None:
+    """Give a principal a role in a namespace (replacing its previous role)."""
+    state = _state(ctx)
+    grant = state.db.grant_role(namespace, principal, role)
+    if state.out.json:
+        state.out.data(grant)
+    else:
+        state.out.line(f"{grant.principal} is {grant.role.value} in {grant.namespace}")
+
+
+@role_app.command("revoke")
+def role_revoke(
+    ctx: typer.Context,
+    namespace: Annotated[str, typer.Argument(help="The namespace.")],
+    principal: Annotated[str, typer.Argument(help="The principal.")],
+) -> None:
+    """Remove a principal's role in a namespace."""
+    state = _state(ctx)
+    state.db.revoke_role(namespace, principal)
+    if state.out.json:
+        state.out.data({"namespace": namespace, "principal": principal, "revoked": True})
+    else:
+        state.out.line(f"{principal} has no role in {namespace} now")
+
+
+@role_app.command("list")
+def role_list(
+    ctx: typer.Context, namespace: Annotated[str, typer.Argument(help="The namespace.")]
+) -> None:
+    """List the role grants of a namespace."""
+    state = _state(ctx)
+    grants = state.db.list_roles(namespace)
+    state.out.table(
+        f"Roles in {namespace}",
+        ["principal", "role", "granted"],
+        [(g.principal, g.role.value, g.granted_at.isoformat()) for g in grants],
+        grants,
+    )
+
+
+# -- schemas ----------------------------------------------------------------------------------
+
+
+def _schema_table(out: Output, db: Database, namespace: str) -> None:
+    subjects = db.list_schemas(namespace)
+    out.table(
+        f"Schemas in {namespace}",
+        ["name", "kind", "versions", "compatibility"],
+        [
+            (
+                s.name + (" (built-in)" if s.builtin else ""),
+                s.kind.value,
+                ", ".join(f"v{v}" for v in s.versions),
+                s.compatibility.value,
+            )
+            for s in subjects
+        ],
+        subjects,
+    )
+
+
+@schema_app.command("add")
+def schema_add(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="Definition file (JSON), or - for stdin.")],
+    namespace: NamespaceOpt,
+    name: Annotated[str | None, typer.Option(help="Name, if the definition has none.")] = None,
+    compatibility: Annotated[
+        str | None, typer.Option(help="Mode of a new schema (default BACKWARD).")
+    ] = None,
+) -> None:
+    """Check a schema version and add it; DataStores using the schema move to it."""
+    state = _state(ctx)
+    definition = _read_json(source, "schema")
+    schema = state.db.add_schema(namespace, definition, name=name, compatibility=compatibility)
+    if state.out.json:
+        state.out.data(_schema_record(schema))
+    else:
+        state.out.line(f"added schema {schema.ref} ({schema.kind.value})")
+
+
+@schema_app.command("check")
+def schema_check(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="Definition file (JSON), or - for stdin.")],
+    namespace: NamespaceOpt,
+    name: Annotated[str | None, typer.Option(help="Name, if the definition has none.")] = None,
+    compatibility: Annotated[
+        str | None, typer.Option(help="Mode of a new schema (default BACKWARD).")
+    ] = None,
+) -> None:
+    """Check a schema version without storing it; exit 1 if it is incompatible."""
+    state = _state(ctx)
+    definition = _read_json(source, "schema")
+    report = state.db.check_schema(namespace, definition, name=name, compatibility=compatibility)
+    if state.out.json:
+        state.out.data({**plain(report), "compatible": report.compatible})
+    elif report.compatible:
+        state.out.line(
+            f"{report.candidate} is compatible ({report.mode.value}; "
+            f"{report.checked_documents} stored documents checked)"
+        )
+    else:
+        state.out.table(
+            f"{report.candidate} is incompatible ({report.mode.value})",
+            ["path", "problem", "rule"],
+            [(i.path, i.message, i.rule) for i in report.incompatibilities],
+            report.incompatibilities,
+        )
+    if not report.compatible:
+        raise typer.Exit(1)
+
+
+@schema_app.command("list")
+def schema_list(ctx: typer.Context, namespace: NamespaceOpt) -> None:
+    """List the schemas of a namespace (and the built-ins)."""
+    state = _state(ctx)
+    _schema_table(state.out, state.db, namespace)
+
+
+def _schema_record(schema: SchemaVersion) -> dict[str, Any]:
+    record = plain(schema)
+    record.pop("resolved", None)
+    return dict(record)
+
+
+@schema_app.command("show")
+def schema_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Schema name.")],
+    namespace: NamespaceOpt,
+    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    json_schema: Annotated[
+        bool, typer.Option("--json-schema", help="Print only the compiled JSON Schema 2020-12.")
+    ] = False,
+) -> None:
+    """Show a schema version: its definition, lineage and properties."""
+    state = _state(ctx)
+    schema = state.db.get_schema(namespace, name, version)
+    if json_schema:
+        state.out.data(schema.json_schema)
+        return
+    if state.out.json:
+        state.out.data(_schema_record(schema))
+        return
+    out = state.out
+    out.line(f"[bold]{schema.ref}[/bold] ({schema.kind.value}) {schema.description}")
+    if len(schema.lineage) > 1:
+        out.line("is a: " + ", ".join(schema.lineage[1:]))
+    levels = schema.resolved if schema.kind.value == "document" else {"": schema.resolved}
+    rows = [
+        (f"{level}.{prop}" if level else prop, spec["type"],
+         "yes" if spec["mandatory"] else "", spec["origin"])
+        for level, props in levels.items()
+        for prop, spec in props.items()
+    ]  # fmt: skip
+    if rows:
+        out.table("Properties", ["property", "type", "mandatory", "defined by"], rows, rows)
+
+
+@schema_app.command("versions")
+def schema_versions(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Schema name.")],
+    namespace: NamespaceOpt,
+) -> None:
+    """List every version of a schema."""
+    state = _state(ctx)
+    versions = state.db.list_schema_versions(namespace, name)
+    state.out.table(
+        f"Versions of {namespace}/{name}",
+        ["version", "kind", "created", "description"],
+        [
+            (f"v{v.version}", v.kind.value, v.created_at.isoformat(), v.description)
+            for v in versions
+        ],
+        [_schema_record(v) for v in versions],
+    )
+
+
+@schema_app.command("set-compatibility")
+def schema_set_compatibility(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Schema name.")],
+    mode: Annotated[str, typer.Argument(help="BACKWARD, FORWARD, FULL, *_TRANSITIVE or NONE.")],
+    namespace: NamespaceOpt,
+) -> None:
+    """Change the compatibility mode later versions are checked under."""
+    state = _state(ctx)
+    subject = state.db.set_compatibility(namespace, name, mode)
+    if state.out.json:
+        state.out.data(subject)
+    else:
+        state.out.line(f"{namespace}/{name} now uses {subject.compatibility.value}")
+
+
+# -- DataStores -------------------------------------------------------------------------------
+
+
+def _datastore_table(out: Output, items: list[Any], db: Database) -> None:
+    out.table(
+        "DataStores",
+        ["datastore", "MID keys", "schema", "documents", "description"],
+        [
+            (ds.ref, ", ".join(ds.mid_keys), f"{ds.schema_name} v{ds.schema_version}",
+             db.count_documents(ds.ref), ds.description)
+            for ds in items
+        ],
+        items,
+    )  # fmt: skip
+
+
+@datastore_app.command("create")
+def datastore_create(
+    ctx: typer.Context,
+    datastore: DataStoreArg,
+    mid_keys: Annotated[
+        str, typer.Option("--mid-keys", help="Comma-separated MID keys (immutable).")
+    ],
+    schema: Annotated[str, typer.Option(help="Document schema name in the namespace.")],
+    description: Annotated[str, typer.Option(help="Free text.")] = "",
+) -> None:
+    """Create a DataStore."""
+    state = _state(ctx)
+    keys = [key.strip() for key in mid_keys.split(",") if key.strip()]
+    ds = state.db.create_datastore(datastore, mid_keys=keys, schema=schema, description=description)
+    if state.out.json:
+        state.out.data(ds)
+    else:
+        state.out.line(f"created DataStore {ds.ref} ({ds.schema_name} v{ds.schema_version})")
+
+
+@datastore_app.command("list")
+def datastore_list(
+    ctx: typer.Context,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Only this namespace.")
+    ] = None,
+) -> None:
+    """List DataStores."""
+    state = _state(ctx)
+    _datastore_table(state.out, state.db.list_datastores(namespace), state.db)
+
+
+@datastore_app.command("show")
+def datastore_show(ctx: typer.Context, datastore: DataStoreArg) -> None:
+    """Show a DataStore."""
+    state = _state(ctx)
+    ds = state.db.get_datastore(datastore)
+    if state.out.json:
+        state.out.data({**plain(ds), "documents": state.db.count_documents(ds.ref)})
+    else:
+        _datastore_table(state.out, [ds], state.db)
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+def _events_table(out: Output, doc: Document) -> None:
+    rows = []
+    for view in doc.events():
+        rate = view.track.get("frame_rate")
+        timecode = format_timecode(view.time.start, FrameRate.parse(rate)) if rate else ""
+        rows.append(
+            (view.path, f"{float(view.time.start):.3f}", f"{float(view.time.end):.3f}",
+             timecode, view.event.get("label", ""), len(view.event.get("regions", ())))
+        )  # fmt: skip
+    out.table(
+        f"Events of document {doc.id}",
+        ["path", "start s", "end s", "timecode", "label", "regions"],
+        rows,
+        rows,
+    )
+
+
+def _document_record(doc: Document) -> dict[str, Any]:
+    return {
+        "id": str(doc.id),
+        "datastore": str(doc.datastore),
+        "mid": doc.mid,
+        "schema_version": doc.schema_version,
+        "created_at": doc.created_at.isoformat(),
+        "document": doc.data,
+    }
+
+
+@doc_app.command("put")
+def doc_put(
+    ctx: typer.Context,
+    datastore: DataStoreArg,
+    source: Annotated[str, typer.Argument(help="Document file (JSON), or - for stdin.")],
+    mid: MidOpt,
+) -> None:
+    """Validate and store a new document for a MID."""
+    state = _state(ctx)
+    if source == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            body = Path(source).read_bytes()
+        except OSError as exc:
+            raise ValidationError(f"cannot read document file {source}: {exc.strerror}") from None
+    doc = state.db.put_document(datastore, _parse_mid(mid), body)
+    if state.out.json:
+        state.out.data({"id": str(doc.id), "mid": doc.mid, "schema_version": doc.schema_version})
+    else:
+        state.out.line(f"stored document {doc.id} ({len(doc.body)} bytes)")
+
+
+@doc_app.command("get")
+def doc_get(
+    ctx: typer.Context,
+    datastore: DataStoreArg,
+    mid: Annotated[
+        list[str] | None, typer.Option("--mid", "-m", help="Latest document for this MID.")
+    ] = None,
+    document_id: Annotated[str | None, typer.Option("--id", help="A DocumentID.")] = None,
+    events: Annotated[bool, typer.Option(help="Print the events table instead.")] = False,
+) -> None:
+    """Print a document: the latest for a MID, or one by DocumentID."""
+    state = _state(ctx)
+    if (document_id is None) == (not mid):
+        raise ValidationError("give either --mid key=value ... or --id DOCUMENT_ID")
+    if document_id is not None:
+        doc = state.db.get_document(document_id, datastore=datastore)
+    else:
+        doc = state.db.latest_document(datastore, _parse_mid(mid or []))
+    if events:
+        _events_table(state.out, doc)
+    elif state.out.json:
+        state.out.data(_document_record(doc))
+    else:
+        state.out.data(doc.data)
+
+
+@doc_app.command("list")
+def doc_list(
+    ctx: typer.Context,
+    datastore: DataStoreArg,
+    mid: MidOpt,
+    limit: Annotated[int, typer.Option(help="Page size (1-1000).")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+) -> None:
+    """List the documents of a MID, newest first."""
+    state = _state(ctx)
+    page = state.db.list_documents(datastore, _parse_mid(mid), limit=limit, cursor=cursor)
+    if state.out.json:
+        state.out.data(page)
+        return
+    state.out.table(
+        "Documents (newest first)",
+        ["document id", "schema", "created", "bytes"],
+        [(i.id, f"v{i.schema_version}", i.created_at.isoformat(), i.size) for i in page.items],
+        page,
+    )
+    if page.next_cursor:
+        state.out.line(f"more: --cursor {page.next_cursor}")
+
+
+def main() -> None:
+    """Run the CLI (the ``reeldb`` console script)."""
+    app()

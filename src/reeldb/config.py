@@ -1,0 +1,144 @@
+"""Settings: one frozen object merged from ``reeldb.toml`` < ``REELDB_*`` environment < flags.
+
+`SETTINGS` is the single table of ``(name, default, help)`` that drives loading, the CLI's
+``--help-settings`` and docs/operations.md. Unknown keys are rejected, and an error names every
+place the value can be set.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final
+
+from reeldb.errors import ConfigError
+
+__all__ = ["DEFAULT_DATABASE", "SETTINGS", "Settings", "load_settings"]
+
+DEFAULT_DATABASE: Final = "sqlite:///./reeldb-data/reel.db"
+CONFIG_FILE: Final = "reeldb.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    default: Any
+    help: str
+
+
+SETTINGS: Final = (
+    Setting("database", DEFAULT_DATABASE, "Database URL: sqlite:///path/to/reel.db or memory:."),
+    Setting(
+        "sqlite_synchronous",
+        "full",
+        "SQLite synchronous mode: full (fsync each commit; survives power loss) or normal "
+        "(survives process crashes; faster).",
+    ),
+    Setting("busy_timeout", 30.0, "Seconds a write waits for another process's lock."),
+    Setting("read_timeout", None, "Seconds a read may run before it is interrupted (none)."),
+    Setting(
+        "max_document_bytes",
+        64 * 1024 * 1024,
+        "Largest document accepted by a synchronous write, in bytes.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Effective settings (see `SETTINGS` for meanings)."""
+
+    database: str = DEFAULT_DATABASE
+    sqlite_synchronous: str = "full"
+    busy_timeout: float = 30.0
+    read_timeout: float | None = None
+    max_document_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.sqlite_synchronous not in ("full", "normal"):
+            raise ConfigError(
+                f"sqlite_synchronous must be 'full' or 'normal', not {self.sqlite_synchronous!r}"
+                f"{_WHERE.format(name='sqlite_synchronous', env='REELDB_SQLITE_SYNCHRONOUS')}"
+            )
+        for name in ("busy_timeout", "read_timeout", "max_document_bytes"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value <= 0):
+                env = f"REELDB_{name.upper()}"
+                raise ConfigError(
+                    f"{name} must be a positive number, not {value!r}"
+                    f"{_WHERE.format(name=name, env=env)}"
+                )
+
+
+_WHERE = " (set it in reeldb.toml as {name} = ..., with {env}, or with a flag)"
+_NAMES: Final = {f.name for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    default = next(s.default for s in SETTINGS if s.name == name)
+    if value is None or isinstance(value, str) and value.lower() in ("", "none"):
+        return None if default is None else default
+    try:
+        if name in ("busy_timeout", "read_timeout"):
+            return float(value)
+        if name == "max_document_bytes":
+            return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name} from {origin} must be a number, not {value!r}"
+            f"{_WHERE.format(name=name, env='REELDB_' + name.upper())}"
+        ) from None
+    return str(value)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge settings from the config file, the environment and explicit overrides.
+
+    Args:
+        overrides: Highest precedence (CLI flags, ``connect()`` keywords); None values are
+            ignored.
+        config_file: A TOML file; defaults to ``$REELDB_CONFIG`` or ``./reeldb.toml`` if present.
+        environ: The environment (defaults to ``os.environ``).
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: An unknown key, a bad value, or an unreadable file.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["REELDB_CONFIG"]) if "REELDB_CONFIG" in env else None)
+    if path is None and Path(CONFIG_FILE).is_file():
+        path = Path(CONFIG_FILE)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        data = data.get("reeldb", data)
+        for key, value in data.items():
+            if key not in _NAMES:
+                raise ConfigError(f"unknown setting {key!r} in {path}; known: {sorted(_NAMES)}")
+            values[key] = _coerce(key, value, str(path))
+    for key, value in env.items():
+        if key.startswith("REELDB_") and key != "REELDB_CONFIG":
+            name = key.removeprefix("REELDB_").lower()
+            if name in _NAMES:
+                values[name] = _coerce(name, value, f"${key}")
+    for key, value in (overrides or {}).items():
+        if key not in _NAMES:
+            raise ConfigError(f"unknown setting {key!r}; known: {sorted(_NAMES)}")
+        if value is not None:
+            values[key] = _coerce(key, value, "arguments")
+    return Settings(**values)

@@ -1,0 +1,679 @@
+"""`Database`: the facade every face (library, CLI, HTTP, client) calls, one method per use case.
+
+Embedded use runs as the local owner: the facade applies no authorisation. The service
+issue's policy layer wraps it and checks roles at the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from uuid_utils.compat import uuid7
+
+from reeldb import _json
+from reeldb.config import Settings, load_settings
+from reeldb.errors import (
+    ConflictError,
+    InvalidSchemaError,
+    NotFoundError,
+    StaleSchemaError,
+    ValidationError,
+    Violation,
+)
+from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
+from reeldb.model.document import (
+    Document,
+    DocumentInfo,
+    Page,
+    check_timeline,
+    decode_cursor,
+    encode_cursor,
+)
+from reeldb.model.mid import check_mid, check_mid_keys, mid_key
+from reeldb.model.names import check_namespace, check_principal, check_schema_name
+from reeldb.schema.builtins import BUILTIN_NAMESPACE
+from reeldb.schema.model import CompatibilityMode, SchemaKind, SchemaSubject, SchemaVersion
+from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
+from reeldb.store import NewDocument, Store, load_store
+from reeldb.store.base import DocumentRecord
+
+__all__ = ["Database", "connect"]
+
+_WRITE_RETRIES = 8
+MAX_PAGE_SIZE = 1000
+
+DocumentInput = Mapping[str, Any] | bytes | str
+"""A document as a decoded JSON object or as JSON text."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def connect(url: str | None = None, **settings: Any) -> Database:
+    """Open a reeldb database, creating it if needed.
+
+    Args:
+        url: ``sqlite:///path/to/reel.db`` (created with its directory), or ``memory:`` for a
+            private in-memory database. Defaults to the ``database`` setting
+            (``REELDB_DATABASE``, ``reeldb.toml``), itself ``sqlite:///./reeldb-data/reel.db``.
+        **settings: Overrides of other settings (see `reeldb.config.SETTINGS`).
+
+    Returns:
+        The open database; use it as a context manager or call ``close()``.
+
+    Raises:
+        ConfigError: An unknown setting or an unsupported URL.
+        BackendUnavailableError: The database cannot be opened.
+
+    Example:
+        >>> import reeldb
+        >>> with reeldb.connect("memory:") as db:
+        ...     db.create_namespace("vision").name
+        'vision'
+    """
+    effective = load_settings({**settings, "database": url})
+    return Database(load_store(effective.database, effective), effective)
+
+
+class Database:
+    """The reeldb use cases over one storage backend.
+
+    Args:
+        store: An open backend (see `reeldb.store.load_store`).
+        settings: Effective settings.
+    """
+
+    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+        self.store = store
+        self.settings = settings or Settings(database=store.url)
+        self.schemas = SchemaRegistry(store)
+
+    @property
+    def url(self) -> str:
+        """The database URL."""
+        return self.store.url
+
+    def close(self) -> None:
+        """Close the database; later calls raise `DatabaseClosedError`."""
+        self.store.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<reeldb.Database {self.url}>"
+
+    # -- namespaces and roles -------------------------------------------------------------
+
+    def create_namespace(
+        self, name: str, *, description: str = "", admins: Sequence[str] = ()
+    ) -> Namespace:
+        """Create a namespace (a tenant) and make the given principals its admins.
+
+        Args:
+            name: An LDAP-style group name, e.g. ``media-video-analytics``.
+            description: Free text.
+            admins: Principals (``user:alice``) to grant the admin role.
+
+        Returns:
+            The namespace.
+
+        Raises:
+            ValidationError: A bad name or principal.
+            AlreadyExistsError: The namespace exists.
+        """
+        check_namespace(name)
+        if name == BUILTIN_NAMESPACE:
+            raise ValidationError(f"namespace {name} is reserved for built-in schemas")
+        for principal in admins:
+            check_principal(principal)
+        namespace = self.store.create_namespace(name, description, _now())
+        for principal in admins:
+            self.store.grant_role(name, principal, Role.ADMIN, _now())
+        return namespace
+
+    def get_namespace(self, name: str) -> Namespace:
+        """Read a namespace.
+
+        Args:
+            name: The namespace name.
+
+        Returns:
+            The namespace.
+
+        Raises:
+            NotFoundError: No such namespace.
+        """
+        return self.store.get_namespace(check_namespace(name))
+
+    def list_namespaces(self) -> list[Namespace]:
+        """Every namespace, by name.
+
+        Returns:
+            The namespaces.
+        """
+        return self.store.list_namespaces()
+
+    def grant_role(self, namespace: str, principal: str, role: str | Role) -> RoleGrant:
+        """Give a principal a role in a namespace (replacing its previous role there).
+
+        Args:
+            namespace: The namespace.
+            principal: The principal, e.g. ``app:shot-detector``.
+            role: ``admin``, ``writer`` or ``reader``.
+
+        Returns:
+            The grant.
+
+        Raises:
+            ValidationError: A bad principal or role.
+            NotFoundError: No such namespace.
+        """
+        return self.store.grant_role(
+            check_namespace(namespace), check_principal(principal), Role.parse(role), _now()
+        )
+
+    def revoke_role(self, namespace: str, principal: str) -> None:
+        """Remove a principal's role in a namespace.
+
+        Args:
+            namespace: The namespace.
+            principal: The principal.
+
+        Raises:
+            NotFoundError: The principal has no role there.
+        """
+        self.store.revoke_role(check_namespace(namespace), check_principal(principal))
+
+    def list_roles(self, namespace: str) -> list[RoleGrant]:
+        """Every role grant in a namespace.
+
+        Args:
+            namespace: The namespace.
+
+        Returns:
+            The grants, by principal.
+
+        Raises:
+            NotFoundError: No such namespace.
+        """
+        self.store.get_namespace(check_namespace(namespace))
+        return self.store.list_roles(namespace)
+
+    # -- schemas --------------------------------------------------------------------------
+
+    def add_schema(
+        self,
+        namespace: str,
+        definition: Mapping[str, Any] | str | bytes,
+        *,
+        name: str | None = None,
+        compatibility: str | CompatibilityMode | None = None,
+    ) -> SchemaVersion:
+        """Add a schema version after checking it (see docs/schemas.md).
+
+        Args:
+            namespace: The namespace.
+            definition: A DSL definition or a plain JSON Schema 2020-12 document, decoded or
+                as JSON text.
+            name: The schema name, if the definition carries none (plain JSON Schema).
+            compatibility: The compatibility mode of a new schema (default ``BACKWARD``).
+
+        Returns:
+            The stored version. DataStores using the schema now validate against it.
+
+        Raises:
+            InvalidSchemaError: The definition is malformed; every problem is listed.
+            IncompatibleSchemaError: The version breaks a rule; every problem is listed.
+            NotFoundError: The namespace or a parent schema does not exist.
+            AlreadyExistsError: The requested version exists.
+        """
+        return self.schemas.add(
+            namespace, self._decode(definition), name=name, compatibility=compatibility
+        )
+
+    def check_schema(
+        self,
+        namespace: str,
+        definition: Mapping[str, Any] | str | bytes,
+        *,
+        name: str | None = None,
+        compatibility: str | CompatibilityMode | None = None,
+    ) -> CompatibilityReport:
+        """Check a candidate schema version without storing it.
+
+        Args:
+            namespace: The namespace.
+            definition: A DSL definition or plain JSON Schema.
+            name: The schema name, if the definition carries none.
+            compatibility: The compatibility mode of a new schema.
+
+        Returns:
+            The report: ``compatible``, and every incompatibility with its JSON path.
+
+        Raises:
+            InvalidSchemaError: The definition is malformed.
+            NotFoundError: The namespace or a parent schema does not exist.
+        """
+        return self.schemas.check(
+            namespace, self._decode(definition), name=name, compatibility=compatibility
+        )
+
+    @staticmethod
+    def _decode(definition: Mapping[str, Any] | str | bytes) -> Any:
+        if isinstance(definition, str | bytes):
+            return _json.loads(definition, what="schema definition")
+        return definition
+
+    def get_schema(self, namespace: str, name: str, version: int | None = None) -> SchemaVersion:
+        """Read a schema version (built-ins such as ``TEMPORAL_SPATIAL_BASE`` from anywhere).
+
+        Args:
+            namespace: The namespace.
+            name: The schema name.
+            version: The version, or None for the latest.
+
+        Returns:
+            The schema version; ``json_schema`` is the compiled JSON Schema 2020-12.
+
+        Raises:
+            NotFoundError: No such schema or version.
+        """
+        return self.schemas.get(check_namespace(namespace), check_schema_name(name), version)
+
+    def list_schemas(self, namespace: str) -> list[SchemaSubject]:
+        """The namespace's schemas, then the built-ins.
+
+        Args:
+            namespace: The namespace.
+
+        Returns:
+            One subject per schema name, with its versions and compatibility mode.
+
+        Raises:
+            NotFoundError: No such namespace.
+        """
+        if namespace != BUILTIN_NAMESPACE:
+            self.store.get_namespace(check_namespace(namespace))
+        return self.schemas.subjects(namespace)
+
+    def list_schema_versions(self, namespace: str, name: str) -> list[SchemaVersion]:
+        """Every version of a schema, oldest first.
+
+        Args:
+            namespace: The namespace.
+            name: The schema name.
+
+        Returns:
+            The versions.
+
+        Raises:
+            NotFoundError: No such schema.
+        """
+        return self.schemas.versions(check_namespace(namespace), check_schema_name(name))
+
+    def set_compatibility(
+        self, namespace: str, name: str, mode: str | CompatibilityMode
+    ) -> SchemaSubject:
+        """Change the compatibility mode that later versions of a schema are checked under.
+
+        Args:
+            namespace: The namespace.
+            name: The schema name.
+            mode: ``BACKWARD``, ``FORWARD``, ``FULL``, a ``_TRANSITIVE`` variant, or ``NONE``.
+
+        Returns:
+            The updated subject.
+
+        Raises:
+            NotFoundError: No such schema.
+            ValidationError: Unknown mode.
+        """
+        return self.schemas.set_compatibility(check_namespace(namespace), name, mode)
+
+    def validate(
+        self, namespace: str, schema: str, instance: Any, *, version: int | None = None
+    ) -> list[Violation]:
+        """Validate a value against a schema version without storing anything.
+
+        Args:
+            namespace: The namespace.
+            schema: The schema name.
+            instance: The decoded value.
+            version: The version, or None for the latest.
+
+        Returns:
+            Every violation; empty when valid.
+
+        Raises:
+            NotFoundError: No such schema or version.
+        """
+        found = self.get_schema(namespace, schema, version)
+        validator = self.schemas.validator(found)
+        return [] if validator.is_valid(instance) else validator.violations(instance)
+
+    # -- DataStores -----------------------------------------------------------------------
+
+    def create_datastore(
+        self,
+        datastore: str | DataStoreRef,
+        *,
+        mid_keys: Sequence[str],
+        schema: str,
+        description: str = "",
+    ) -> DataStore:
+        """Create a DataStore for one kind of media analysis.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``, e.g. ``vision/object_detection/2``.
+            mid_keys: The MID schema, immutable: the keys every MID has, e.g.
+                ``["title_id", "video_stream_id"]``.
+            schema: The name of a document schema (or plain JSON Schema) in the namespace;
+                the DataStore follows its latest version.
+            description: Free text.
+
+        Returns:
+            The DataStore.
+
+        Raises:
+            ValidationError: A bad identity or MID schema, or a schema of the wrong kind.
+            NotFoundError: The namespace or schema does not exist.
+            AlreadyExistsError: The DataStore exists.
+        """
+        ref = DataStoreRef.parse(datastore)
+        keys = check_mid_keys(mid_keys)
+        found = self.schemas.get(ref.namespace, check_schema_name(schema))
+        if found.namespace != ref.namespace:
+            raise ValidationError(
+                f"{schema} is a built-in schema; a DataStore needs a document schema of "
+                f"namespace {ref.namespace}"
+            )
+        if found.kind is SchemaKind.PROPERTIES:
+            raise InvalidSchemaError(
+                f"schema {found.ref} describes properties (an annotation type), not a media "
+                "document; give a DataStore a schema with 'levels' or a plain JSON Schema"
+            )
+        return self.store.create_datastore(
+            ref, keys, found.name, found.version, description, _now()
+        )
+
+    def get_datastore(self, datastore: str | DataStoreRef) -> DataStore:
+        """Read a DataStore.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+
+        Returns:
+            The DataStore.
+
+        Raises:
+            NotFoundError: No such DataStore.
+        """
+        return self.store.get_datastore(DataStoreRef.parse(datastore))
+
+    def list_datastores(self, namespace: str | None = None) -> list[DataStore]:
+        """DataStores, ordered by identity.
+
+        Args:
+            namespace: Only this namespace's; every DataStore when None.
+
+        Returns:
+            The DataStores.
+        """
+        if namespace is not None:
+            self.store.get_namespace(check_namespace(namespace))
+        return self.store.list_datastores(namespace)
+
+    def count_documents(self, datastore: str | DataStoreRef) -> int:
+        """How many documents a DataStore holds (every version of every MID).
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+
+        Returns:
+            The count.
+        """
+        return self.store.count_documents(self.get_datastore(datastore).id)
+
+    # -- documents ------------------------------------------------------------------------
+
+    def put_document(
+        self, datastore: str | DataStoreRef, mid: Mapping[str, str], document: DocumentInput
+    ) -> Document:
+        """Validate and store a new, immutable document for a MID.
+
+        Every call creates a new DocumentID, also when the same content is written again
+        (NMDB-16). A read right after the call sees the document.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            mid: The media ID; its keys must be exactly the DataStore's MID keys.
+            document: The media document (decoded, or JSON text).
+
+        Returns:
+            The stored document.
+
+        Raises:
+            ValidationError: The MID or document is invalid; every violation is listed
+                (JSON pointer + message) and nothing is stored.
+            NotFoundError: No such DataStore.
+        """
+        return self.put_documents(datastore, [(mid, document)])[0]
+
+    def put_documents(
+        self,
+        datastore: str | DataStoreRef,
+        items: Iterable[tuple[Mapping[str, str], DocumentInput]],
+    ) -> list[Document]:
+        """Validate and store many documents in one transaction: all or none.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            items: ``(mid, document)`` pairs.
+
+        Returns:
+            The stored documents, in order.
+
+        Raises:
+            ValidationError: Any item is invalid; violations are prefixed with the item's
+                index (``/3/tracks/0/...``) and nothing is stored.
+            NotFoundError: No such DataStore.
+        """
+        ds = self.get_datastore(datastore)
+        pending = [self._prepare(ds, mid, doc) for mid, doc in self._check_items(items)]
+        for _attempt in range(_WRITE_RETRIES):
+            schema = self.schemas.get(ds.ref.namespace, ds.schema_name, ds.schema_version)
+            validators = self.schemas.document_validators(schema)
+            violations: list[Violation] = []
+            for index, (_, data) in enumerate(pending):
+                prefix = f"/{index}" if len(pending) > 1 else ""
+                violations += [
+                    Violation(prefix + v.pointer, v.message)
+                    for validator in validators
+                    if not validator.is_valid(data)
+                    for v in validator.violations(data)
+                ]
+                if not violations:
+                    violations += [
+                        Violation(prefix + v.pointer, v.message) for v in check_timeline(data)
+                    ]
+            if violations:
+                what = "document" if len(pending) == 1 else "batch of documents"
+                raise ValidationError(
+                    f"{what} does not match {ds.schema_name} v{ds.schema_version} of "
+                    f"DataStore {ds.ref}; nothing was stored",
+                    violations,
+                )
+            try:
+                seqs = self.store.put_documents(
+                    ds.id, ds.schema_version, [new for new, _ in pending]
+                )
+            except StaleSchemaError:
+                ds = self.get_datastore(ds.ref)  # the schema moved: validate again
+                continue
+            assert len(seqs) == len(pending)
+            return [
+                Document(
+                    new.id, ds.ref, _mid(new.mid_key), ds.schema_version, new.created_at, new.body
+                )
+                for new, _ in pending
+            ]
+        raise ConflictError(f"DataStore {ds.ref} kept changing schema during the write; retry")
+
+    @staticmethod
+    def _check_items(
+        items: Iterable[tuple[Mapping[str, str], DocumentInput]],
+    ) -> list[tuple[Mapping[str, str], DocumentInput]]:
+        checked = []
+        for index, item in enumerate(items):
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise ValidationError(f"item {index} is not a (mid, document) pair")
+            checked.append(item)
+        if not checked:
+            raise ValidationError("no documents to write")
+        return checked
+
+    def _prepare(
+        self, ds: DataStore, mid: Mapping[str, str], document: DocumentInput
+    ) -> tuple[NewDocument, Any]:
+        checked = check_mid(mid, ds.mid_keys)
+        if isinstance(document, bytes | bytearray | memoryview | str):
+            size = len(document)
+            if size > self.settings.max_document_bytes:
+                raise ValidationError(self._too_large(size))
+            data = _json.loads(document, what="document")
+        else:
+            data = document
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                f"a media document is a JSON object with 'asset' and 'tracks'; got "
+                f"{type(data).__name__}"
+            )
+        body = _json.dumps(data)
+        if len(body) > self.settings.max_document_bytes:
+            raise ValidationError(self._too_large(len(body)))
+        return NewDocument(uuid7(), mid_key(checked), _now(), body), data
+
+    def _too_large(self, size: int) -> str:
+        return (
+            f"document is {size} bytes; synchronous writes accept at most "
+            f"{self.settings.max_document_bytes} (setting max_document_bytes)"
+        )
+
+    def get_document(
+        self, document_id: UUID | str, *, datastore: str | DataStoreRef | None = None
+    ) -> Document:
+        """Read a document by DocumentID; the same ID always returns the same bytes.
+
+        Args:
+            document_id: The DocumentID.
+            datastore: If given, the document must belong to this DataStore.
+
+        Returns:
+            The document.
+
+        Raises:
+            ValidationError: The ID is not a UUID.
+            NotFoundError: No such document (in that DataStore).
+        """
+        record = self.store.get_document(_uuid(document_id))
+        ds = self._datastore_of(record)
+        if datastore is not None and DataStoreRef.parse(datastore) != ds.ref:
+            raise NotFoundError(f"document {document_id} does not exist in DataStore {datastore}")
+        return self._document(ds, record)
+
+    def latest_document(self, datastore: str | DataStoreRef, mid: Mapping[str, str]) -> Document:
+        """Read the most recently written document for a MID.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            mid: The media ID.
+
+        Returns:
+            The document.
+
+        Raises:
+            ValidationError: The MID does not match the MID schema.
+            NotFoundError: No such DataStore, or no document for the MID.
+        """
+        ds = self.get_datastore(datastore)
+        key = mid_key(check_mid(mid, ds.mid_keys))
+        try:
+            record = self.store.latest_document(ds.id, key)
+        except NotFoundError:
+            raise NotFoundError(f"DataStore {ds.ref} has no document for MID {key}") from None
+        return self._document(ds, record)
+
+    def list_documents(
+        self,
+        datastore: str | DataStoreRef,
+        mid: Mapping[str, str],
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[DocumentInfo]:
+        """Every document for a MID, newest first, one page at a time (no bodies).
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            mid: The media ID.
+            limit: Page size, 1 to 1000.
+            cursor: ``next_cursor`` of the previous page.
+
+        Returns:
+            The page.
+
+        Raises:
+            ValidationError: A bad MID, limit or cursor.
+            NotFoundError: No such DataStore.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValidationError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+        ds = self.get_datastore(datastore)
+        checked = check_mid(mid, ds.mid_keys)
+        before = decode_cursor(cursor) if cursor is not None else None
+        records = self.store.list_documents(
+            ds.id, mid_key(checked), limit=limit + 1, before_seq=before
+        )
+        more = len(records) > limit
+        records = records[:limit]
+        items = tuple(
+            DocumentInfo(r.id, ds.ref, checked, r.schema_version, r.created_at, r.size)
+            for r in records
+        )
+        return Page(items, encode_cursor(records[-1].seq) if more else None)
+
+    def _datastore_of(self, record: DocumentRecord) -> DataStore:
+        return self.store.get_datastore_by_id(record.datastore_id)
+
+    @staticmethod
+    def _document(ds: DataStore, record: DocumentRecord) -> Document:
+        return Document(
+            record.id,
+            ds.ref,
+            _mid(record.mid_key),
+            record.schema_version,
+            record.created_at,
+            record.body,
+        )
+
+
+def _mid(key: str) -> dict[str, str]:
+    value: dict[str, str] = _json.loads(key)
+    return value
+
+
+def _uuid(value: UUID | str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValidationError(f"invalid DocumentID {value!r}: expected a UUID") from None

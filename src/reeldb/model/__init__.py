@@ -1,0 +1,1 @@
+"""The media data model: tenancy, DataStores, MIDs, documents and exact time."""

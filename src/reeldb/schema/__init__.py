@@ -1,0 +1,1 @@
+"""Schemas: the DSL, its compiler, compiled validators, compatibility and the registry."""

@@ -1,0 +1,447 @@
+"""Storage ports: `MetadataStore` and `DocumentStore`.
+
+A backend implements both over one database, so that an operation spanning them (storing a
+schema version only if no document arrived since the stored-data check) is one transaction.
+Every method translates driver errors into reeldb errors; the contract tests in
+``tests/contract/`` pin the behaviour every backend must show.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
+from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
+
+__all__ = [
+    "DataStoreMove",
+    "DocumentRecord",
+    "DocumentStore",
+    "MetadataStore",
+    "NewDocument",
+    "Store",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DataStoreMove:
+    """Move a DataStore to a new schema version, if nothing changed since it was checked.
+
+    Attributes:
+        datastore_id: The DataStore.
+        from_version: The schema version the DataStore must still be on.
+        checked_upto_seq: Every document with a higher sequence number was not checked; if
+            one exists the move fails with `StaleSchemaError`.
+    """
+
+    datastore_id: int
+    from_version: int
+    checked_upto_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    """A validated document, ready to persist."""
+
+    id: UUID
+    mid_key: str
+    created_at: datetime
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """A stored document (``body`` is empty when listed without bodies).
+
+    Attributes:
+        seq: Position in the backend's write order (increasing; the pagination key).
+        id: The DocumentID (UUIDv7).
+        datastore_id: The DataStore.
+        mid_key: The canonical MID (`reeldb.model.mid.mid_key`).
+        schema_version: The schema version the document was validated against.
+        created_at: When it was written.
+        size: Body length in bytes.
+        body: The stored JSON bytes.
+    """
+
+    seq: int
+    id: UUID
+    datastore_id: int
+    mid_key: str
+    schema_version: int
+    created_at: datetime
+    size: int
+    body: bytes
+
+
+class MetadataStore(abc.ABC):
+    """Namespaces, role grants, schema versions and DataStores."""
+
+    @abc.abstractmethod
+    def create_namespace(self, name: str, description: str, created_at: datetime) -> Namespace:
+        """Create a namespace.
+
+        Args:
+            name: A checked namespace name.
+            description: Free text.
+            created_at: Creation time (UTC).
+
+        Returns:
+            The namespace.
+
+        Raises:
+            AlreadyExistsError: The namespace exists.
+        """
+
+    @abc.abstractmethod
+    def get_namespace(self, name: str) -> Namespace:
+        """Read a namespace.
+
+        Args:
+            name: The namespace name.
+
+        Returns:
+            The namespace.
+
+        Raises:
+            NotFoundError: No such namespace.
+        """
+
+    @abc.abstractmethod
+    def list_namespaces(self) -> list[Namespace]:
+        """Every namespace, by name.
+
+        Returns:
+            The namespaces.
+        """
+
+    @abc.abstractmethod
+    def grant_role(
+        self, namespace: str, principal: str, role: Role, granted_at: datetime
+    ) -> RoleGrant:
+        """Give a principal a role in a namespace, replacing any role it had there.
+
+        Args:
+            namespace: An existing namespace.
+            principal: A checked principal id.
+            role: The role.
+            granted_at: When.
+
+        Returns:
+            The grant.
+
+        Raises:
+            NotFoundError: No such namespace.
+        """
+
+    @abc.abstractmethod
+    def revoke_role(self, namespace: str, principal: str) -> None:
+        """Remove a principal's role in a namespace.
+
+        Args:
+            namespace: The namespace.
+            principal: The principal.
+
+        Raises:
+            NotFoundError: The principal has no role there.
+        """
+
+    @abc.abstractmethod
+    def list_roles(self, namespace: str) -> list[RoleGrant]:
+        """Every grant in a namespace, by principal.
+
+        Args:
+            namespace: The namespace.
+
+        Returns:
+            The grants.
+        """
+
+    @abc.abstractmethod
+    def get_subject(self, namespace: str, name: str) -> SchemaSubject:
+        """Read a schema subject (a name and its versions).
+
+        Args:
+            namespace: The namespace.
+            name: The schema name.
+
+        Returns:
+            The subject.
+
+        Raises:
+            NotFoundError: No schema of that name in the namespace.
+        """
+
+    @abc.abstractmethod
+    def list_subjects(self, namespace: str) -> list[SchemaSubject]:
+        """Every schema subject in a namespace, by name.
+
+        Args:
+            namespace: The namespace.
+
+        Returns:
+            The subjects.
+        """
+
+    @abc.abstractmethod
+    def get_schema_version(self, namespace: str, name: str, version: int | None) -> SchemaVersion:
+        """Read one schema version.
+
+        Args:
+            namespace: The namespace.
+            name: The schema name.
+            version: The version, or None for the latest.
+
+        Returns:
+            The schema version.
+
+        Raises:
+            NotFoundError: No such schema or version; the message names the latest version.
+        """
+
+    @abc.abstractmethod
+    def list_schema_versions(self, namespace: str, name: str) -> list[SchemaVersion]:
+        """Every version of a schema, oldest first.
+
+        Args:
+            namespace: The namespace.
+            name: The schema name.
+
+        Returns:
+            The versions (empty if the schema does not exist).
+        """
+
+    @abc.abstractmethod
+    def add_schema_version(
+        self,
+        schema: SchemaVersion,
+        compatibility: CompatibilityMode,
+        moves: Sequence[DataStoreMove],
+    ) -> None:
+        """Store a new schema version and move DataStores to it, in one transaction.
+
+        The subject is created (with ``compatibility`` and the schema's kind) if new.
+
+        Args:
+            schema: The version to store; its number must exceed every stored one.
+            compatibility: The mode for a new subject (ignored for an existing one).
+            moves: DataStores to move to this version: exactly those using the schema.
+
+        Raises:
+            NotFoundError: The namespace does not exist.
+            ConflictError: The version exists, or a higher one was stored concurrently.
+            StaleSchemaError: A moved DataStore changed version or got unchecked documents,
+                or the DataStores using the schema are not exactly those moved.
+        """
+
+    @abc.abstractmethod
+    def set_compatibility(self, namespace: str, name: str, mode: CompatibilityMode) -> None:
+        """Change a subject's compatibility mode.
+
+        Args:
+            namespace: The namespace.
+            name: The schema name.
+            mode: The new mode.
+
+        Raises:
+            NotFoundError: No such schema.
+        """
+
+    @abc.abstractmethod
+    def create_datastore(
+        self,
+        ref: DataStoreRef,
+        mid_keys: Sequence[str],
+        schema_name: str,
+        schema_version: int,
+        description: str,
+        created_at: datetime,
+    ) -> DataStore:
+        """Create a DataStore.
+
+        Args:
+            ref: Its identity.
+            mid_keys: The immutable MID schema.
+            schema_name: The document schema, in the same namespace.
+            schema_version: The version new documents are validated against.
+            description: Free text.
+            created_at: When.
+
+        Returns:
+            The DataStore.
+
+        Raises:
+            NotFoundError: The namespace or schema version does not exist.
+            AlreadyExistsError: A DataStore with this identity exists.
+        """
+
+    @abc.abstractmethod
+    def get_datastore(self, ref: DataStoreRef) -> DataStore:
+        """Read a DataStore.
+
+        Args:
+            ref: Its identity.
+
+        Returns:
+            The DataStore.
+
+        Raises:
+            NotFoundError: No such DataStore.
+        """
+
+    @abc.abstractmethod
+    def get_datastore_by_id(self, datastore_id: int) -> DataStore:
+        """Read a DataStore by its internal id.
+
+        Args:
+            datastore_id: The id.
+
+        Returns:
+            The DataStore.
+
+        Raises:
+            NotFoundError: No such DataStore.
+        """
+
+    @abc.abstractmethod
+    def list_datastores(self, namespace: str | None = None) -> list[DataStore]:
+        """DataStores, ordered by identity.
+
+        Args:
+            namespace: Only this namespace's, or every DataStore when None.
+
+        Returns:
+            The DataStores.
+        """
+
+    @abc.abstractmethod
+    def datastores_using(self, namespace: str, schema_name: str) -> list[DataStore]:
+        """The DataStores whose document schema is this subject.
+
+        Args:
+            namespace: The namespace.
+            schema_name: The schema name.
+
+        Returns:
+            The DataStores.
+        """
+
+
+class DocumentStore(abc.ABC):
+    """Immutable documents keyed by DocumentID, grouped by DataStore and MID."""
+
+    @abc.abstractmethod
+    def put_documents(
+        self, datastore_id: int, schema_version: int, documents: Sequence[NewDocument]
+    ) -> list[int]:
+        """Persist documents in one transaction: all or none.
+
+        Args:
+            datastore_id: The DataStore.
+            schema_version: The version the documents were validated against; the DataStore
+                must still be on it.
+            documents: The documents.
+
+        Returns:
+            The sequence number given to each document, in order.
+
+        Raises:
+            NotFoundError: No such DataStore.
+            StaleSchemaError: The DataStore moved to another schema version; revalidate.
+        """
+
+    @abc.abstractmethod
+    def get_document(self, document_id: UUID) -> DocumentRecord:
+        """Read a document by DocumentID.
+
+        Args:
+            document_id: The DocumentID.
+
+        Returns:
+            The document with its body.
+
+        Raises:
+            NotFoundError: No such document.
+        """
+
+    @abc.abstractmethod
+    def latest_document(self, datastore_id: int, mid_key: str) -> DocumentRecord:
+        """Read the most recently written document for a MID.
+
+        Args:
+            datastore_id: The DataStore.
+            mid_key: The canonical MID.
+
+        Returns:
+            The document with its body.
+
+        Raises:
+            NotFoundError: No document for this MID.
+        """
+
+    @abc.abstractmethod
+    def list_documents(
+        self, datastore_id: int, mid_key: str, *, limit: int, before_seq: int | None
+    ) -> list[DocumentRecord]:
+        """Documents for a MID, newest first, without bodies.
+
+        Args:
+            datastore_id: The DataStore.
+            mid_key: The canonical MID.
+            limit: At most this many.
+            before_seq: Only documents older than this sequence number (the cursor).
+
+        Returns:
+            The records, ``body`` empty.
+        """
+
+    @abc.abstractmethod
+    def iter_documents(
+        self, datastore_id: int, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> Iterator[DocumentRecord]:
+        """Stream a DataStore's documents in write order, with bodies, in bounded memory.
+
+        Args:
+            datastore_id: The DataStore.
+            after_seq: Only documents after this sequence number.
+            upto_seq: Only documents up to this sequence number (inclusive).
+
+        Yields:
+            The records.
+        """
+
+    @abc.abstractmethod
+    def max_seq(self, datastore_id: int) -> int:
+        """The highest sequence number in a DataStore (0 if empty).
+
+        Args:
+            datastore_id: The DataStore.
+
+        Returns:
+            The sequence number.
+        """
+
+    @abc.abstractmethod
+    def count_documents(self, datastore_id: int) -> int:
+        """How many documents a DataStore holds.
+
+        Args:
+            datastore_id: The DataStore.
+
+        Returns:
+            The count.
+        """
+
+
+class Store(MetadataStore, DocumentStore):
+    """A backend: both ports over one database, plus its lifecycle."""
+
+    url: str
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; later calls raise `DatabaseClosedError`."""

@@ -1,0 +1,199 @@
+"""SQLite connections: one writer at a time with ``BEGIN IMMEDIATE``, readers on their own.
+
+File databases run in WAL mode: each thread reads on its own connection and never blocks the
+writer; writes from every thread go through one connection under a lock, and writes from
+other processes wait on SQLite's file lock for up to ``busy_timeout``. ``memory:`` databases
+live in one connection shared under a lock. Driver errors become reeldb errors here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from reeldb.errors import (
+    BackendUnavailableError,
+    DatabaseClosedError,
+    QueryTimeoutError,
+    ReelError,
+)
+
+__all__ = ["SQLiteConnections"]
+
+T = TypeVar("T")
+
+_SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+
+class SQLiteConnections:
+    """Connection management for one SQLite database.
+
+    Args:
+        path: The database file, or None for a private in-memory database.
+        synchronous: SQLite ``synchronous`` pragma: ``full`` (default) fsyncs every commit
+            so an acknowledged write survives power loss; ``normal`` survives process crashes.
+        busy_timeout: Seconds a write waits for another process's lock.
+        read_timeout: Seconds a read may run before it is interrupted (None: no limit).
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        synchronous: str = "full",
+        busy_timeout: float = 30.0,
+        read_timeout: float | None = None,
+    ) -> None:
+        if synchronous not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
+        self.path = path
+        self._synchronous = synchronous
+        self._busy_ms = int(busy_timeout * 1000)
+        self.read_timeout = read_timeout
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect()
+        if path is not None:
+            self._writer.execute("PRAGMA journal_mode=WAL")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                str(self.path) if self.path is not None else ":memory:",
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=self._busy_ms / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(
+                f"cannot open SQLite database {self.path}: {exc}"
+            ) from exc
+        conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosedError("the reeldb database is closed")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back.
+
+        Yields:
+            The writer connection.
+
+        Raises:
+            DatabaseClosedError: The database was closed.
+            BackendUnavailableError: Another process held the lock past ``busy_timeout``.
+        """
+        with self._write_lock:
+            self._check_open()
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise BackendUnavailableError(f"database is busy: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise BackendUnavailableError(f"commit failed: {exc}") from exc
+
+    def with_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the writer connection under the write lock, managing no transaction.
+
+        Args:
+            fn: Manages its own transactions (the migration runner).
+
+        Returns:
+            What ``fn`` returns.
+        """
+        with self._write_lock:
+            self._check_open()
+            return fn(self._writer)
+
+    @contextmanager
+    def read(self, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+        """A consistent read snapshot, interrupted after ``timeout`` seconds.
+
+        Args:
+            timeout: Seconds before the read is interrupted; defaults to ``read_timeout``.
+
+        Yields:
+            A connection for this thread.
+
+        Raises:
+            DatabaseClosedError: The database was closed.
+            QueryTimeoutError: The read ran past its time limit.
+        """
+        self._check_open()
+        limit = timeout if timeout is not None else self.read_timeout
+        if self.path is None:
+            with self._write_lock:
+                self._check_open()
+                with self._guard(self._writer, limit, begin=False):
+                    yield self._writer
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            with self._readers_lock:
+                self._readers.append(conn)
+            self._local.conn = conn
+        with self._guard(conn, limit, begin=True):
+            yield conn
+
+    @contextmanager
+    def _guard(
+        self, conn: sqlite3.Connection, limit: float | None, *, begin: bool
+    ) -> Iterator[None]:
+        if limit is not None:
+            deadline = time.monotonic() + limit
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        if begin:
+            conn.execute("BEGIN")
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryTimeoutError(f"read interrupted after {limit} s") from exc
+            raise BackendUnavailableError(f"SQLite error: {exc}") from exc
+        except sqlite3.ProgrammingError as exc:
+            if self._closed:
+                raise DatabaseClosedError("the reeldb database is closed") from exc
+            raise ReelError(f"SQLite error: {exc}") from exc
+        finally:
+            if begin and conn.in_transaction:
+                conn.execute("COMMIT")
+            if limit is not None:
+                conn.set_progress_handler(None, 0)
+
+    def close(self) -> None:
+        """Close every connection; later use raises `DatabaseClosedError`."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            with self._readers_lock:
+                for conn in self._readers:
+                    conn.close()
+                self._readers.clear()
+            self._writer.close()

@@ -1,0 +1,536 @@
+"""`SQLiteStore`: both storage ports on one SQLite database (the embedded default)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from reeldb import _json
+from reeldb.errors import (
+    AlreadyExistsError,
+    BackendUnavailableError,
+    ConflictError,
+    NotFoundError,
+    StaleSchemaError,
+)
+from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
+from reeldb.schema.model import (
+    CompatibilityMode,
+    SchemaKind,
+    SchemaRef,
+    SchemaSubject,
+    SchemaVersion,
+)
+from reeldb.store.base import DataStoreMove, DocumentRecord, NewDocument, Store
+from reeldb.store.sqlite._connection import SQLiteConnections
+from reeldb.store.sqlite.migrations import migrate
+
+__all__ = ["SQLiteStore"]
+
+_DOC_COLUMNS = "seq, id, datastore_id, mid_key, schema_version, created_at, size"
+_DS_COLUMNS = (
+    "id, namespace, analysis_type, version, mid_keys, schema_name, schema_version, "
+    "description, created_at"
+)
+_SV_COLUMNS = (
+    "namespace, name, version, kind, description, definition, json_schema, resolved, lineage, "
+    "created_at"
+)
+_ITER_BATCH = 256
+
+
+def _ts(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _datastore(row: Sequence[Any]) -> DataStore:
+    return DataStore(
+        ref=DataStoreRef(row[1], row[2], row[3]),
+        mid_keys=tuple(_json.loads(row[4])),
+        schema_name=row[5],
+        schema_version=row[6],
+        description=row[7],
+        created_at=_dt(row[8]),
+        id=row[0],
+    )
+
+
+def _schema_version(row: Sequence[Any]) -> SchemaVersion:
+    return SchemaVersion(
+        ref=SchemaRef(row[0], row[1], row[2]),
+        kind=SchemaKind(row[3]),
+        description=row[4],
+        definition=_json.loads(row[5]),
+        json_schema=_json.loads(row[6]),
+        resolved=_json.loads(row[7]),
+        lineage=tuple(_json.loads(row[8])),
+        created_at=_dt(row[9]),
+    )
+
+
+def _document(row: Sequence[Any], body: bytes = b"") -> DocumentRecord:
+    return DocumentRecord(
+        seq=row[0],
+        id=UUID(bytes=row[1]),
+        datastore_id=row[2],
+        mid_key=row[3],
+        schema_version=row[4],
+        created_at=_dt(row[5]),
+        size=row[6],
+        body=body,
+    )
+
+
+class SQLiteStore(Store):
+    """The embedded backend: metadata and documents in one SQLite file (or in memory).
+
+    Args:
+        path: The database file; None for a private in-memory database.
+        synchronous: ``full`` (default, durable across power loss) or ``normal``.
+        busy_timeout: Seconds a write waits for another process's lock.
+        read_timeout: Seconds a read may run (None: no limit).
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        synchronous: str = "full",
+        busy_timeout: float = 30.0,
+        read_timeout: float | None = None,
+    ) -> None:
+        self.url = f"sqlite:///{path}" if path is not None else "memory:"
+        self._db = SQLiteConnections(
+            path, synchronous=synchronous, busy_timeout=busy_timeout, read_timeout=read_timeout
+        )
+        try:
+            self._db.with_writer(migrate)
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"cannot migrate {self.url}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close every connection."""
+        self._db.close()
+
+    # -- namespaces and roles -------------------------------------------------------------
+
+    def create_namespace(self, name: str, description: str, created_at: datetime) -> Namespace:
+        """See `MetadataStore.create_namespace`."""
+        with self._db.write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO namespaces (name, description, created_at) VALUES (?, ?, ?)",
+                    (name, description, _ts(created_at)),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExistsError(f"namespace {name} already exists") from None
+        return Namespace(name, description, created_at)
+
+    def get_namespace(self, name: str) -> Namespace:
+        """See `MetadataStore.get_namespace`."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT name, description, created_at FROM namespaces WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"namespace {name} does not exist")
+        return Namespace(row[0], row[1], _dt(row[2]))
+
+    def list_namespaces(self) -> list[Namespace]:
+        """See `MetadataStore.list_namespaces`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT name, description, created_at FROM namespaces ORDER BY name"
+            ).fetchall()
+        return [Namespace(r[0], r[1], _dt(r[2])) for r in rows]
+
+    def _require_namespace(self, conn: sqlite3.Connection, name: str) -> None:
+        if conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (name,)).fetchone() is None:
+            raise NotFoundError(f"namespace {name} does not exist")
+
+    def grant_role(
+        self, namespace: str, principal: str, role: Role, granted_at: datetime
+    ) -> RoleGrant:
+        """See `MetadataStore.grant_role`."""
+        with self._db.write() as conn:
+            self._require_namespace(conn, namespace)
+            conn.execute(
+                "INSERT INTO role_grants (namespace, principal, role, granted_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (namespace, principal) "
+                "DO UPDATE SET role = excluded.role, granted_at = excluded.granted_at",
+                (namespace, principal, role.value, _ts(granted_at)),
+            )
+        return RoleGrant(namespace, principal, role, granted_at)
+
+    def revoke_role(self, namespace: str, principal: str) -> None:
+        """See `MetadataStore.revoke_role`."""
+        with self._db.write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM role_grants WHERE namespace = ? AND principal = ?",
+                (namespace, principal),
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"{principal} has no role in namespace {namespace}")
+
+    def list_roles(self, namespace: str) -> list[RoleGrant]:
+        """See `MetadataStore.list_roles`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT namespace, principal, role, granted_at FROM role_grants "
+                "WHERE namespace = ? ORDER BY principal",
+                (namespace,),
+            ).fetchall()
+        return [RoleGrant(r[0], r[1], Role(r[2]), _dt(r[3])) for r in rows]
+
+    # -- schemas --------------------------------------------------------------------------
+
+    def _subjects(self, conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Any]:
+        rows = conn.execute(
+            "SELECT s.namespace, s.name, s.kind, s.compatibility, "
+            "json_group_array(v.version) FROM schema_subjects s "
+            "JOIN schema_versions v ON v.namespace = s.namespace AND v.name = s.name "
+            f"WHERE {where} GROUP BY s.namespace, s.name ORDER BY s.name",
+            args,
+        ).fetchall()
+        subjects = []
+        for row in rows:
+            versions = tuple(sorted(_json.loads(row[4])))
+            subjects.append(
+                SchemaSubject(
+                    namespace=row[0],
+                    name=row[1],
+                    kind=SchemaKind(row[2]),
+                    compatibility=CompatibilityMode(row[3]),
+                    latest_version=versions[-1],
+                    versions=versions,
+                )
+            )
+        return subjects
+
+    def get_subject(self, namespace: str, name: str) -> SchemaSubject:
+        """See `MetadataStore.get_subject`."""
+        with self._db.read() as conn:
+            found = self._subjects(conn, "s.namespace = ? AND s.name = ?", (namespace, name))
+        if not found:
+            raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
+        subject: SchemaSubject = found[0]
+        return subject
+
+    def list_subjects(self, namespace: str) -> list[SchemaSubject]:
+        """See `MetadataStore.list_subjects`."""
+        with self._db.read() as conn:
+            return self._subjects(conn, "s.namespace = ?", (namespace,))
+
+    def get_schema_version(self, namespace: str, name: str, version: int | None) -> SchemaVersion:
+        """See `MetadataStore.get_schema_version`."""
+        with self._db.read() as conn:
+            if version is None:
+                row = conn.execute(
+                    f"SELECT {_SV_COLUMNS} FROM schema_versions WHERE namespace = ? AND name = ? "
+                    "ORDER BY version DESC LIMIT 1",
+                    (namespace, name),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    f"SELECT {_SV_COLUMNS} FROM schema_versions "
+                    "WHERE namespace = ? AND name = ? AND version = ?",
+                    (namespace, name, version),
+                ).fetchone()
+            if row is not None:
+                return _schema_version(row)
+            latest = conn.execute(
+                "SELECT max(version) FROM schema_versions WHERE namespace = ? AND name = ?",
+                (namespace, name),
+            ).fetchone()[0]
+        if latest is None:
+            raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
+        raise NotFoundError(
+            f"schema {namespace}/{name} has no version {version} (latest is {latest})"
+        )
+
+    def list_schema_versions(self, namespace: str, name: str) -> list[SchemaVersion]:
+        """See `MetadataStore.list_schema_versions`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_SV_COLUMNS} FROM schema_versions WHERE namespace = ? AND name = ? "
+                "ORDER BY version",
+                (namespace, name),
+            ).fetchall()
+        return [_schema_version(row) for row in rows]
+
+    def add_schema_version(
+        self,
+        schema: SchemaVersion,
+        compatibility: CompatibilityMode,
+        moves: Sequence[DataStoreMove],
+    ) -> None:
+        """See `MetadataStore.add_schema_version`."""
+        ref = schema.ref
+        with self._db.write() as conn:
+            self._require_namespace(conn, ref.namespace)
+            conn.execute(
+                "INSERT INTO schema_subjects (namespace, name, kind, compatibility) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (ref.namespace, ref.name, schema.kind.value, compatibility.value),
+            )
+            latest = conn.execute(
+                "SELECT max(version) FROM schema_versions WHERE namespace = ? AND name = ?",
+                (ref.namespace, ref.name),
+            ).fetchone()[0]
+            if latest is not None and ref.version <= latest:
+                raise ConflictError(
+                    f"schema {ref.namespace}/{ref.name} already has version {latest}; "
+                    f"version {ref.version} cannot be added"
+                )
+            conn.execute(
+                f"INSERT INTO schema_versions ({_SV_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ref.namespace,
+                    ref.name,
+                    ref.version,
+                    schema.kind.value,
+                    schema.description,
+                    _json.dumps(schema.definition).decode(),
+                    _json.dumps(schema.json_schema).decode(),
+                    _json.dumps(schema.resolved).decode(),
+                    _json.dumps(list(schema.lineage)).decode(),
+                    _ts(schema.created_at),
+                ),
+            )
+            using = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM datastores WHERE namespace = ? AND schema_name = ?",
+                    (ref.namespace, ref.name),
+                )
+            }
+            if using != {move.datastore_id for move in moves}:
+                raise StaleSchemaError("DataStores using the schema changed during the check")
+            for move in moves:
+                row = conn.execute(
+                    "SELECT d.schema_version, "
+                    "(SELECT coalesce(max(seq), 0) FROM documents WHERE datastore_id = d.id) "
+                    "FROM datastores d WHERE d.id = ?",
+                    (move.datastore_id,),
+                ).fetchone()
+                if row is None or row[0] != move.from_version or row[1] > move.checked_upto_seq:
+                    raise StaleSchemaError("a DataStore changed while the schema was checked")
+                conn.execute(
+                    "UPDATE datastores SET schema_version = ? WHERE id = ?",
+                    (ref.version, move.datastore_id),
+                )
+
+    def set_compatibility(self, namespace: str, name: str, mode: CompatibilityMode) -> None:
+        """See `MetadataStore.set_compatibility`."""
+        with self._db.write() as conn:
+            cursor = conn.execute(
+                "UPDATE schema_subjects SET compatibility = ? WHERE namespace = ? AND name = ?",
+                (mode.value, namespace, name),
+            )
+            if cursor.rowcount == 0:
+                raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
+
+    # -- DataStores -----------------------------------------------------------------------
+
+    def create_datastore(
+        self,
+        ref: DataStoreRef,
+        mid_keys: Sequence[str],
+        schema_name: str,
+        schema_version: int,
+        description: str,
+        created_at: datetime,
+    ) -> DataStore:
+        """See `MetadataStore.create_datastore`."""
+        with self._db.write() as conn:
+            self._require_namespace(conn, ref.namespace)
+            exists = conn.execute(
+                "SELECT 1 FROM schema_versions WHERE namespace = ? AND name = ? AND version = ?",
+                (ref.namespace, schema_name, schema_version),
+            ).fetchone()
+            if exists is None:
+                raise NotFoundError(
+                    f"schema {ref.namespace}/{schema_name} v{schema_version} does not exist"
+                )
+            try:
+                cursor = conn.execute(
+                    f"INSERT INTO datastores ({_DS_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        ref.namespace,
+                        ref.analysis_type,
+                        ref.version,
+                        _json.dumps(list(mid_keys)).decode(),
+                        schema_name,
+                        schema_version,
+                        description,
+                        _ts(created_at),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExistsError(f"DataStore {ref} already exists") from None
+            new_id = cursor.lastrowid
+        assert new_id is not None
+        return DataStore(
+            ref, tuple(mid_keys), schema_name, schema_version, description, created_at, new_id
+        )
+
+    def get_datastore(self, ref: DataStoreRef) -> DataStore:
+        """See `MetadataStore.get_datastore`."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_DS_COLUMNS} FROM datastores "
+                "WHERE namespace = ? AND analysis_type = ? AND version = ?",
+                (ref.namespace, ref.analysis_type, ref.version),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"DataStore {ref} does not exist")
+        return _datastore(row)
+
+    def get_datastore_by_id(self, datastore_id: int) -> DataStore:
+        """See `MetadataStore.get_datastore_by_id`."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_DS_COLUMNS} FROM datastores WHERE id = ?", (datastore_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"DataStore #{datastore_id} does not exist")
+        return _datastore(row)
+
+    def list_datastores(self, namespace: str | None = None) -> list[DataStore]:
+        """See `MetadataStore.list_datastores`."""
+        order = " ORDER BY namespace, analysis_type, version"
+        with self._db.read() as conn:
+            if namespace is None:
+                rows = conn.execute(f"SELECT {_DS_COLUMNS} FROM datastores{order}").fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_DS_COLUMNS} FROM datastores WHERE namespace = ?{order}",
+                    (namespace,),
+                ).fetchall()
+        return [_datastore(row) for row in rows]
+
+    def datastores_using(self, namespace: str, schema_name: str) -> list[DataStore]:
+        """See `MetadataStore.datastores_using`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_DS_COLUMNS} FROM datastores WHERE namespace = ? AND schema_name = ? "
+                "ORDER BY id",
+                (namespace, schema_name),
+            ).fetchall()
+        return [_datastore(row) for row in rows]
+
+    # -- documents ------------------------------------------------------------------------
+
+    def put_documents(
+        self, datastore_id: int, schema_version: int, documents: Sequence[NewDocument]
+    ) -> list[int]:
+        """See `DocumentStore.put_documents`."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT schema_version FROM datastores WHERE id = ?", (datastore_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"DataStore #{datastore_id} does not exist")
+            if row[0] != schema_version:
+                raise StaleSchemaError(
+                    f"the DataStore moved to schema version {row[0]} during the write"
+                )
+            conn.executemany(
+                "INSERT INTO documents (id, datastore_id, mid_key, schema_version, created_at, "
+                "size, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        doc.id.bytes,
+                        datastore_id,
+                        doc.mid_key,
+                        schema_version,
+                        _ts(doc.created_at),
+                        len(doc.body),
+                        doc.body,
+                    )
+                    for doc in documents
+                ],
+            )
+            last = conn.execute("SELECT coalesce(max(seq), 0) FROM documents").fetchone()[0]
+        # One writer holds the database during the transaction and AUTOINCREMENT never reuses
+        # a number, so the batch got the consecutive numbers ending at `last`.
+        return list(range(last - len(documents) + 1, last + 1))
+
+    def get_document(self, document_id: UUID) -> DocumentRecord:
+        """See `DocumentStore.get_document`."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_DOC_COLUMNS}, body FROM documents WHERE id = ?", (document_id.bytes,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"document {document_id} does not exist")
+        return _document(row, bytes(row[7]))
+
+    def latest_document(self, datastore_id: int, mid_key: str) -> DocumentRecord:
+        """See `DocumentStore.latest_document`."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_DOC_COLUMNS}, body FROM documents WHERE datastore_id = ? "
+                "AND mid_key = ? ORDER BY seq DESC LIMIT 1",
+                (datastore_id, mid_key),
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no document for MID {mid_key}")
+        return _document(row, bytes(row[7]))
+
+    def list_documents(
+        self, datastore_id: int, mid_key: str, *, limit: int, before_seq: int | None
+    ) -> list[DocumentRecord]:
+        """See `DocumentStore.list_documents`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE datastore_id = ? AND mid_key = ? "
+                "AND seq < ? ORDER BY seq DESC LIMIT ?",
+                (datastore_id, mid_key, before_seq if before_seq is not None else 2**62, limit),
+            ).fetchall()
+        return [_document(row) for row in rows]
+
+    def iter_documents(
+        self, datastore_id: int, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> Iterator[DocumentRecord]:
+        """See `DocumentStore.iter_documents`."""
+        upto = upto_seq if upto_seq is not None else 2**62
+        cursor = after_seq
+        while True:
+            with self._db.read() as conn:
+                rows = conn.execute(
+                    f"SELECT {_DOC_COLUMNS}, body FROM documents WHERE datastore_id = ? "
+                    "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    (datastore_id, cursor, upto, _ITER_BATCH),
+                ).fetchall()
+            for row in rows:
+                yield _document(row, bytes(row[7]))
+            if len(rows) < _ITER_BATCH:
+                return
+            cursor = rows[-1][0]
+
+    def max_seq(self, datastore_id: int) -> int:
+        """See `DocumentStore.max_seq`."""
+        with self._db.read() as conn:
+            value: int = conn.execute(
+                "SELECT coalesce(max(seq), 0) FROM documents WHERE datastore_id = ?",
+                (datastore_id,),
+            ).fetchone()[0]
+        return value
+
+    def count_documents(self, datastore_id: int) -> int:
+        """See `DocumentStore.count_documents`."""
+        with self._db.read() as conn:
+            value: int = conn.execute(
+                "SELECT count(*) FROM documents WHERE datastore_id = ?", (datastore_id,)
+            ).fetchone()[0]
+        return value

@@ -1,0 +1,113 @@
+"""Versioned SQLite schema migrations: named, applied in order, recorded, transactional.
+
+Append new migrations at the end; never edit one that has shipped. Each runs in its own
+``BEGIN IMMEDIATE`` transaction together with its row in ``reeldb_migrations``, so a crash
+leaves either the whole migration or none of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Final
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (
+        "0001_core",
+        (
+            """CREATE TABLE namespaces (
+                name TEXT PRIMARY KEY,
+                description TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE role_grants (
+                namespace TEXT NOT NULL REFERENCES namespaces(name),
+                principal TEXT NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('admin', 'writer', 'reader')),
+                granted_at TEXT NOT NULL,
+                PRIMARY KEY (namespace, principal)
+            )""",
+            """CREATE TABLE schema_subjects (
+                namespace TEXT NOT NULL REFERENCES namespaces(name),
+                name TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                compatibility TEXT NOT NULL,
+                PRIMARY KEY (namespace, name)
+            )""",
+            """CREATE TABLE schema_versions (
+                namespace TEXT NOT NULL,
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                kind TEXT NOT NULL,
+                description TEXT NOT NULL,
+                definition TEXT NOT NULL,
+                json_schema TEXT NOT NULL,
+                resolved TEXT NOT NULL,
+                lineage TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (namespace, name, version),
+                FOREIGN KEY (namespace, name) REFERENCES schema_subjects(namespace, name)
+            )""",
+            """CREATE TABLE datastores (
+                id INTEGER PRIMARY KEY,
+                namespace TEXT NOT NULL REFERENCES namespaces(name),
+                analysis_type TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                mid_keys TEXT NOT NULL,
+                schema_name TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                description TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                UNIQUE (namespace, analysis_type, version),
+                FOREIGN KEY (namespace, schema_name, schema_version)
+                    REFERENCES schema_versions(namespace, name, version)
+            )""",
+            """CREATE TABLE documents (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id BLOB NOT NULL UNIQUE,
+                datastore_id INTEGER NOT NULL REFERENCES datastores(id),
+                mid_key TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                body BLOB NOT NULL
+            )""",
+            "CREATE INDEX documents_by_mid ON documents (datastore_id, mid_key, seq)",
+            "CREATE INDEX documents_by_datastore ON documents (datastore_id, seq)",
+        ),
+    ),
+)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded.
+
+    Args:
+        conn: A connection in autocommit mode (``isolation_level=None``).
+
+    Returns:
+        The names of the migrations applied now.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS reeldb_migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
+    )
+    applied: list[str] = []
+    for name, statements in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = conn.execute("SELECT 1 FROM reeldb_migrations WHERE name = ?", (name,))
+            if done.fetchone() is None:
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO reeldb_migrations (name, applied_at) VALUES (?, ?)",
+                    (name, datetime.now(UTC).isoformat()),
+                )
+                applied.append(name)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return applied
