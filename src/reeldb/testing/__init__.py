@@ -1,0 +1,111 @@
+"""Helpers for testing reeldb and code built on it: contract-suite builders and sample data.
+
+Backends reuse these in their contract tests (``tests/contract/``), so a new backend is
+tested exactly like the existing ones.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from reeldb.schema.model import SchemaKind, SchemaRef, SchemaVersion
+
+__all__ = ["FACE_DETECTION", "MID", "NOW", "face_document", "stored_schema_version"]
+
+NOW: Final = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+"""A fixed timestamp for records written in tests."""
+
+
+def stored_schema_version(
+    namespace: str, name: str, version: int, *, kind: SchemaKind = SchemaKind.DOCUMENT, **extra: Any
+) -> SchemaVersion:
+    """A minimal schema version for port-level tests (ports store what they are given).
+
+    Args:
+        namespace: The namespace.
+        name: The schema name.
+        version: The version.
+        kind: The schema kind.
+        **extra: ``description`` overrides the default description.
+
+    Returns:
+        The schema version.
+    """
+    return SchemaVersion(
+        ref=SchemaRef(namespace, name, version),
+        kind=kind,
+        description=str(extra.get("description", f"{name} v{version}")),
+        definition={"name": name, "levels": {}},
+        json_schema={"type": "object", "title": name},
+        resolved={},
+        lineage=(f"{namespace}/{name} v{version}",),
+        created_at=NOW,
+    )
+
+
+MID: Final = {"title_id": "80100172", "video_stream_id": "vs-1080p-01"}
+
+FACE_DETECTION: Final[dict[str, Any]] = {
+    "name": "face_detection",
+    "levels": {
+        "asset": {"properties": {"title": {"type": "text", "mandatory": True}}},
+        "track": {
+            "properties": {
+                "kind": {
+                    "type": "enum",
+                    "values": ["video", "audio", "subtitle"],
+                    "mandatory": True,
+                }
+            }
+        },
+        "component": {"properties": {"algorithm": {"type": "keyword", "mandatory": True}}},
+        "event": {
+            "properties": {
+                "label": {"type": "keyword", "mandatory": True},
+                "confidence": {"type": "float", "minimum": 0, "maximum": 1},
+            }
+        },
+        "region": {"properties": {"person": {"type": "keyword"}}},
+    },
+}
+
+
+def face_document(n_events: int = 2, *, person: str = "Alice") -> dict[str, Any]:
+    """A valid document for `FACE_DETECTION`: one video track of ``n_events`` face events.
+
+    Args:
+        n_events: How many events (one region each).
+        person: The person in every region.
+
+    Returns:
+        A fresh document.
+    """
+    return {
+        "asset": {"title": "A title"},
+        "tracks": [
+            {
+                "kind": "video",
+                "frame_rate": "24000/1001",
+                "components": [
+                    {
+                        "algorithm": "face_detector",
+                        "events": [
+                            {
+                                "time_range": {"start": i, "end": i + 0.5},
+                                "label": "face",
+                                "confidence": 0.9,
+                                "regions": [
+                                    {
+                                        "bounding_box": {"x": 0.1, "y": 0.2, "w": 0.3, "h": 0.4},
+                                        "person": person,
+                                    }
+                                ],
+                            }
+                            for i in range(n_events)
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
