@@ -104,7 +104,7 @@ def root(
         typer.Option(
             "--database",
             "-d",
-            help="Database URL: sqlite:///path/reel.db or memory: [env REELDB_DATABASE].",
+            help="Database URL: sqlite:///path/reel.db or memory: (env REELDB_DATABASE).",
             show_default=False,
         ),
     ] = None,
@@ -373,12 +373,9 @@ def schema_check(
             f"{report.checked_documents} stored documents checked)"
         )
     else:
-        state.out.table(
-            f"{report.candidate} is incompatible ({report.mode.value})",
-            ["path", "problem", "rule"],
-            [(i.path, i.message, i.rule) for i in report.incompatibilities],
-            report.incompatibilities,
-        )
+        state.out.line(f"{report.candidate} is incompatible ({report.mode.value}):", markup=False)
+        for item in report.incompatibilities:
+            state.out.line(f"  {item.rule:<11} {item.path}: {item.message}", markup=False)
     if not report.compatible:
         raise typer.Exit(1)
 

@@ -79,14 +79,15 @@ class Output:
         """
         sys.stdout.write(orjson.dumps(plain(value), option=orjson.OPT_INDENT_2).decode() + "\n")
 
-    def line(self, text: str) -> None:
-        """Print a line of text (rich markup allowed) in text mode.
+    def line(self, text: str, *, markup: bool = True) -> None:
+        """Print a line of text in text mode.
 
         Args:
             text: The line.
+            markup: Interpret rich markup; turn off for text with brackets (JSON paths).
         """
         if not self.json:
-            self.console.print(text, highlight=False)
+            self.console.print(text, highlight=False, markup=markup)
 
     def table(
         self,
