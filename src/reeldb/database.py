@@ -493,17 +493,16 @@ class Database:
             validators = self.schemas.document_validators(schema)
             violations: list[Violation] = []
             for index, (_, data) in enumerate(pending):
-                prefix = f"/{index}" if len(pending) > 1 else ""
-                violations += [
-                    Violation(prefix + v.pointer, v.message)
+                found = [
+                    v
                     for validator in validators
                     if not validator.is_valid(data)
                     for v in validator.violations(data)
                 ]
-                if not violations:
-                    violations += [
-                        Violation(prefix + v.pointer, v.message) for v in check_timeline(data)
-                    ]
+                # The timeline rules assume the structure the schema guarantees.
+                found = found or check_timeline(data)
+                prefix = f"/{index}" if len(pending) > 1 else ""
+                violations += [Violation(prefix + v.pointer, v.message) for v in found]
             if violations:
                 what = "document" if len(pending) == 1 else "batch of documents"
                 raise ValidationError(

@@ -51,7 +51,7 @@ from reeldb.store.base import DataStoreMove, Store
 __all__ = ["CompatibilityReport", "SchemaRegistry"]
 
 MAX_REPORTED_DOCUMENTS: Final = 20
-_VALIDATOR_CACHE: Final = 256
+_CACHE_SIZE: Final = 256
 _EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -122,6 +122,7 @@ class SchemaRegistry:
         self._store = store
         self._lock = threading.Lock()
         self._validators: OrderedDict[tuple[SchemaRef, bool], SchemaValidator] = OrderedDict()
+        self._versions: OrderedDict[SchemaRef, SchemaVersion] = OrderedDict()
         self._builtins: dict[str, SchemaVersion] = {}
         for name, definition in BUILTIN_SCHEMAS.items():
             self._builtins[name] = self._compile(
@@ -146,11 +147,22 @@ class SchemaRegistry:
             NotFoundError: No such schema or version.
         """
         if namespace != BUILTIN_NAMESPACE:
+            key = SchemaRef(namespace, name, version) if version is not None else None
+            with self._lock:
+                cached = self._versions.get(key) if key else None
+            if cached is not None:
+                return cached
             try:
-                return self._store.get_schema_version(namespace, name, version)
+                found = self._store.get_schema_version(namespace, name, version)
             except NotFoundError:
                 if name not in self._builtins:
                     raise
+            else:
+                with self._lock:  # stored versions are immutable: safe to keep
+                    self._versions[found.ref] = found
+                    while len(self._versions) > _CACHE_SIZE:
+                        self._versions.popitem(last=False)
+                return found
         builtin = self._builtins.get(name)
         if builtin is None:
             raise NotFoundError(
@@ -226,7 +238,7 @@ class SchemaRegistry:
             return validator  # a candidate: its ref is not yet immutable, so never cache it
         with self._lock:
             self._validators[key] = validator
-            while len(self._validators) > _VALIDATOR_CACHE:
+            while len(self._validators) > _CACHE_SIZE:
                 self._validators.popitem(last=False)
         return validator
 
