@@ -147,12 +147,13 @@ class SchemaRegistry:
             NotFoundError: No such schema or version.
         """
         if namespace != BUILTIN_NAMESPACE:
-            key = SchemaRef(namespace, name, version) if version is not None else None
-            with self._lock:
-                cached = self._versions.get(key) if key else None
-            if cached is not None:
-                return cached
             try:
+                if version is None:  # a small query; the version itself is then cached
+                    version = self._store.get_subject(namespace, name).latest_version
+                with self._lock:
+                    cached = self._versions.get(SchemaRef(namespace, name, version))
+                if cached is not None:
+                    return cached
                 found = self._store.get_schema_version(namespace, name, version)
             except NotFoundError:
                 if name not in self._builtins:

@@ -1,0 +1,73 @@
+"""Smoke test: each benchmark runs at tiny sizes and prints one JSON object with positive rates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+REPO_ROOT = Path(__file__).parents[1]
+
+pytestmark = pytest.mark.slow  # spawns processes
+
+
+def _run(script: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, done.stdout
+    result = orjson.loads(lines[0])
+    assert isinstance(result, dict)
+    return result
+
+
+def test_bench_validation_smoke() -> None:
+    result = _run("bench_validation.py", "--count", "2000", "--runs", "1")
+    assert result["benchmark"] == "validation"
+    assert result["count"] == 2000
+    assert result["seed"] == 0
+    assert result["python"]
+    for key in (
+        "reeldb_validator_is_valid_per_s",
+        "reeldb_validate_api_per_s",
+        "orjson_roundtrip_per_s",
+        "jsonschema_rs_plain_per_s",
+        "ratio_vs_plain_jsonschema_rs",
+        "violations_per_s",
+    ):
+        assert result[key] > 0, key
+    assert result["target_per_core"] == 200_000
+    assert isinstance(result["meets_target"], bool)
+    assert result["invalid_count"] == 200
+
+
+def test_bench_write_small_smoke(tmp_path: Path) -> None:
+    result = _run(
+        "bench_write.py",
+        *("--documents", "50", "--only", "small", "--runs", "1", "--tmpdir", str(tmp_path)),
+    )
+    assert result["benchmark"] == "write"
+    assert result["synchronous"] == "full"
+    assert "large_document" not in result
+    small = result["small_documents"]
+    assert small["documents"] == 50
+    for run in ("single_put_document", "batch_put_documents_100"):
+        assert small[run]["documents_per_s"] > 0
+        assert small[run]["mb_per_s"] > 0
+    baseline = result["baseline_executemany"]
+    for run in ("single_row_per_transaction", "batch_100_rows_per_transaction"):
+        assert baseline[run]["rows_per_s"] > 0
+    assert baseline["ratio_single"] > 0
+    assert baseline["ratio_batch"] > 0
+    assert list(tmp_path.iterdir()) == []  # temporary databases were removed
