@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from reeldb import _json
@@ -213,7 +214,10 @@ def demo(ctx: typer.Context) -> None:
             }
         )
         return
-    out.line(f"[bold]reeldb[/bold] demo at {db.url}" + (" (loaded now)" if loaded else ""))
+    out.line(
+        f"[bold]reeldb[/bold] demo at {escape(db.url)}" + (" (loaded now)" if loaded else ""),
+        markup=True,
+    )
     _schema_table(out, db, DEMO_NAMESPACE)
     _datastore_table(out, [ds], db)
     page = db.list_documents(ds.ref, mid)
@@ -373,9 +377,9 @@ def schema_check(
             f"{report.checked_documents} stored documents checked)"
         )
     else:
-        state.out.line(f"{report.candidate} is incompatible ({report.mode.value}):", markup=False)
+        state.out.line(f"{report.candidate} is incompatible ({report.mode.value}):")
         for item in report.incompatibilities:
-            state.out.line(f"  {item.rule:<11} {item.path}: {item.message}", markup=False)
+            state.out.line(f"  {item.rule:<11} {item.path}: {item.message}")
     if not report.compatible:
         raise typer.Exit(1)
 
@@ -413,7 +417,11 @@ def schema_show(
         state.out.data(_schema_record(schema))
         return
     out = state.out
-    out.line(f"[bold]{schema.ref}[/bold] ({schema.kind.value}) {schema.description}")
+    out.line(
+        f"[bold]{escape(str(schema.ref))}[/bold] ({schema.kind.value}) "
+        f"{escape(schema.description)}",
+        markup=True,
+    )
     if len(schema.lineage) > 1:
         out.line("is a: " + ", ".join(schema.lineage[1:]))
     levels = schema.resolved if schema.kind.value == "document" else {"": schema.resolved}
@@ -562,14 +570,7 @@ def doc_put(
 ) -> None:
     """Validate and store a new document for a MID."""
     state = _state(ctx)
-    if source == "-":
-        body = sys.stdin.buffer.read()
-    else:
-        try:
-            body = Path(source).read_bytes()
-        except OSError as exc:
-            raise ValidationError(f"cannot read document file {source}: {exc.strerror}") from None
-    doc = state.db.put_document(datastore, _parse_mid(mid), body)
+    doc = state.db.put_document(datastore, _parse_mid(mid), _read_json(source, "document"))
     if state.out.json:
         state.out.data({"id": str(doc.id), "mid": doc.mid, "schema_version": doc.schema_version})
     else:

@@ -15,6 +15,7 @@ import orjson
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from reeldb.errors import IncompatibleSchemaError, ReelError, ValidationError
 
@@ -79,12 +80,13 @@ class Output:
         """
         sys.stdout.write(orjson.dumps(plain(value), option=orjson.OPT_INDENT_2).decode() + "\n")
 
-    def line(self, text: str, *, markup: bool = True) -> None:
-        """Print a line of text in text mode.
+    def line(self, text: str, *, markup: bool = False) -> None:
+        """Print a line of text in text mode, literally unless ``markup`` is set.
 
         Args:
             text: The line.
-            markup: Interpret rich markup; turn off for text with brackets (JSON paths).
+            markup: Interpret rich markup; only for text built from constants and
+                `rich.markup.escape`-d values, never raw user data.
         """
         if not self.json:
             self.console.print(text, highlight=False, markup=markup)
@@ -107,11 +109,11 @@ class Output:
         if self.json:
             self.data(records)
             return
-        table = Table(title=title, title_justify="left")
+        table = Table(title=Text(title), title_justify="left")
         for column in columns:
             table.add_column(column)
         for row in rows:
-            table.add_row(*(str(cell) for cell in row))
+            table.add_row(*(Text(str(cell)) for cell in row))  # user data: never markup
         self.console.print(table)
 
     def error(self, exc: ReelError, *, verbose: bool) -> None:
