@@ -8,7 +8,7 @@ import orjson
 
 from reeldb.errors import ValidationError, Violation
 
-__all__ = ["dumps", "dumps_pretty", "loads"]
+__all__ = ["dumps", "dumps_pretty", "loads", "same"]
 
 
 def loads(data: bytes | bytearray | memoryview | str, *, what: str = "JSON input") -> Any:
@@ -62,3 +62,21 @@ def dumps_pretty(value: Any) -> str:
         The JSON text, indented by two spaces.
     """
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two values are the same JSON: unlike Python's ``==``, ``true`` is not ``1``.
+
+    ``1`` and ``1.0`` count as different, which only makes callers more cautious.
+
+    Args:
+        a: A JSON value.
+        b: A JSON value.
+
+    Returns:
+        True if both encode to the same canonical JSON.
+    """
+    try:
+        return dumps(a, sort_keys=True) == dumps(b, sort_keys=True)
+    except ValidationError:
+        return False

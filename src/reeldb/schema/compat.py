@@ -18,12 +18,14 @@ Separately, the TYPE rule (MRK-7) reports every property whose type changed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import jsonschema_rs
 
+from reeldb import _json
 from reeldb.errors import Incompatibility
 from reeldb.schema.builtins import X_ORDERED, X_TYPE
 from reeldb.schema.model import CompatibilityMode
@@ -76,6 +78,7 @@ _HANDLED: Final = frozenset(
         "pattern",
     }
 )
+_MAX_DEPTH: Final = 48
 _JSON_TYPES: Final = ("null", "boolean", "object", "array", "number", "integer", "string")
 
 
@@ -107,12 +110,21 @@ def _resolve(schema: Any, root: dict[str, Any]) -> Any:
     return schema
 
 
-def _has_ref(schema: Any) -> bool:
-    if isinstance(schema, dict):
-        return "$ref" in schema or any(_has_ref(v) for v in schema.values())
-    if isinstance(schema, list):
-        return any(_has_ref(v) for v in schema)
-    return False
+def _refs_agree(value: Any, a: dict[str, Any], b: dict[str, Any], seen: set[str]) -> bool:
+    """Whether every ``$ref`` reachable from ``value`` means the same in roots ``a`` and ``b``."""
+    if isinstance(value, list):
+        return all(_refs_agree(v, a, b, seen) for v in value)
+    if not isinstance(value, dict):
+        return True
+    ref = value.get("$ref")
+    if isinstance(ref, str) and ref not in seen:
+        seen.add(ref)
+        left, right = _resolve({"$ref": ref}, a), _resolve({"$ref": ref}, b)
+        if "$ref" in (left if isinstance(left, dict) else {}) or not _json.same(left, right):
+            return False  # unresolvable (non-local) or defined differently
+        if not _refs_agree(left, a, b, seen):
+            return False
+    return all(_refs_agree(v, a, b, seen) for k, v in value.items() if k != "$ref")
 
 
 def _types(schema: dict[str, Any]) -> set[str] | None:
@@ -162,6 +174,8 @@ def covers(wide: _Side, narrow: _Side, path: str) -> list[tuple[str, str]]:
     Returns:
         ``(path, message)`` pairs; empty means proven compatible.
     """
+    if path.count(".") + path.count("[") > _MAX_DEPTH:
+        return [(path, "schema nests too deeply (or recursively) to prove compatible")]
     w = _resolve(wide.schema, wide.root)
     n = _resolve(narrow.schema, narrow.root)
     if w is True or n is False or w == {}:
@@ -172,8 +186,16 @@ def covers(wide: _Side, narrow: _Side, path: str) -> list[tuple[str, str]]:
         n = {}
     if not isinstance(w, dict) or not isinstance(n, dict):
         return [(path, "unrecognised schema form")]
-    if w == n and (wide.root is narrow.root or not _has_ref(w)):
+    if _json.same(w, n) and (
+        wide.root is narrow.root or _refs_agree(w, wide.root, narrow.root, set())
+    ):
         return []
+    if isinstance(w, dict) and "$ref" in w:
+        return [(path, f"cannot resolve $ref {w['$ref']!r} in {wide.label}")]
+    for key in ("unevaluatedProperties", "unevaluatedItems"):
+        if key in w and w[key] is not True:
+            # Its meaning depends on every sibling keyword: only identical schemas are safe.
+            return [(path, f"cannot prove '{key}' in {wide.label} holds for {narrow.label}")]
     problems: list[tuple[str, str]] = []
 
     # A narrow enum/const: decide by validating each allowed value.
@@ -195,7 +217,11 @@ def covers(wide: _Side, narrow: _Side, path: str) -> list[tuple[str, str]]:
     for key in w:
         if key in _ANNOTATIONS or key in _HANDLED or (key.startswith("x-") and key != X_ORDERED):
             continue
-        if key not in n or n[key] != w[key]:
+        if (
+            key not in n
+            or not _json.same(n[key], w[key])
+            or not _refs_agree(w[key], wide.root, narrow.root, set())
+        ):
             problems.append(
                 (path, f"cannot prove '{key}' in {wide.label} holds for {narrow.label}")
             )
@@ -219,7 +245,7 @@ def covers(wide: _Side, narrow: _Side, path: str) -> list[tuple[str, str]]:
         problems += _bounds(w, n, path, wide.label, narrow.label)
     if "string" in applies:
         problems += _limits(w, n, ("minLength", "maxLength"), path, wide.label, narrow.label)
-        if "pattern" in w and w["pattern"] != n.get("pattern"):
+        if "pattern" in w and not _json.same(w["pattern"], n.get("pattern")):
             problems.append((path, f"{wide.label} requires pattern {w['pattern']!r}"))
     if "array" in applies:
         problems += _limits(w, n, ("minItems", "maxItems"), path, wide.label, narrow.label)
@@ -289,11 +315,27 @@ def _arrays(wide: _Side, narrow: _Side, w: Any, n: Any, path: str) -> list[Any]:
     return problems
 
 
+def _governing(schema: dict[str, Any], name: str, extra: Any) -> Any:
+    """The schema an object applies to its member ``name`` (2020-12 applicator rules)."""
+    if name in schema.get("properties", {}):
+        return schema["properties"][name]
+    matched = []
+    for pattern, sub in schema.get("patternProperties", {}).items():
+        try:
+            if re.search(pattern, name):
+                matched.append(sub)
+        except re.error:
+            return False  # a pattern Python cannot read: assume the worst for this side
+    if matched:
+        return matched[0] if len(matched) == 1 else {"allOf": matched}
+    return extra
+
+
 def _objects(wide: _Side, narrow: _Side, w: Any, n: Any, path: str) -> list[Any]:
     problems = []
     w_props, n_props = w.get("properties", {}), n.get("properties", {})
     w_extra, n_extra = w.get("additionalProperties", True), n.get("additionalProperties", True)
-    if w.get("patternProperties") != n.get("patternProperties"):
+    if not _json.same(w.get("patternProperties"), n.get("patternProperties")):
         problems.append((path, "cannot prove patternProperties compatible"))
     n_required = set(n.get("required", []))
     for name in w.get("required", []):
@@ -304,8 +346,8 @@ def _objects(wide: _Side, narrow: _Side, w: Any, n: Any, path: str) -> list[Any]
             )
     for name in dict.fromkeys([*w_props, *n_props]):
         sub = f"{path}.{name}"
-        ws = w_props.get(name, w_extra)
-        ns = n_props.get(name, n_extra)
+        ws = _governing(w, name, w_extra)
+        ns = _governing(n, name, n_extra)
         if name not in w_props and ws is False and ns is not False:
             problems.append((sub, f"{narrow.label} allows '{name}', {wide.label} does not"))
             continue

@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import jsonschema_rs
 
+from reeldb import _json
 from reeldb.errors import InvalidSchemaError, ValidationError, Violation
 from reeldb.model.names import check_schema_name, check_version
 from reeldb.schema.builtins import (
@@ -525,7 +526,11 @@ def _c3(own: str, parent_lineages: list[tuple[str, ...]]) -> tuple[str, ...]:
 
 
 def _merge(a: _Prop, b: _Prop, origin: str) -> _Prop:
-    schema = a.schema if a.schema == b.schema else {X_TYPE: a.type, "allOf": [a.schema, b.schema]}
+    schema = (
+        a.schema
+        if _json.same(a.schema, b.schema)
+        else {X_TYPE: a.type, "allOf": [a.schema, b.schema]}
+    )
     return _Prop(a.type, a.mandatory or b.mandatory, schema, a.origin if a == b else origin)
 
 
@@ -558,7 +563,7 @@ def _resolve_set(
                     f"{defined_by[prop_name]} defines it as {other.type}, "
                     f"{info.label} as {prop.type}"
                 )
-            if other != prop:
+            if not (other.mandatory == prop.mandatory and _json.same(other.schema, prop.schema)):
                 resolved[prop_name] = _merge(other, prop, f"{defined_by[prop_name]}+{info.label}")
     for prop_name, own in body.properties.items():
         prop = _Prop(own.type, own.mandatory, own.schema, own_label)

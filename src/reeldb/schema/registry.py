@@ -46,7 +46,7 @@ from reeldb.schema.model import (
     SchemaVersion,
 )
 from reeldb.schema.validator import SchemaValidator
-from reeldb.store.base import DataStoreMove, Store
+from reeldb.store.base import DataStoreMove, DocumentRecord, Store
 
 __all__ = ["CompatibilityReport", "SchemaRegistry"]
 
@@ -329,29 +329,43 @@ class SchemaRegistry:
         """
         candidate = self._prepare(namespace, definition, name, compatibility)
         found, _ = self._incompatibilities(candidate)
+        headline = f"schema {candidate.schema.ref} is incompatible ({candidate.mode.value})"
+        by_id = {ds.id: ds for ds in candidate.datastores}
+
+        def check_new(record: DocumentRecord) -> None:
+            # Runs inside the store's write transaction for documents written during the
+            # check above, so the version is stored only if they fit it too (NMDB-6).
+            problem = self._document_problem(candidate, by_id[record.datastore_id], record)
+            if problem is not None:
+                raise IncompatibleSchemaError(headline, [problem])
+
         for _attempt in range(8):
             if found:
-                raise IncompatibleSchemaError(
-                    f"schema {candidate.schema.ref} is incompatible ({candidate.mode.value})",
-                    found,
-                )
+                raise IncompatibleSchemaError(headline, found)
             moves = [
                 DataStoreMove(ds.id, ds.schema_version, candidate.watermarks[ds.id])
                 for ds in candidate.datastores
             ]
             try:
-                self._store.add_schema_version(candidate.schema, candidate.mode, moves)
+                self._store.add_schema_version(
+                    candidate.schema, candidate.mode, moves, check_new=check_new
+                )
             except StaleSchemaError:
-                # Documents (or DataStores) arrived during the check: check just those.
+                # A DataStore was created on, or moved off, this schema meanwhile: recheck.
                 candidate.datastores = self._store.datastores_using(
                     namespace, candidate.schema.name
                 )
+                by_id = {ds.id: ds for ds in candidate.datastores}
+                candidate.validators = (
+                    self.document_validators(candidate.schema) if candidate.datastores else []
+                )
                 found, _ = self._stored_data(candidate)
                 continue
+            self._remember(candidate.schema)
             return candidate.schema
         raise ConflictError(
-            f"schema {candidate.schema.ref} was not stored: documents kept arriving during the "
-            "check; retry"
+            f"schema {candidate.schema.ref} was not stored: the DataStores using it kept "
+            "changing during the check; retry"
         )
 
     def _prepare(
@@ -481,23 +495,11 @@ class SchemaRegistry:
             after = candidate.watermarks.get(ds.id, 0)
             for record in self._store.iter_documents(ds.id, after_seq=after, upto_seq=upto):
                 checked += 1
-                violations = []
-                data = _json.loads(record.body, what=f"stored document {record.id}")
-                for validator in candidate.validators:
-                    if not validator.is_valid(data):
-                        violations += validator.violations(data, limit=3)
-                if violations:
+                problem = self._document_problem(candidate, ds, record)
+                if problem is not None:
                     failing += 1
                     if failing <= MAX_REPORTED_DOCUMENTS:
-                        first = violations[0]
-                        problems.append(
-                            Incompatibility(
-                                f"document {record.id}{first.pointer}",
-                                f"stored document of DataStore {ds.ref} would become invalid: "
-                                f"{first.message}",
-                                "STORED_DATA",
-                            )
-                        )
+                        problems.append(problem)
             candidate.watermarks[ds.id] = upto
         if failing > MAX_REPORTED_DOCUMENTS:
             problems.append(
@@ -509,6 +511,26 @@ class SchemaRegistry:
                 )
             )
         return problems, checked
+
+    @staticmethod
+    def _document_problem(
+        candidate: _Candidate, ds: DataStore, record: DocumentRecord
+    ) -> Incompatibility | None:
+        """The first reason a stored document fails the candidate, or None if it passes."""
+        data = _json.loads(record.body, what=f"stored document {record.id}")
+        for validator in candidate.validators:
+            if not validator.is_valid(data):
+                first = validator.violations(data, limit=1)[0]
+                return Incompatibility(
+                    f"document {record.id}{first.pointer}",
+                    f"stored document of DataStore {ds.ref} would become invalid: {first.message}",
+                    "STORED_DATA",
+                )
+        return None
+
+    def _remember(self, schema: SchemaVersion) -> None:
+        with self._lock:
+            self._versions[schema.ref] = schema
 
     def set_compatibility(
         self, namespace: str, name: str, mode: str | CompatibilityMode

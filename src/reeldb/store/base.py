@@ -9,7 +9,7 @@ Every method translates driver errors into reeldb errors; the contract tests in
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -221,21 +221,29 @@ class MetadataStore(abc.ABC):
         schema: SchemaVersion,
         compatibility: CompatibilityMode,
         moves: Sequence[DataStoreMove],
+        check_new: Callable[[DocumentRecord], None] | None = None,
     ) -> None:
         """Store a new schema version and move DataStores to it, in one transaction.
 
         The subject is created (with ``compatibility`` and the schema's kind) if new.
+        Documents of a moved DataStore written after its ``checked_upto_seq`` are passed to
+        ``check_new`` inside the transaction, while writers wait; it raises to abort. So a
+        steady stream of writes cannot starve a schema change.
 
         Args:
             schema: The version to store; its number must exceed every stored one.
             compatibility: The mode for a new subject (ignored for an existing one).
             moves: DataStores to move to this version: exactly those using the schema.
+            check_new: Validates a document written since the check; None means such a
+                document makes the call fail with `StaleSchemaError`.
 
         Raises:
             NotFoundError: The namespace does not exist.
             ConflictError: The version exists, or a higher one was stored concurrently.
-            StaleSchemaError: A moved DataStore changed version or got unchecked documents,
-                or the DataStores using the schema are not exactly those moved.
+            StaleSchemaError: A moved DataStore changed version, got unchecked documents
+                (without ``check_new``), or the DataStores using the schema are not exactly
+                those moved.
+            Exception: Whatever ``check_new`` raises; nothing is stored.
         """
 
     @abc.abstractmethod

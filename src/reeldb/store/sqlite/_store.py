@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -271,6 +271,7 @@ class SQLiteStore(Store):
         schema: SchemaVersion,
         compatibility: CompatibilityMode,
         moves: Sequence[DataStoreMove],
+        check_new: Callable[[DocumentRecord], None] | None = None,
     ) -> None:
         """See `MetadataStore.add_schema_version`."""
         ref = schema.ref
@@ -322,8 +323,17 @@ class SQLiteStore(Store):
                     "FROM datastores d WHERE d.id = ?",
                     (move.datastore_id,),
                 ).fetchone()
-                if row is None or row[0] != move.from_version or row[1] > move.checked_upto_seq:
+                if row is None or row[0] != move.from_version:
                     raise StaleSchemaError("a DataStore changed while the schema was checked")
+                if row[1] > move.checked_upto_seq:
+                    if check_new is None:
+                        raise StaleSchemaError("documents arrived while the schema was checked")
+                    for doc in conn.execute(
+                        f"SELECT {_DOC_COLUMNS}, body FROM documents "
+                        "WHERE datastore_id = ? AND seq > ? ORDER BY seq",
+                        (move.datastore_id, move.checked_upto_seq),
+                    ):
+                        check_new(_document(doc, bytes(doc[7])))
                 conn.execute(
                     "UPDATE datastores SET schema_version = ? WHERE id = ?",
                     (ref.version, move.datastore_id),
