@@ -186,7 +186,7 @@ def iter_events(data: dict[str, Any]) -> Iterator[EventView]:
                 )
 
 
-def check_timeline(data: dict[str, Any]) -> list[Violation]:
+def check_timeline(data: dict[str, Any], *, frames: bool = True) -> list[Violation]:
     """The timing rules JSON Schema cannot express, for a schema-valid document.
 
     Each track's ``frame_rate`` must parse; a time range given in frames needs a rate, its own
@@ -194,6 +194,8 @@ def check_timeline(data: dict[str, Any]) -> list[Violation]:
 
     Args:
         data: A document that passed schema validation.
+        frames: Whether the document may hold frame-based time ranges; False skips the walk
+            over events (the schema already checked ranges in seconds).
 
     Returns:
         Every violation found.
@@ -204,6 +206,8 @@ def check_timeline(data: dict[str, Any]) -> list[Violation]:
             rate = _rate(track)
         except ValidationError as exc:
             violations += _nested(f"/tracks/{t}/frame_rate", exc)
+            continue
+        if not frames:
             continue
         for c, component in enumerate(track.get("components", ())):
             for e, event in enumerate(component.get("events", ())):
