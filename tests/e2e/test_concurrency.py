@@ -22,37 +22,13 @@ from typing import Any
 import pytest
 
 import reeldb
-from reeldb.errors import BackendUnavailableError, ConflictError
+from reeldb.errors import BackendUnavailableError
+from reeldb.testing import FACE_DETECTION, MID
 
 DATASTORE = "vision/face_detection/1"
-MID = {"title_id": "80100172", "video_stream_id": "vs-1080p-01"}
 TIMEOUT = 60.0
 WRITE_PAUSE = 0.002
 """Seconds a steady writer rests between writes (without it, see the starvation test)."""
-
-FACE_DETECTION: dict[str, Any] = {
-    "name": "face_detection",
-    "levels": {
-        "asset": {"properties": {"title": {"type": "text", "mandatory": True}}},
-        "track": {
-            "properties": {
-                "kind": {
-                    "type": "enum",
-                    "values": ["video", "audio", "subtitle"],
-                    "mandatory": True,
-                }
-            }
-        },
-        "component": {"properties": {"algorithm": {"type": "keyword", "mandatory": True}}},
-        "event": {
-            "properties": {
-                "label": {"type": "keyword", "mandatory": True},
-                "confidence": {"type": "float", "minimum": 0, "maximum": 1},
-            }
-        },
-        "region": {"properties": {"person": {"type": "keyword"}}},
-    },
-}
 
 
 def face_document(title: str, n_events: int = 2, **event_extra: Any) -> dict[str, Any]:

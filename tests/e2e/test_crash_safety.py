@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 import reeldb
+from reeldb.testing import FACE_DETECTION
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL and select()")
 
@@ -38,29 +39,6 @@ MIN_ACKS_PER_RUN = 30
 RUN_STRIDE = 1_000_000
 TIMEOUT = 30.0
 
-FACE_DETECTION: dict[str, Any] = {
-    "name": "face_detection",
-    "levels": {
-        "asset": {"properties": {"title": {"type": "text", "mandatory": True}}},
-        "track": {
-            "properties": {
-                "kind": {
-                    "type": "enum",
-                    "values": ["video", "audio", "subtitle"],
-                    "mandatory": True,
-                }
-            }
-        },
-        "component": {"properties": {"algorithm": {"type": "keyword", "mandatory": True}}},
-        "event": {
-            "properties": {
-                "label": {"type": "keyword", "mandatory": True},
-                "confidence": {"type": "float", "minimum": 0, "maximum": 1},
-            }
-        },
-        "region": {"properties": {"person": {"type": "keyword"}}},
-    },
-}
 
 # Shared by the child (prepended to its script) and the parent (which recomputes what the
 # child wrote): a document is a pure function of its counter ``n`` and its title.
