@@ -135,6 +135,11 @@ NamespaceOpt = Annotated[
     str, typer.Option("--namespace", "-n", envvar="REELDB_NAMESPACE", help="The namespace.")
 ]
 DataStoreArg = Annotated[str, typer.Argument(help="namespace/analysis_type/version")]
+DefinitionArg = Annotated[str, typer.Argument(help="Definition file (JSON), or - for stdin.")]
+SchemaNameOpt = Annotated[str | None, typer.Option(help="Name, if the definition has none.")]
+CompatibilityOpt = Annotated[
+    str | None, typer.Option(help="Mode of a new schema (default BACKWARD).")
+]
 MidOpt = Annotated[
     list[str],
     typer.Option("--mid", "-m", help="A MID key=value pair (repeat for each key), or MID JSON."),
@@ -338,12 +343,10 @@ def _schema_table(out: Output, db: Database, namespace: str) -> None:
 @schema_app.command("add")
 def schema_add(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Definition file (JSON), or - for stdin.")],
+    source: DefinitionArg,
     namespace: NamespaceOpt,
-    name: Annotated[str | None, typer.Option(help="Name, if the definition has none.")] = None,
-    compatibility: Annotated[
-        str | None, typer.Option(help="Mode of a new schema (default BACKWARD).")
-    ] = None,
+    name: SchemaNameOpt = None,
+    compatibility: CompatibilityOpt = None,
 ) -> None:
     """Check a schema version and add it; DataStores using the schema move to it."""
     state = _state(ctx)
@@ -358,12 +361,10 @@ def schema_add(
 @schema_app.command("check")
 def schema_check(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Definition file (JSON), or - for stdin.")],
+    source: DefinitionArg,
     namespace: NamespaceOpt,
-    name: Annotated[str | None, typer.Option(help="Name, if the definition has none.")] = None,
-    compatibility: Annotated[
-        str | None, typer.Option(help="Mode of a new schema (default BACKWARD).")
-    ] = None,
+    name: SchemaNameOpt = None,
+    compatibility: CompatibilityOpt = None,
 ) -> None:
     """Check a schema version without storing it; exit 1 if it is incompatible."""
     state = _state(ctx)
