@@ -18,7 +18,7 @@ Separately, the TYPE rule (MRK-7) reports every property whose type changed.
 
 from __future__ import annotations
 
-import re
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -315,17 +315,33 @@ def _arrays(wide: _Side, narrow: _Side, w: Any, n: Any, path: str) -> list[Any]:
     return problems
 
 
+@functools.lru_cache(maxsize=1024)
+def _pattern_validator(pattern: str) -> Any:
+    return jsonschema_rs.validator_for({"patternProperties": {pattern: False}}, offline=True)
+
+
+def _pattern_matches(pattern: str, name: str) -> bool | None:
+    """Whether a ``patternProperties`` regex matches a name, or None if unknown.
+
+    Decided by the validator's own regex dialect: Python's ``re`` differs (digits, ``$``).
+    """
+    try:
+        return not _pattern_validator(pattern).is_valid({name: 0})
+    except (jsonschema_rs.ValidationError, ValueError):
+        return None
+
+
 def _governing(schema: dict[str, Any], name: str, extra: Any) -> Any:
     """The schema an object applies to its member ``name`` (2020-12 applicator rules)."""
     if name in schema.get("properties", {}):
         return schema["properties"][name]
     matched = []
     for pattern, sub in schema.get("patternProperties", {}).items():
-        try:
-            if re.search(pattern, name):
-                matched.append(sub)
-        except re.error:
-            return False  # a pattern Python cannot read: assume the worst for this side
+        matches = _pattern_matches(pattern, name)
+        if matches is None:
+            return False  # cannot tell: assume the worst for this side
+        if matches:
+            matched.append(sub)
     if matched:
         return matched[0] if len(matched) == 1 else {"allOf": matched}
     return extra
@@ -399,6 +415,7 @@ def _walk(schema: Any, root: dict[str, Any], path: str, depth: int = 0) -> Itera
         yield f"{path}.{name}", sub
         yield from _walk(sub, root, f"{path}.{name}", depth + 1)
     if isinstance(resolved.get("items"), dict):
+        yield f"{path}[*]", resolved["items"]  # a list's item type is part of its type
         yield from _walk(resolved["items"], root, f"{path}[*]", depth + 1)
 
 
