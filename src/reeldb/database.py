@@ -132,12 +132,8 @@ class Database:
         check_namespace(name)
         if name == BUILTIN_NAMESPACE:
             raise ValidationError(f"namespace {name} is reserved for built-in schemas")
-        for principal in admins:
-            check_principal(principal)
-        namespace = self.store.create_namespace(name, description, _now())
-        for principal in admins:
-            self.store.grant_role(name, principal, Role.ADMIN, _now())
-        return namespace
+        checked = list(dict.fromkeys(check_principal(principal) for principal in admins))
+        return self.store.create_namespace(name, description, _now(), checked)
 
     def get_namespace(self, name: str) -> Namespace:
         """Read a namespace.

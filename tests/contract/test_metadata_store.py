@@ -29,6 +29,17 @@ def test_namespaces(store: Store) -> None:
         store.get_namespace("nope")
 
 
+def test_namespace_and_first_admins_are_created_together(store: Store) -> None:
+    store.create_namespace("vision", "", NOW, ["user:alice", "user:bob"])
+    assert [(g.principal, g.role) for g in store.list_roles("vision")] == [
+        ("user:alice", Role.ADMIN),
+        ("user:bob", Role.ADMIN),
+    ]
+    with pytest.raises(AlreadyExistsError):
+        store.create_namespace("vision", "", NOW, ["user:carol"])
+    assert len(store.list_roles("vision")) == 2
+
+
 def test_roles_are_one_per_principal_and_namespace(store: Store) -> None:
     store.create_namespace("vision", "", NOW)
     store.grant_role("vision", "user:alice", Role.ADMIN, NOW)

@@ -82,13 +82,16 @@ class MetadataStore(abc.ABC):
     """Namespaces, role grants, schema versions and DataStores."""
 
     @abc.abstractmethod
-    def create_namespace(self, name: str, description: str, created_at: datetime) -> Namespace:
-        """Create a namespace.
+    def create_namespace(
+        self, name: str, description: str, created_at: datetime, admins: Sequence[str] = ()
+    ) -> Namespace:
+        """Create a namespace and its first admins, in one transaction.
 
         Args:
             name: A checked namespace name.
             description: Free text.
             created_at: Creation time (UTC).
+            admins: Checked principals to grant the admin role.
 
         Returns:
             The namespace.

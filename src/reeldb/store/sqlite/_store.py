@@ -122,7 +122,9 @@ class SQLiteStore(Store):
 
     # -- namespaces and roles -------------------------------------------------------------
 
-    def create_namespace(self, name: str, description: str, created_at: datetime) -> Namespace:
+    def create_namespace(
+        self, name: str, description: str, created_at: datetime, admins: Sequence[str] = ()
+    ) -> Namespace:
         """See `MetadataStore.create_namespace`."""
         with self._db.write() as conn:
             try:
@@ -132,6 +134,11 @@ class SQLiteStore(Store):
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExistsError(f"namespace {name} already exists") from None
+            conn.executemany(
+                "INSERT INTO role_grants (namespace, principal, role, granted_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(name, principal, Role.ADMIN.value, _ts(created_at)) for principal in admins],
+            )
         return Namespace(name, description, created_at)
 
     def get_namespace(self, name: str) -> Namespace:
