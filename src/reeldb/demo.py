@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from reeldb.database import Database
 from reeldb.errors import NotFoundError
+from reeldb.testing import BOUNDING_BOX
 
 __all__ = ["DEMO_DATASTORE", "DEMO_NAMESPACE", "load_demo"]
 
@@ -43,17 +44,6 @@ FACE_DETECTION: Final[dict[str, Any]] = {
     },
 }  # fmt: skip
 
-BOUNDING_BOX: Final[dict[str, Any]] = {
-    "type": "BOUNDING_BOX",
-    "version": 0,
-    "description": "Schema describing a bounding box",
-    "keys": {
-        "properties": {
-            "boundingBox": {"type": "bounding_box", "mandatory": True},
-            "boxTimeRange": {"type": "time_range", "mandatory": True},
-        }
-    },
-}
 
 LABELED_BASE: Final[dict[str, Any]] = {
     "name": "LABELED_BASE",

@@ -28,23 +28,13 @@ from reeldb.errors import (
 from reeldb.schema.compat import _Side, covers, mode_incompatibilities, type_changes
 from reeldb.schema.model import CompatibilityMode
 from reeldb.schema.validator import SchemaValidator
-from reeldb.testing import FACE_DETECTION, face_document
+from reeldb.testing import BOUNDING_BOX, FACE_DETECTION, face_document
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DATASTORE = "vision/face_detection/1"
 EVENT = "$.tracks[*].components[*].events[*]"
 
 # The seed schema (AT-05), verbatim.
-BOUNDING_BOX: dict[str, Any] = {
-    "type": "BOUNDING_BOX",
-    "version": 0,
-    "keys": {
-        "properties": {
-            "boundingBox": {"type": "bounding_box", "mandatory": True},
-            "boxTimeRange": {"type": "time_range", "mandatory": True},
-        }
-    },
-}
 
 # The seed schema with three optional properties, so that every kind of change has a target.
 BASE: dict[str, Any] = {

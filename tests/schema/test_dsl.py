@@ -9,18 +9,7 @@ import pytest
 
 import reeldb
 from reeldb.errors import AlreadyExistsError, InvalidSchemaError, NotFoundError, ValidationError
-
-BOUNDING_BOX = {
-    "type": "BOUNDING_BOX",
-    "version": 0,
-    "description": "Schema describing a bounding box",
-    "keys": {
-        "properties": {
-            "boundingBox": {"type": "bounding_box", "mandatory": True},
-            "boxTimeRange": {"type": "time_range", "mandatory": True},
-        }
-    },
-}
+from reeldb.testing import BOUNDING_BOX
 
 
 @pytest.fixture

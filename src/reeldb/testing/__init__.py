@@ -11,7 +11,27 @@ from typing import Any, Final
 
 from reeldb.schema.model import SchemaKind, SchemaRef, SchemaVersion
 
-__all__ = ["FACE_DETECTION", "MID", "NOW", "face_document", "stored_schema_version"]
+__all__ = [
+    "BOUNDING_BOX",
+    "FACE_DETECTION",
+    "MID",
+    "NOW",
+    "face_document",
+    "stored_schema_version",
+]
+
+BOUNDING_BOX: Final[dict[str, Any]] = {
+    "type": "BOUNDING_BOX",
+    "version": 0,
+    "description": "Schema describing a bounding box",
+    "keys": {
+        "properties": {
+            "boundingBox": {"type": "bounding_box", "mandatory": True},
+            "boxTimeRange": {"type": "time_range", "mandatory": True},
+        }
+    },
+}
+"""Marken's own example schema (REQUIREMENTS E1), verbatim."""
 
 NOW: Final = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 """A fixed timestamp for records written in tests."""
