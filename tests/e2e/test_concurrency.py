@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import reeldb
+from reeldb import testing
 from reeldb.errors import BackendUnavailableError
 from reeldb.testing import FACE_DETECTION, MID
 
@@ -33,35 +34,7 @@ WRITE_PAUSE = 0.002
 
 def face_document(title: str, n_events: int = 2, **event_extra: Any) -> dict[str, Any]:
     """A valid FACE_DETECTION document whose title tells who wrote it."""
-    return {
-        "asset": {"title": title},
-        "tracks": [
-            {
-                "kind": "video",
-                "frame_rate": "24000/1001",
-                "components": [
-                    {
-                        "algorithm": "face_detector",
-                        "events": [
-                            {
-                                "time_range": {"start": i, "end": i + 0.5},
-                                "label": "face",
-                                "confidence": 0.9,
-                                "regions": [
-                                    {
-                                        "bounding_box": {"x": 0.1, "y": 0.2, "w": 0.3, "h": 0.4},
-                                        "person": "Alice",
-                                    }
-                                ],
-                                **event_extra,
-                            }
-                            for i in range(n_events)
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
+    return testing.face_document(n_events, title=title, **event_extra)
 
 
 def _setup(db: reeldb.Database) -> None:

@@ -34,23 +34,15 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DATASTORE = "vision/face_detection/1"
 EVENT = "$.tracks[*].components[*].events[*]"
 
-# The seed schema (AT-05), verbatim.
-
 # The seed schema with three optional properties, so that every kind of change has a target.
-BASE: dict[str, Any] = {
-    "type": "BOUNDING_BOX",
-    "version": 0,
-    "description": "Schema describing a bounding box",
-    "keys": {
-        "properties": {
-            "boundingBox": {"type": "bounding_box", "mandatory": True},
-            "boxTimeRange": {"type": "time_range", "mandatory": True},
-            "label": {"type": "string"},
-            "score": {"type": "float", "minimum": 0, "maximum": 10},
-            "kind": {"type": "enum", "values": ["box", "face"]},
-        }
-    },
-}
+BASE: dict[str, Any] = copy.deepcopy(BOUNDING_BOX)
+BASE["keys"]["properties"].update(
+    {
+        "label": {"type": "string"},
+        "score": {"type": "float", "minimum": 0, "maximum": 10},
+        "kind": {"type": "enum", "values": ["box", "face"]},
+    }
+)
 
 BOX = {"x": 1, "y": 2, "w": 3, "h": 4}
 SPAN = {"start": 0, "end": 1.5}

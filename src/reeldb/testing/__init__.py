@@ -91,18 +91,22 @@ FACE_DETECTION: Final[dict[str, Any]] = {
 }
 
 
-def face_document(n_events: int = 2, *, person: str = "Alice") -> dict[str, Any]:
+def face_document(
+    n_events: int = 2, *, person: str = "Alice", title: str = "A title", **event_extra: Any
+) -> dict[str, Any]:
     """A valid document for `FACE_DETECTION`: one video track of ``n_events`` face events.
 
     Args:
         n_events: How many events (one region each).
         person: The person in every region.
+        title: The asset title (tests use it to tell documents apart).
+        **event_extra: More attributes for every event.
 
     Returns:
         A fresh document.
     """
     return {
-        "asset": {"title": "A title"},
+        "asset": {"title": title},
         "tracks": [
             {
                 "kind": "video",
@@ -121,6 +125,7 @@ def face_document(n_events: int = 2, *, person: str = "Alice") -> dict[str, Any]
                                         "person": person,
                                     }
                                 ],
+                                **event_extra,
                             }
                             for i in range(n_events)
                         ],
