@@ -46,6 +46,14 @@ SETTINGS: Final = (
         64 * 1024 * 1024,
         "Largest document accepted by a synchronous write, in bytes.",
     ),
+    Setting(
+        "max_request_bytes",
+        80 * 1024 * 1024,
+        "Largest HTTP request body the service accepts, in bytes (larger: 413).",
+    ),
+    Setting("host", "127.0.0.1", "Address `reeldb serve` listens on."),
+    Setting("port", 8000, "Port `reeldb serve` listens on."),
+    Setting("workers", 1, "Worker processes of `reeldb serve` (they share the database)."),
 )
 
 
@@ -58,6 +66,10 @@ class Settings:
     busy_timeout: float = 30.0
     read_timeout: float | None = None
     max_document_bytes: int = 64 * 1024 * 1024
+    max_request_bytes: int = 80 * 1024 * 1024
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous not in ("full", "normal"):
@@ -65,7 +77,18 @@ class Settings:
                 f"sqlite_synchronous must be 'full' or 'normal', not {self.sqlite_synchronous!r}"
                 f"{_WHERE.format(name='sqlite_synchronous', env='REELDB_SQLITE_SYNCHRONOUS')}"
             )
-        for name in ("busy_timeout", "read_timeout", "max_document_bytes"):
+        if isinstance(self.port, bool) or not 0 <= self.port <= 65535:
+            raise ConfigError(
+                f"port must be from 0 to 65535, not {self.port!r}"
+                f"{_WHERE.format(name='port', env='REELDB_PORT')}"
+            )
+        for name in (
+            "busy_timeout",
+            "read_timeout",
+            "max_document_bytes",
+            "max_request_bytes",
+            "workers",
+        ):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value <= 0):
                 env = f"REELDB_{name.upper()}"
@@ -86,7 +109,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     try:
         if name in ("busy_timeout", "read_timeout"):
             return float(value)
-        if name == "max_document_bytes":
+        if name in ("max_document_bytes", "max_request_bytes", "port", "workers"):
             return int(value)
     except (TypeError, ValueError):
         raise ConfigError(

@@ -6,6 +6,7 @@ issue's policy layer wraps it and checks roles at the boundary.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,12 +15,15 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from reeldb import _json
+from reeldb.auth.keys import hash_secret, new_api_key, parse_api_key
+from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.config import Settings, load_settings
 from reeldb.errors import (
     ConflictError,
     InvalidSchemaError,
     NotFoundError,
     StaleSchemaError,
+    UnauthenticatedError,
     ValidationError,
     Violation,
 )
@@ -40,10 +44,12 @@ from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
 from reeldb.store import NewDocument, Store, load_store
 from reeldb.store.base import DocumentRecord
 
-__all__ = ["Database", "connect"]
+__all__ = ["LOCAL_OWNER", "Database", "connect"]
 
 _WRITE_RETRIES = 8
 MAX_PAGE_SIZE = 1000
+LOCAL_OWNER = "local:owner"
+"""The principal of embedded use (the library and the CLI on the database file)."""
 
 DocumentInput = Mapping[str, Any] | bytes | str
 """A document as a decoded JSON object or as JSON text."""
@@ -630,8 +636,7 @@ class Database:
             ValidationError: A bad MID, limit or cursor.
             NotFoundError: No such DataStore.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValidationError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+        _check_limit(limit)
         ds = self.get_datastore(datastore)
         checked = check_mid(mid, ds.mid_keys)
         before = decode_cursor(cursor) if cursor is not None else None
@@ -646,6 +651,163 @@ class Database:
         )
         return Page(items, encode_cursor(records[-1].seq) if more else None)
 
+    # -- access: API keys, system administrators, audit ------------------------------------
+
+    def create_api_key(
+        self, principal: str, *, description: str = "", created_by: str = LOCAL_OWNER
+    ) -> NewApiKey:
+        """Create an API key that authenticates as a principal.
+
+        Args:
+            principal: Who the key acts as, e.g. ``app:shot-detector``; its roles are granted
+                separately (`grant_role`).
+            description: Free text, e.g. what uses the key.
+            created_by: The principal creating it (recorded).
+
+        Returns:
+            The key record and its secret, which is shown only now: reeldb keeps a hash.
+
+        Raises:
+            ValidationError: A bad principal.
+        """
+        check_principal(principal)
+        key_id, whole = new_api_key()
+        key = ApiKey(key_id, principal, str(description), _now(), created_by)
+        self.store.create_api_key(key, hash_secret(whole))
+        return NewApiKey(key, whole)
+
+    def list_api_keys(self, principal: str | None = None) -> list[ApiKey]:
+        """API keys, revoked ones included, oldest first (never their secrets).
+
+        Args:
+            principal: Only this principal's keys.
+
+        Returns:
+            The keys.
+        """
+        return self.store.list_api_keys(None if principal is None else check_principal(principal))
+
+    def revoke_api_key(self, key_id: str) -> ApiKey:
+        """Revoke an API key at once; requests with it are refused from now on.
+
+        Args:
+            key_id: The key id (``reeldb keys list`` shows it).
+
+        Returns:
+            The revoked key.
+
+        Raises:
+            NotFoundError: No such key.
+        """
+        return self.store.revoke_api_key(str(key_id), _now())
+
+    def grant_system_admin(self, principal: str) -> None:
+        """Make a principal a system administrator: it may do everything.
+
+        Args:
+            principal: The principal.
+
+        Raises:
+            ValidationError: A bad principal.
+        """
+        self.store.set_system_admin(check_principal(principal), True, _now())
+
+    def revoke_system_admin(self, principal: str) -> None:
+        """Stop a principal being a system administrator.
+
+        Args:
+            principal: The principal.
+        """
+        self.store.set_system_admin(check_principal(principal), False, _now())
+
+    def list_system_admins(self) -> list[str]:
+        """The system administrators.
+
+        Returns:
+            Their principals, by name.
+        """
+        return self.store.list_system_admins()
+
+    def bootstrap(self, principal: str = "user:admin") -> NewApiKey | None:
+        """Create the first system administrator and its key, once per database.
+
+        Args:
+            principal: The administrator's principal.
+
+        Returns:
+            The new key (show it now: it cannot be shown again), or None if the database
+            already has a system administrator.
+        """
+        if self.store.list_system_admins():
+            return None
+        self.grant_system_admin(principal)
+        return self.create_api_key(principal, description="bootstrap key (reeldb init)")
+
+    def authenticate(self, api_key: str) -> Principal:
+        """Identify the principal an API key stands for, with its current roles.
+
+        Args:
+            api_key: The whole key, ``rdb_<key_id>_<secret>``.
+
+        Returns:
+            The principal.
+
+        Raises:
+            UnauthenticatedError: Not a key, an unknown or revoked key, or a wrong secret.
+        """
+        key_id = parse_api_key(api_key)
+        try:
+            key, stored, principal = self.store.key_access(key_id)
+        except NotFoundError:
+            raise UnauthenticatedError("invalid or revoked API key") from None
+        if not key.active or not hmac.compare_digest(stored, hash_secret(api_key)):
+            raise UnauthenticatedError("invalid or revoked API key")
+        return principal
+
+    def principal(self, name: str) -> Principal:
+        """A principal's current access: system administrator or not, and its roles.
+
+        Args:
+            name: The principal.
+
+        Returns:
+            The principal.
+        """
+        return self.store.principal_access(check_principal(name))
+
+    def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log (the service records every write and admin action).
+
+        Args:
+            entries: The entries; their ``seq`` is assigned by the log.
+        """
+        self.store.append_audit(entries)
+
+    def list_audit(
+        self, namespace: str | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[AuditEntry]:
+        """The audit log, newest first, one page at a time.
+
+        Args:
+            namespace: Only this namespace's entries; every entry when None.
+            limit: Page size, 1 to 1000.
+            cursor: ``next_cursor`` of the previous page.
+
+        Returns:
+            The page.
+
+        Raises:
+            ValidationError: A bad limit or cursor.
+        """
+        _check_limit(limit)
+        if namespace is not None:
+            check_namespace(namespace)
+        before = decode_cursor(cursor) if cursor is not None else None
+        entries = self.store.list_audit(namespace, limit=limit + 1, before_seq=before)
+        more = len(entries) > limit
+        entries = entries[:limit]
+        return Page(tuple(entries), encode_cursor(entries[-1].seq) if more else None)
+
     def _datastore_of(self, record: DocumentRecord) -> DataStore:
         return self.store.get_datastore_by_id(record.datastore_id)
 
@@ -659,6 +821,11 @@ class Database:
             record.created_at,
             record.body,
         )
+
+
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
 
 
 def _mid(key: str) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,11 +13,12 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from reeldb import _json
+from reeldb import __version__, _json
+from reeldb.auth.model import NewApiKey
 from reeldb.cli._output import Output, OutputFormat, plain
-from reeldb.config import SETTINGS
+from reeldb.config import SETTINGS, load_settings
 from reeldb.database import Database, connect
-from reeldb.errors import ReelError, ValidationError
+from reeldb.errors import ConfigError, ReelError, ValidationError
 from reeldb.model.document import Document
 from reeldb.model.timing import FrameRate, format_timecode
 from reeldb.schema.model import SchemaVersion
@@ -52,12 +55,16 @@ role_app = typer.Typer(help="Roles of principals in namespaces (admin, writer, r
 schema_app = typer.Typer(help="Schemas: the reeldb DSL or plain JSON Schema 2020-12.")
 datastore_app = typer.Typer(help="DataStores: where one kind of media analysis lives.")
 doc_app = typer.Typer(help="Immutable media documents, keyed by MID.")
+keys_app = typer.Typer(help="API keys of the HTTP service (stored only as hashes).")
+audit_app = typer.Typer(help="The audit log of writes and admin actions.")
 for sub, name in (
     (namespace_app, "namespace"),
     (role_app, "role"),
     (schema_app, "schema"),
     (datastore_app, "datastore"),
     (doc_app, "doc"),
+    (keys_app, "keys"),
+    (audit_app, "audit"),
 ):
     app.add_typer(sub, name=name, no_args_is_help=True)
 
@@ -178,23 +185,91 @@ def _parse_mid(pairs: list[str]) -> dict[str, str]:
 # -- init and demo ----------------------------------------------------------------------------
 
 
+AdminOpt = Annotated[
+    str, typer.Option("--admin", help="Principal of the first system administrator.")
+]
+
+
+def _show_bootstrap_key(out: Output, new: NewApiKey | None) -> None:
+    if new is not None and not out.json:
+        out.line(
+            f"system administrator {new.key.principal}: API key (shown once, keep it now; "
+            f"`reeldb keys create` makes more):\n  {new.secret}"
+        )
+
+
 @app.command()
-def init(ctx: typer.Context) -> None:
-    """Create (or migrate) the database and show what it holds."""
+def init(ctx: typer.Context, admin: AdminOpt = "user:admin") -> None:
+    """Create (or migrate) the database; the first time, create a system admin and its key."""
     state = _state(ctx)
     db = state.db
-    summary = {
+    new = db.bootstrap(admin)
+    summary: dict[str, Any] = {
         "database": db.url,
         "namespaces": len(db.list_namespaces()),
         "datastores": len(db.list_datastores()),
+        "admin_key": new.secret if new is not None else None,
     }
     if state.out.json:
         state.out.data(summary)
-    else:
-        state.out.line(
-            f"reeldb database ready at {db.url} ({summary['namespaces']} namespaces, "
-            f"{summary['datastores']} DataStores)"
-        )
+        return
+    state.out.line(
+        f"reeldb database ready at {db.url} ({summary['namespaces']} namespaces, "
+        f"{summary['datastores']} DataStores)"
+    )
+    _show_bootstrap_key(state.out, new)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (setting host, default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (setting port, default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (setting workers, default 1).")
+    ] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Load the demo DataStore first.")] = False,
+    admin: AdminOpt = "user:admin",
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Run the HTTP service (see docs/http-api.md); Ctrl-C stops it."""
+    import uvicorn
+
+    from reeldb.api import create_app
+    from reeldb.store import infer_backend
+
+    state = _state(ctx)
+    settings = load_settings(
+        {"database": state.database, "host": host, "port": port, "workers": workers}
+    )
+    if settings.workers > 1 and infer_backend(settings.database) == "memory":
+        raise ConfigError("an in-memory database cannot be shared by several workers")
+    db = state.db
+    new = db.bootstrap(admin)
+    if demo:
+        from reeldb.demo import load_demo
+
+        load_demo(db)
+    _show_bootstrap_key(state.out, new)
+    state.out.line(
+        f"reeldb {__version__} serving {db.url} on http://{settings.host}:{settings.port} "
+        f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); API docs at /docs"
+    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": access_log,
+        "log_level": "info",
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(db), **options)
+        return
+    db.close()
+    os.environ["REELDB_DATABASE"] = settings.database
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="reeldb-metrics-"))
+    uvicorn.run("reeldb.api:create_app", factory=True, workers=settings.workers, **options)
 
 
 @app.command()
@@ -622,6 +697,104 @@ def doc_list(
         "Documents (newest first)",
         ["document id", "schema", "created", "bytes"],
         [(i.id, f"v{i.schema_version}", i.created_at.isoformat(), i.size) for i in page.items],
+        page,
+    )
+    if page.next_cursor:
+        state.out.line(f"more: --cursor {page.next_cursor}")
+
+
+# -- API keys and audit -----------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    principal: Annotated[str, typer.Argument(help="Who the key acts as, e.g. app:detector.")],
+    description: Annotated[str, typer.Option(help="Free text: what uses the key.")] = "",
+    system_admin: Annotated[
+        bool, typer.Option("--system-admin", help="Also make the principal a system admin.")
+    ] = False,
+) -> None:
+    """Create an API key; its secret is printed once and never stored."""
+    state = _state(ctx)
+    if system_admin:
+        state.db.grant_system_admin(principal)
+    new = state.db.create_api_key(principal, description=description)
+    if state.out.json:
+        state.out.data({"key": new.key, "secret": new.secret})
+        return
+    state.out.line(f"API key {new.key.key_id} for {principal} (shown once, keep it now):")
+    state.out.line(new.secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    principal: Annotated[str | None, typer.Option(help="Only this principal's keys.")] = None,
+) -> None:
+    """List API keys (never their secrets)."""
+    state = _state(ctx)
+    keys = state.db.list_api_keys(principal)
+    state.out.table(
+        "API keys",
+        ["key id", "principal", "description", "created", "revoked"],
+        [
+            (
+                k.key_id,
+                k.principal,
+                k.description,
+                k.created_at.isoformat(),
+                k.revoked_at.isoformat() if k.revoked_at else "",
+            )
+            for k in keys
+        ],
+        keys,
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key id (keys list).")]
+) -> None:
+    """Revoke an API key: the service refuses it from the next request on."""
+    state = _state(ctx)
+    key = state.db.revoke_api_key(key_id)
+    if state.out.json:
+        state.out.data(key)
+    else:
+        state.out.line(f"revoked API key {key.key_id} of {key.principal}")
+
+
+@audit_app.command("list")
+def audit_list(
+    ctx: typer.Context,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Only this namespace.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Page size (1-1000).")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+) -> None:
+    """List audit entries, newest first."""
+    state = _state(ctx)
+    page = state.db.list_audit(namespace, limit=limit, cursor=cursor)
+    if state.out.json:
+        state.out.data(page)
+        return
+    state.out.table(
+        "Audit log (newest first)",
+        ["at", "principal", "action", "namespace", "target", "status", "request id"],
+        [
+            (
+                e.at.isoformat(),
+                e.principal,
+                e.action,
+                e.namespace or "",
+                e.target,
+                e.status,
+                e.request_id,
+            )
+            for e in page.items
+        ],
         page,
     )
     if page.next_cursor:

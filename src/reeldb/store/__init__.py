@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from reeldb.errors import ConfigError
 from reeldb.store.base import (
+    AccessStore,
     DataStoreMove,
     DocumentRecord,
     DocumentStore,
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from reeldb.config import Settings
 
 __all__ = [
+    "AccessStore",
     "DataStoreMove",
     "DocumentRecord",
     "DocumentStore",

@@ -1,4 +1,4 @@
-"""Storage ports: `MetadataStore` and `DocumentStore`.
+"""Storage ports: `MetadataStore`, `DocumentStore` and `AccessStore`.
 
 A backend implements both over one database, so that an operation spanning them (storing a
 schema version only if no document arrived since the stored-data check) is one transaction.
@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from reeldb.auth.model import ApiKey, AuditEntry, Principal
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 
 __all__ = [
+    "AccessStore",
     "DataStoreMove",
     "DocumentRecord",
     "DocumentStore",
@@ -448,8 +450,113 @@ class DocumentStore(abc.ABC):
         """
 
 
-class Store(MetadataStore, DocumentStore):
-    """A backend: both ports over one database, plus its lifecycle."""
+class AccessStore(abc.ABC):
+    """API keys, system administrators and the audit log."""
+
+    @abc.abstractmethod
+    def create_api_key(self, key: ApiKey, secret_hash: bytes) -> None:
+        """Store a new key.
+
+        Args:
+            key: The public record.
+            secret_hash: The hash of the whole key.
+        """
+
+    @abc.abstractmethod
+    def key_access(self, key_id: str) -> tuple[ApiKey, bytes, Principal]:
+        """Everything needed to authenticate one request, in one read.
+
+        Args:
+            key_id: The key id.
+
+        Returns:
+            The key, its stored hash, and its principal with the principal's current roles.
+
+        Raises:
+            NotFoundError: No such key.
+        """
+
+    @abc.abstractmethod
+    def principal_access(self, principal: str) -> Principal:
+        """A principal's current system flag and namespace roles.
+
+        Args:
+            principal: The principal.
+
+        Returns:
+            The principal (with no roles if it has none).
+        """
+
+    @abc.abstractmethod
+    def list_api_keys(self, principal: str | None = None) -> list[ApiKey]:
+        """Keys, oldest first.
+
+        Args:
+            principal: Only this principal's keys; every key when None.
+
+        Returns:
+            The keys, revoked ones included.
+        """
+
+    @abc.abstractmethod
+    def revoke_api_key(self, key_id: str, revoked_at: datetime) -> ApiKey:
+        """Revoke a key (revoking a revoked key changes nothing).
+
+        Args:
+            key_id: The key id.
+            revoked_at: When.
+
+        Returns:
+            The key record.
+
+        Raises:
+            NotFoundError: No such key.
+        """
+
+    @abc.abstractmethod
+    def set_system_admin(self, principal: str, admin: bool, at: datetime) -> None:
+        """Make a principal a system administrator, or stop it being one.
+
+        Args:
+            principal: The principal.
+            admin: True to grant, False to revoke.
+            at: When.
+        """
+
+    @abc.abstractmethod
+    def list_system_admins(self) -> list[str]:
+        """The system administrators, by name.
+
+        Returns:
+            Their principals.
+        """
+
+    @abc.abstractmethod
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log durably (their ``seq`` is ignored and assigned).
+
+        Args:
+            entries: The entries.
+        """
+
+    @abc.abstractmethod
+    def list_audit(
+        self, namespace: str | None, *, limit: int, before_seq: int | None
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first.
+
+        Args:
+            namespace: Only this namespace's entries; every entry when None.
+            limit: At most this many.
+            before_seq: Only entries older than this (the cursor).
+
+        Returns:
+            The entries.
+        """
+
+
+class Store(MetadataStore, DocumentStore, AccessStore):
+    """A backend: every port over one database, plus its lifecycle."""
 
     url: str
 

@@ -6,10 +6,19 @@ tested exactly like the existing ones.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from reeldb.schema.model import SchemaKind, SchemaRef, SchemaVersion
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from reeldb.database import Database
 
 __all__ = [
     "BOUNDING_BOX",
@@ -17,6 +26,7 @@ __all__ = [
     "MID",
     "NOW",
     "face_document",
+    "running_service",
     "stored_schema_version",
 ]
 
@@ -134,3 +144,45 @@ def face_document(
             }
         ],
     }
+
+
+@contextmanager
+def running_service(
+    target: Database | FastAPI, *, startup_timeout: float = 20.0
+) -> Iterator[str]:
+    """Serve a database over real HTTP (uvicorn, a free loopback port) in a thread.
+
+    Args:
+        target: The open database to serve (it stays open afterwards), or an app made by
+            `reeldb.api.create_app` (tests may then swap ``app.state.db`` between tests).
+        startup_timeout: Seconds to wait for the server to listen.
+
+    Yields:
+        The base URL, e.g. ``http://127.0.0.1:53121``.
+
+    Raises:
+        RuntimeError: The server did not start.
+    """
+    import uvicorn
+
+    from reeldb.api import create_app
+    from reeldb.database import Database
+
+    app = create_app(target) if isinstance(target, Database) else target
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="reeldb-test-service", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the reeldb test service did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

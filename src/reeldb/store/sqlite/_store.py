@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from reeldb import _json
+from reeldb.auth.model import ApiKey, AuditEntry, Principal
 from reeldb.errors import (
     AlreadyExistsError,
     BackendUnavailableError,
@@ -41,6 +42,8 @@ _SV_COLUMNS = (
     "created_at"
 )
 _ITER_BATCH = 256
+_KEY_COLUMNS = "key_id, principal, description, created_at, created_by, revoked_at"
+_AUDIT_COLUMNS = "seq, at, principal, action, namespace, target, request_id, status"
 
 
 def _ts(value: datetime) -> str:
@@ -87,6 +90,14 @@ def _document(row: Sequence[Any], body: bytes = b"") -> DocumentRecord:
         size=row[6],
         body=body,
     )
+
+
+def _api_key(row: Sequence[Any]) -> ApiKey:
+    return ApiKey(row[0], row[1], row[2], _dt(row[3]), row[4], _dt(row[5]) if row[5] else None)
+
+
+def _audit(row: Sequence[Any]) -> AuditEntry:
+    return AuditEntry(row[0], _dt(row[1]), row[2], row[3], row[4], row[5], row[6], row[7])
 
 
 class SQLiteStore(Store):
@@ -551,3 +562,126 @@ class SQLiteStore(Store):
                 "SELECT count(*) FROM documents WHERE datastore_id = ?", (datastore_id,)
             ).fetchone()[0]
         return value
+
+    # -- access: API keys, system administrators, audit -----------------------------------
+
+    def create_api_key(self, key: ApiKey, secret_hash: bytes) -> None:
+        """See `AccessStore.create_api_key`."""
+        with self._db.write() as conn:
+            try:
+                conn.execute(
+                    f"INSERT INTO api_keys ({_KEY_COLUMNS}, secret_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key.key_id,
+                        key.principal,
+                        key.description,
+                        _ts(key.created_at),
+                        key.created_by,
+                        None,
+                        secret_hash,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExistsError(f"API key {key.key_id} already exists") from None
+
+    def _principal(self, conn: sqlite3.Connection, name: str, key_id: str | None) -> Principal:
+        admin = conn.execute("SELECT 1 FROM system_admins WHERE principal = ?", (name,))
+        roles = conn.execute(
+            "SELECT namespace, role FROM role_grants WHERE principal = ?", (name,)
+        ).fetchall()
+        return Principal(
+            name, admin.fetchone() is not None, {ns: Role(role) for ns, role in roles}, key_id
+        )
+
+    def key_access(self, key_id: str) -> tuple[ApiKey, bytes, Principal]:
+        """See `AccessStore.key_access`."""
+        with self._db.read() as conn:
+            row = conn.execute(
+                f"SELECT {_KEY_COLUMNS}, secret_hash FROM api_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"API key {key_id} does not exist")
+            return _api_key(row), bytes(row[6]), self._principal(conn, row[1], key_id)
+
+    def principal_access(self, principal: str) -> Principal:
+        """See `AccessStore.principal_access`."""
+        with self._db.read() as conn:
+            return self._principal(conn, principal, None)
+
+    def list_api_keys(self, principal: str | None = None) -> list[ApiKey]:
+        """See `AccessStore.list_api_keys`."""
+        where, args = ("WHERE principal = ?", (principal,)) if principal is not None else ("", ())
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at, key_id", args
+            ).fetchall()
+        return [_api_key(row) for row in rows]
+
+    def revoke_api_key(self, key_id: str, revoked_at: datetime) -> ApiKey:
+        """See `AccessStore.revoke_api_key`."""
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                (_ts(revoked_at), key_id),
+            )
+            row = conn.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"API key {key_id} does not exist")
+        return _api_key(row)
+
+    def set_system_admin(self, principal: str, admin: bool, at: datetime) -> None:
+        """See `AccessStore.set_system_admin`."""
+        with self._db.write() as conn:
+            if admin:
+                conn.execute(
+                    "INSERT OR IGNORE INTO system_admins (principal, granted_at) VALUES (?, ?)",
+                    (principal, _ts(at)),
+                )
+            else:
+                conn.execute("DELETE FROM system_admins WHERE principal = ?", (principal,))
+
+    def list_system_admins(self) -> list[str]:
+        """See `AccessStore.list_system_admins`."""
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT principal FROM system_admins ORDER BY principal")
+            return [row[0] for row in rows.fetchall()]
+
+    def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """See `AccessStore.append_audit`."""
+        with self._db.write() as conn:
+            conn.executemany(
+                "INSERT INTO audit_log (at, principal, action, namespace, target, request_id, "
+                "status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        _ts(e.at),
+                        e.principal,
+                        e.action,
+                        e.namespace,
+                        e.target,
+                        e.request_id,
+                        e.status,
+                    )
+                    for e in entries
+                ],
+            )
+
+    def list_audit(
+        self, namespace: str | None, *, limit: int, before_seq: int | None
+    ) -> list[AuditEntry]:
+        """See `AccessStore.list_audit`."""
+        before = before_seq if before_seq is not None else 2**62
+        where, args = (
+            ("WHERE namespace = ? AND seq < ?", (namespace, before))
+            if namespace is not None
+            else ("WHERE seq < ?", (before,))
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit_log {where} ORDER BY seq DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+        return [_audit(row) for row in rows]

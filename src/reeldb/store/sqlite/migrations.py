@@ -78,6 +78,37 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "CREATE INDEX documents_by_datastore ON documents (datastore_id, seq)",
         ),
     ),
+    (
+        "0002_access",
+        (
+            """CREATE TABLE api_keys (
+                key_id TEXT PRIMARY KEY,
+                principal TEXT NOT NULL,
+                secret_hash BLOB NOT NULL,
+                description TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                revoked_at TEXT
+            )""",
+            "CREATE INDEX api_keys_by_principal ON api_keys (principal)",
+            """CREATE TABLE system_admins (
+                principal TEXT PRIMARY KEY,
+                granted_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX role_grants_by_principal ON role_grants (principal)",
+            """CREATE TABLE audit_log (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                at TEXT NOT NULL,
+                principal TEXT NOT NULL,
+                action TEXT NOT NULL,
+                namespace TEXT,
+                target TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                status INTEGER NOT NULL
+            )""",
+            "CREATE INDEX audit_by_namespace ON audit_log (namespace, seq)",
+        ),
+    ),
 )
 
 

@@ -1,0 +1,376 @@
+"""The ASGI application: routes, problem+json errors, request ids, audit, metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prometheus_multiprocess
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reeldb import __version__, connect
+from reeldb._problems import HTTP_PROBLEMS, MEDIA_TYPE, TYPE_PREFIX, problem_body
+from reeldb.api import models as m
+from reeldb.api._routing import AUDIT_KEY, AuditDraft, Routes, json_response
+from reeldb.api.routes import build_routes
+from reeldb.auth.model import AuditEntry
+from reeldb.auth.policy import Need
+from reeldb.config import Settings, load_settings
+from reeldb.database import Database
+from reeldb.errors import ReelError
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("reeldb.api")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": m.ProblemOut, "description": title, "content": {MEDIA_TYPE: {}}}
+    for status, title in (
+        (400, "Malformed request"),
+        (401, "Missing or bad API key"),
+        (403, "Role too weak"),
+        (404, "Not found, or in a namespace where the caller has no role"),
+        (409, "Conflict"),
+        (413, "Body too large"),
+        (415, "Body is not JSON"),
+        (422, "Validation failed"),
+        (503, "Database unavailable"),
+    )
+}
+
+
+def _problem(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def _request_id(request: Request) -> str:
+    state = request.scope.get("state", {})
+    return str(state.get("request_id", ""))
+
+
+async def _reel_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ReelError)
+    body = problem_body(exc, instance=request.url.path, request_id=_request_id(request))
+    headers = {}
+    if body["status"] == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="reeldb"'
+    elif body["status"] == 503:
+        headers["Retry-After"] = "1"
+    elif body["status"] >= 500:
+        log.error("request %s failed: %s", _request_id(request), exc)
+    return _problem(body["status"], body, headers)
+
+
+def _http_problem(request: Request, status: int, detail: str, **extra: Any) -> Response:
+    slug, title, _ = HTTP_PROBLEMS.get(status, ("http-error", "HTTP error", None))
+    body = {
+        "type": TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": _request_id(request),
+        **extra,
+    }
+    return _problem(status, body)
+
+
+def _pointer(loc: tuple[Any, ...]) -> str:
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in loc]
+    return "/" + "/".join(parts) if parts else ""
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        err = next(e for e in errors if e.get("type") == "json_invalid")
+        where = (err.get("ctx") or {}).get("error", "")
+        return _http_problem(
+            request,
+            400,
+            f"the request body is not valid JSON: {where} at position {err['loc'][-1]}",
+        )
+    violations = [
+        {"pointer": _pointer(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
+        for e in errors
+    ]
+    first = violations[0] if violations else {"pointer": "", "message": ""}
+    return _http_problem(
+        request,
+        422,
+        f"the request does not match the API: {first['pointer']}: {first['message']}",
+        violations=violations,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = str(exc.detail)
+    if exc.status_code == 404:
+        detail = f"no route {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    response = _http_problem(request, exc.status_code, detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("request %s failed", _request_id(request))
+    body = {
+        "type": TYPE_PREFIX + "internal",
+        "title": "Internal error",
+        "status": 500,
+        "detail": "internal error; the server log has the details",
+        "instance": request.url.path,
+        "request_id": _request_id(request),
+    }
+    return _problem(500, body)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "reeldb_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "reeldb_http_request_duration_seconds",
+            "Time to answer HTTP requests, by route template and method.",
+            ("method", "route"),
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    def exposition(self) -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            registry = CollectorRegistry()
+            prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+class _ServiceMiddleware:
+    """Request ids, JSON-only bodies, the audit write and metrics, as one raw ASGI layer."""
+
+    def __init__(self, app: ASGIApp, service: FastAPI, metrics: _Metrics) -> None:
+        self.app = app
+        self.service = service
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode()),
+                ]
+                draft = state.get(AUDIT_KEY)
+                if draft is not None:
+                    await self._audit(draft, request_id, status)
+            await send(message)
+
+        try:
+            if scope["method"] in _BODY_METHODS and scope["path"].startswith("/v1/"):
+                kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+                has_body = headers.get(b"content-length", b"0") != b"0" or (
+                    b"transfer-encoding" in headers
+                )
+                if has_body and not (kind == b"application/json" or kind.endswith(b"+json")):
+                    request = Request(scope, receive)
+                    shown = kind.decode("latin-1") or "none"
+                    response = _http_problem(
+                        request, 415, f"send JSON with Content-Type: application/json, not {shown}"
+                    )
+                    await response(scope, receive, send_wrapper)
+                    return
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+    async def _audit(self, draft: AuditDraft, request_id: str, status: int) -> None:
+        entry = AuditEntry(
+            0,
+            datetime.now(UTC),
+            draft.principal,
+            draft.action,
+            draft.namespace,
+            draft.target,
+            request_id,
+            status,
+        )
+        db: Database = self.service.state.db
+        try:
+            await anyio.to_thread.run_sync(db.record_audit, [entry])
+        except ReelError:
+            # The action itself is done (or refused); failing the answer would mislead.
+            log.exception("could not write the audit entry of request %s", request_id)
+
+
+def _health_routes(service: FastAPI, metrics: _Metrics) -> Routes:
+    r = Routes()
+
+    @r.route(
+        "GET",
+        "/healthz",
+        need=Need.PUBLIC,
+        response_model=m.HealthOut,
+        tags=["ops"],
+        summary="Liveness: the process answers",
+    )
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @r.route(
+        "GET",
+        "/readyz",
+        need=Need.PUBLIC,
+        response_model=m.HealthOut,
+        tags=["ops"],
+        summary="Readiness: the database answers",
+    )
+    def readyz() -> Response:
+        db: Database = service.state.db
+        db.list_system_admins()
+        return json_response({"status": "ready"})
+
+    @r.route(
+        "GET",
+        "/metrics",
+        need=Need.PUBLIC,
+        tags=["ops"],
+        summary="Prometheus metrics: request counts and latency per route",
+        responses={200: {"content": {"text/plain": {}}, "description": "Metrics"}},
+    )
+    def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return r
+
+
+def create_app(db: Database | None = None, *, settings: Settings | None = None) -> FastAPI:
+    """Build the reeldb HTTP service.
+
+    Args:
+        db: Serve this open database (the caller closes it). When None, the app opens the
+            database named by the settings at startup and closes it at shutdown.
+        settings: Settings when ``db`` is None (default: `reeldb.config.load_settings`).
+
+    Returns:
+        The ASGI application (``uvicorn reeldb.api:create_app --factory``).
+    """
+    effective = settings or (db.settings if db is not None else load_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if db is not None:
+            app.state.db = db
+            yield
+            return
+        app.state.db = connect(effective.database, **_overrides(effective))
+        try:
+            yield
+        finally:
+            app.state.db.close()
+
+    service = FastAPI(
+        title="reeldb",
+        version=__version__,
+        summary="Media metadata and annotation database",
+        description=(
+            "Every `/v1` route needs an API key (`Authorization: Bearer rdb_...`) and the "
+            "role named by its `x-reeldb-role`. Errors are RFC 9457 `application/problem+json`."
+        ),
+        lifespan=lifespan,
+        max_body_size=effective.max_request_bytes,
+        exception_handlers={
+            ReelError: _reel_error,
+            RequestValidationError: _validation_error,
+            StarletteHTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        responses=_ERROR_RESPONSES,
+    )
+    if db is not None:
+        service.state.db = db
+    metrics = _Metrics()
+    service.include_router(_health_routes(service, metrics).router)
+    service.include_router(build_routes().router)
+    service.add_middleware(_ServiceMiddleware, service=service, metrics=metrics)
+    _document_openapi(service)
+    return service
+
+
+def _overrides(settings: Settings) -> dict[str, Any]:
+    values = asdict(settings)
+    values.pop("database")
+    return values
+
+
+def _document_openapi(service: FastAPI) -> None:
+    """Publish the request models of routes that parse their body themselves (documents)."""
+
+    def openapi() -> dict[str, Any]:
+        if service.openapi_schema is None:
+            schema = get_openapi(
+                title=service.title,
+                version=service.version,
+                summary=service.summary,
+                description=service.description,
+                routes=service.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (m.DocumentPut, m.DocumentBatch):
+                found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(found.pop("$defs", {}))
+                components[model.__name__] = found
+            service.openapi_schema = schema
+        return service.openapi_schema
+
+    service.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,330 @@
+"""Typed request and response bodies of the HTTP API: what OpenAPI publishes.
+
+Requests reject unknown fields. Responses are built by `reeldb._wire` and must match these
+models; the schemathesis test checks every response against the published schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reeldb.model.datastore import Role
+from reeldb.schema.model import CompatibilityMode, SchemaKind
+
+T = TypeVar("T")
+
+_MID_EXAMPLE = {"title_id": "80100172", "video_stream_id": "vs-1080p-01"}
+_DOC_EXAMPLE: dict[str, Any] = {
+    "asset": {"title": "The Demo"},
+    "tracks": [
+        {
+            "type": "video",
+            "frame_rate": "24000/1001",
+            "components": [
+                {
+                    "name": "faces",
+                    "events": [
+                        {
+                            "time_range": {"start": 1.0, "end": 2.5},
+                            "regions": [
+                                {
+                                    "bounding_box": {"x": 10, "y": 20, "w": 64, "h": 64},
+                                    "person": "Ada",
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    ],
+}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NamespaceCreate(_Request):
+    """A new namespace."""
+
+    name: str = Field(examples=["vision"])
+    description: str = ""
+    admins: list[str] = Field(default_factory=list, examples=[["user:alice"]])
+
+
+class RoleGrantRequest(_Request):
+    """The role to give."""
+
+    role: Role = Field(examples=["writer"])
+
+
+class SchemaAdd(_Request):
+    """A schema definition (DSL or plain JSON Schema 2020-12)."""
+
+    definition: dict[str, Any] = Field(
+        examples=[
+            {
+                "name": "BOUNDING_BOX",
+                "properties": {
+                    "boundingBox": {"type": "bounding_box", "mandatory": True},
+                    "boxTimeRange": {"type": "time_range", "mandatory": True},
+                },
+            }
+        ]
+    )
+    name: str | None = Field(None, description="The name, if the definition has none.")
+    compatibility: CompatibilityMode | None = Field(
+        None, description="Mode of a new schema (default BACKWARD)."
+    )
+
+
+class CompatibilityUpdate(_Request):
+    """A new compatibility mode."""
+
+    mode: CompatibilityMode
+
+
+class ValidateRequest(_Request):
+    """A value to validate against a schema version."""
+
+    instance: Any = Field(examples=[{"boundingBox": {"x": 0, "y": 0, "w": 5, "h": 5}}])
+    version: int | None = Field(None, ge=1, description="The version; latest when omitted.")
+
+
+class DataStoreCreate(_Request):
+    """A new DataStore in the namespace of the path."""
+
+    analysis_type: str = Field(examples=["face_detection"])
+    version: int = Field(ge=1, examples=[1])
+    mid_keys: list[str] = Field(examples=[["title_id", "video_stream_id"]])
+    schema_: str = Field(alias="schema", examples=["face_detection"])
+    description: str = ""
+
+
+class DocumentPut(_Request):
+    """One document for one MID."""
+
+    mid: dict[str, str] = Field(examples=[_MID_EXAMPLE])
+    document: dict[str, Any] = Field(examples=[_DOC_EXAMPLE])
+
+
+class DocumentBatch(_Request):
+    """Documents written in one transaction: all or none."""
+
+    items: list[DocumentPut] = Field(min_length=1)
+
+
+class KeyCreate(_Request):
+    """A new API key."""
+
+    principal: str = Field(examples=["app:shot-detector"])
+    description: str = ""
+
+
+# -- responses ----------------------------------------------------------------------------------
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; pass ``next_cursor`` back as ``cursor`` for the next."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+class NamespaceOut(BaseModel):
+    """A namespace."""
+
+    name: str
+    description: str
+    created_at: str
+
+
+class RoleGrantOut(BaseModel):
+    """A principal's role in a namespace."""
+
+    namespace: str
+    principal: str
+    role: Role
+    granted_at: str
+
+
+class SchemaVersionOut(BaseModel):
+    """One immutable schema version."""
+
+    namespace: str
+    name: str
+    version: int
+    kind: SchemaKind
+    description: str
+    definition: dict[str, Any]
+    json_schema: dict[str, Any]
+    resolved: dict[str, Any]
+    lineage: list[str]
+    created_at: str
+
+
+class SchemaSubjectOut(BaseModel):
+    """A schema name with its versions and compatibility mode."""
+
+    namespace: str
+    name: str
+    kind: SchemaKind
+    compatibility: CompatibilityMode
+    latest_version: int
+    versions: list[int]
+    builtin: bool
+
+
+class SchemaRefOut(BaseModel):
+    """A schema version's identity."""
+
+    namespace: str
+    name: str
+    version: int
+
+
+class IncompatibilityOut(BaseModel):
+    """One reason a schema version is incompatible."""
+
+    path: str
+    message: str
+    rule: str
+
+
+class CompatibilityReportOut(BaseModel):
+    """The outcome of a compatibility check."""
+
+    candidate: SchemaRefOut
+    mode: CompatibilityMode
+    compatible: bool
+    incompatibilities: list[IncompatibilityOut]
+    checked_documents: int
+    datastores: list[str]
+
+
+class ViolationOut(BaseModel):
+    """One broken rule: JSON pointer and message."""
+
+    pointer: str
+    message: str
+
+
+class ValidationOut(BaseModel):
+    """The outcome of validating a value."""
+
+    valid: bool
+    violations: list[ViolationOut]
+
+
+class DataStoreOut(BaseModel):
+    """A DataStore."""
+
+    datastore: str = Field(examples=["demo/face_detection/1"])
+    namespace: str
+    analysis_type: str
+    version: int
+    mid_keys: list[str]
+    schema_name: str
+    schema_version: int
+    description: str
+    created_at: str
+    id: int
+
+
+class CountOut(BaseModel):
+    """A count."""
+
+    count: int
+
+
+class DocumentOut(BaseModel):
+    """A stored document: its coordinates and its body (``data``) exactly as stored."""
+
+    id: str
+    datastore: str
+    mid: dict[str, str]
+    schema_version: int
+    created_at: str
+    data: dict[str, Any]
+
+
+class DocumentInfoOut(BaseModel):
+    """A document's coordinates, without its body."""
+
+    id: str
+    datastore: str
+    mid: dict[str, str]
+    schema_version: int
+    created_at: str
+    size: int
+
+
+class DocumentListOut(BaseModel):
+    """Documents written in one batch."""
+
+    items: list[DocumentOut]
+
+
+class ApiKeyOut(BaseModel):
+    """An API key's public record."""
+
+    key_id: str
+    principal: str
+    description: str
+    created_at: str
+    created_by: str
+    revoked_at: str | None
+    active: bool
+
+
+class NewApiKeyOut(BaseModel):
+    """A new key. ``secret`` is shown only in this response: reeldb keeps a hash."""
+
+    key: ApiKeyOut
+    secret: str
+
+
+class AuditEntryOut(BaseModel):
+    """One audited write or admin action."""
+
+    seq: int
+    at: str
+    principal: str
+    action: str
+    namespace: str | None
+    target: str
+    request_id: str
+    status: int
+
+
+class PrincipalOut(BaseModel):
+    """The caller: its principal, system flag and roles per namespace."""
+
+    name: str
+    system_admin: bool
+    roles: dict[str, Role]
+    key_id: str | None
+
+
+class HealthOut(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "ready"]
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem (``application/problem+json``)."""
+
+    type: str = Field(examples=["urn:reeldb:problem:not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str
+    violations: list[ViolationOut] | None = None
+    incompatibilities: list[IncompatibilityOut] | None = None
+    line: int | None = None
+    column: int | None = None

@@ -1,0 +1,616 @@
+"""The ``/v1`` routes: each calls one `reeldb.Database` method; no business rules here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from reeldb import _json, _wire
+from reeldb.api import models as m
+from reeldb.api._routing import (
+    DB,
+    CurrentPrincipal,
+    Routes,
+    json_response,
+    page_json,
+    paginate,
+    parse_mid,
+)
+from reeldb.auth.policy import Need, authorize
+from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
+from reeldb.model.datastore import DataStoreRef
+
+__all__ = ["build_routes"]
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+Namespace = Annotated[str, Path(description="The namespace.", examples=["demo"])]
+AnalysisType = Annotated[str, Path(examples=["face_detection"])]
+Version = Annotated[int, Path(ge=1, examples=[1])]
+SchemaName = Annotated[str, Path(examples=["face_detection"])]
+MidParam = Annotated[
+    str,
+    Query(
+        description="The MID as a JSON object.",
+        examples=['{"title_id":"80100172","video_stream_id":"vs-1080p-01"}'],
+    ),
+]
+
+_IMMUTABLE = "private, max-age=31536000, immutable"
+_DOCUMENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DocumentPut"}}},
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DocumentBatch"}}},
+    }
+}
+
+
+def _etag_response(request: Request, etag: str, body: Any) -> Response:
+    tag = f'"{etag}"'
+    headers = {"ETag": tag, "Cache-Control": _IMMUTABLE}
+    wanted = request.headers.get("if-none-match")
+    if wanted is not None and (wanted.strip() == "*" or tag in _etags(wanted)):
+        return Response(status_code=304, headers=headers)
+    return json_response(body, headers=headers)
+
+
+def _etags(header: str) -> set[str]:
+    return {part.strip().removeprefix("W/") for part in header.split(",")}
+
+
+async def _json_body(request: Request) -> Any:
+    return _json.loads(await request.body(), what="request body")
+
+
+RawBody = Annotated[Any, Depends(_json_body)]
+
+
+def _document_item(value: Any, where: str = "") -> tuple[dict[str, str], Any]:
+    if not isinstance(value, dict):
+        raise ValidationError(f"{where or 'the body'} must be an object with 'mid' and 'document'")
+    unknown = sorted(set(value) - {"mid", "document"})
+    if unknown:
+        raise ValidationError(f"unknown field {unknown[0]!r} in {where or 'the body'}")
+    if "mid" not in value or "document" not in value:
+        raise ValidationError(f"{where or 'the body'} needs both 'mid' and 'document'")
+    mid = value["mid"]
+    if not isinstance(mid, dict):
+        raise ValidationError(f"'mid' in {where or 'the body'} must be an object of strings")
+    return mid, value["document"]
+
+
+def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
+    """Declare every ``/v1`` route.
+
+    Returns:
+        The routes.
+    """
+    r = Routes("/v1")
+
+    # -- who am I ---------------------------------------------------------------------------
+
+    @r.route(
+        "GET",
+        "/whoami",
+        need=Need.AUTHENTICATED,
+        response_model=m.PrincipalOut,
+        tags=["access"],
+        summary="The caller's principal and roles",
+    )
+    async def whoami(principal: CurrentPrincipal) -> Response:
+        return json_response(_wire.principal(principal))
+
+    # -- namespaces and roles ----------------------------------------------------------------
+
+    @r.route(
+        "POST",
+        "/namespaces",
+        need=Need.SYSTEM,
+        audit="namespace.create",
+        status_code=201,
+        response_model=m.NamespaceOut,
+        tags=["namespaces"],
+        summary="Create a namespace",
+    )
+    def create_namespace(db: DB, body: m.NamespaceCreate) -> Response:
+        ns = db.create_namespace(body.name, description=body.description, admins=body.admins)
+        return json_response(_wire.namespace(ns), 201)
+
+    @r.route(
+        "GET",
+        "/namespaces",
+        need=Need.AUTHENTICATED,
+        response_model=m.Page[m.NamespaceOut],
+        tags=["namespaces"],
+        summary="The namespaces the caller has a role in",
+    )
+    def list_namespaces(
+        db: DB, principal: CurrentPrincipal, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
+        visible = [
+            ns
+            for ns in db.list_namespaces()
+            if principal.system_admin or ns.name in principal.roles
+        ]
+        page = paginate(visible, lambda ns: ns.name, limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.namespace))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}",
+        need=Need.READER,
+        response_model=m.NamespaceOut,
+        tags=["namespaces"],
+        summary="Read a namespace",
+    )
+    def get_namespace(db: DB, namespace: Namespace) -> Response:
+        return json_response(_wire.namespace(db.get_namespace(namespace)))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/roles",
+        need=Need.ADMIN,
+        response_model=m.Page[m.RoleGrantOut],
+        tags=["namespaces"],
+        summary="Role grants in a namespace",
+    )
+    def list_roles(
+        db: DB, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
+        page = paginate(db.list_roles(namespace), lambda g: g.principal, limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.role_grant))
+
+    @r.route(
+        "PUT",
+        "/namespaces/{namespace}/roles/{principal:path}",
+        need=Need.ADMIN,
+        audit="role.grant",
+        response_model=m.RoleGrantOut,
+        tags=["namespaces"],
+        summary="Give a principal a role (replacing its previous role)",
+    )
+    def grant_role(
+        db: DB, namespace: Namespace, principal: str, body: m.RoleGrantRequest
+    ) -> Response:
+        return json_response(_wire.role_grant(db.grant_role(namespace, principal, body.role)))
+
+    @r.route(
+        "DELETE",
+        "/namespaces/{namespace}/roles/{principal:path}",
+        need=Need.ADMIN,
+        audit="role.revoke",
+        status_code=204,
+        tags=["namespaces"],
+        summary="Remove a principal's role",
+    )
+    def revoke_role(db: DB, namespace: Namespace, principal: str) -> Response:
+        db.revoke_role(namespace, principal)
+        return Response(status_code=204)
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/audit",
+        need=Need.ADMIN,
+        response_model=m.Page[m.AuditEntryOut],
+        tags=["access"],
+        summary="The namespace's audit log, newest first",
+    )
+    def namespace_audit(
+        db: DB, namespace: Namespace, limit: Limit = 50, cursor: Cursor = None
+    ) -> Response:
+        page = db.list_audit(namespace, limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.audit_entry))
+
+    # -- schemas -----------------------------------------------------------------------------
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/schemas",
+        need=Need.READER,
+        response_model=m.Page[m.SchemaSubjectOut],
+        tags=["schemas"],
+        summary="The namespace's schemas, then the built-ins",
+    )
+    def list_schemas(
+        db: DB, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
+        subjects = db.list_schemas(namespace)
+        page = paginate(
+            subjects, lambda s: f"{int(s.builtin)}/{s.name}", limit=limit, cursor=cursor
+        )
+        return json_response(page_json(page, _wire.schema_subject))
+
+    @r.route(
+        "POST",
+        "/namespaces/{namespace}/schemas",
+        need=Need.ADMIN,
+        audit="schema.add",
+        status_code=201,
+        response_model=m.SchemaVersionOut,
+        tags=["schemas"],
+        summary="Add a schema version after checking it",
+        responses={409: {"model": m.ProblemOut, "description": "Incompatible"}},
+    )
+    def add_schema(db: DB, namespace: Namespace, body: m.SchemaAdd) -> Response:
+        version = db.add_schema(
+            namespace, body.definition, name=body.name, compatibility=body.compatibility
+        )
+        return json_response(_wire.schema_version(version), 201)
+
+    @r.route(
+        "POST",
+        "/namespaces/{namespace}/schemas/check",
+        need=Need.ADMIN,
+        response_model=m.CompatibilityReportOut,
+        tags=["schemas"],
+        summary="Check a candidate schema version without storing it",
+    )
+    def check_schema(db: DB, namespace: Namespace, body: m.SchemaAdd) -> Response:
+        report = db.check_schema(
+            namespace, body.definition, name=body.name, compatibility=body.compatibility
+        )
+        return json_response(_wire.report(report))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/schemas/{name}",
+        need=Need.READER,
+        response_model=m.SchemaVersionOut,
+        tags=["schemas"],
+        summary="The latest version of a schema",
+    )
+    def get_schema(db: DB, namespace: Namespace, name: SchemaName) -> Response:
+        return json_response(_wire.schema_version(db.get_schema(namespace, name)))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/schemas/{name}/versions",
+        need=Need.READER,
+        response_model=m.Page[m.SchemaVersionOut],
+        tags=["schemas"],
+        summary="Every version of a schema, oldest first",
+    )
+    def list_schema_versions(
+        db: DB, namespace: Namespace, name: SchemaName, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
+        versions = db.list_schema_versions(namespace, name)
+        page = paginate(versions, lambda v: f"{v.version:012d}", limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.schema_version))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/schemas/{name}/versions/{version}",
+        need=Need.READER,
+        response_model=m.SchemaVersionOut,
+        tags=["schemas"],
+        summary="One schema version (immutable: ETag, If-None-Match)",
+        responses={304: {"description": "Not modified"}},
+    )
+    def get_schema_version(
+        request: Request, db: DB, namespace: Namespace, name: SchemaName, version: Version
+    ) -> Response:
+        found = db.get_schema(namespace, name, version)
+        etag = f"schema:{found.namespace}/{found.name}/{found.version}"
+        return _etag_response(request, etag, _wire.schema_version(found))
+
+    @r.route(
+        "PUT",
+        "/namespaces/{namespace}/schemas/{name}/compatibility",
+        need=Need.ADMIN,
+        audit="schema.set_compatibility",
+        response_model=m.SchemaSubjectOut,
+        tags=["schemas"],
+        summary="Change a schema's compatibility mode",
+    )
+    def set_compatibility(
+        db: DB, namespace: Namespace, name: SchemaName, body: m.CompatibilityUpdate
+    ) -> Response:
+        return json_response(_wire.schema_subject(db.set_compatibility(namespace, name, body.mode)))
+
+    @r.route(
+        "POST",
+        "/namespaces/{namespace}/schemas/{name}/validate",
+        need=Need.READER,
+        response_model=m.ValidationOut,
+        tags=["schemas"],
+        summary="Validate a value against a schema version; stores nothing",
+    )
+    def validate(
+        db: DB, namespace: Namespace, name: SchemaName, body: m.ValidateRequest
+    ) -> Response:
+        found = db.validate(namespace, name, body.instance, version=body.version)
+        return json_response(
+            {"valid": not found, "violations": [_wire.violation(v) for v in found]}
+        )
+
+    # -- DataStores --------------------------------------------------------------------------
+
+    @r.route(
+        "POST",
+        "/namespaces/{namespace}/datastores",
+        need=Need.ADMIN,
+        audit="datastore.create",
+        status_code=201,
+        response_model=m.DataStoreOut,
+        tags=["datastores"],
+        summary="Create a DataStore",
+    )
+    def create_datastore(db: DB, namespace: Namespace, body: m.DataStoreCreate) -> Response:
+        ref = DataStoreRef(namespace, body.analysis_type, body.version)
+        ds = db.create_datastore(
+            ref, mid_keys=body.mid_keys, schema=body.schema_, description=body.description
+        )
+        return json_response(_wire.datastore(ds), 201)
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/datastores",
+        need=Need.READER,
+        response_model=m.Page[m.DataStoreOut],
+        tags=["datastores"],
+        summary="The namespace's DataStores",
+    )
+    def list_datastores(
+        db: DB, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
+        page = paginate(
+            db.list_datastores(namespace),
+            lambda ds: f"{ds.ref.analysis_type}/{ds.ref.version:012d}",
+            limit=limit,
+            cursor=cursor,
+        )
+        return json_response(page_json(page, _wire.datastore))
+
+    ds_path = "/namespaces/{namespace}/datastores/{analysis_type}/{version}"
+
+    @r.route(
+        "GET",
+        ds_path,
+        need=Need.READER,
+        response_model=m.DataStoreOut,
+        tags=["datastores"],
+        summary="Read a DataStore",
+    )
+    def get_datastore(
+        db: DB, namespace: Namespace, analysis_type: AnalysisType, version: Version
+    ) -> Response:
+        ds = db.get_datastore(DataStoreRef(namespace, analysis_type, version))
+        return json_response(_wire.datastore(ds))
+
+    @r.route(
+        "GET",
+        ds_path + "/count",
+        need=Need.READER,
+        response_model=m.CountOut,
+        tags=["datastores"],
+        summary="How many documents the DataStore holds",
+    )
+    def count_documents(
+        db: DB, namespace: Namespace, analysis_type: AnalysisType, version: Version
+    ) -> Response:
+        count = db.count_documents(DataStoreRef(namespace, analysis_type, version))
+        return json_response({"count": count})
+
+    # -- documents ---------------------------------------------------------------------------
+
+    @r.route(
+        "POST",
+        ds_path + "/documents",
+        need=Need.WRITER,
+        audit="document.put",
+        status_code=201,
+        response_model=m.DocumentInfoOut,
+        tags=["documents"],
+        summary="Validate and store a document for a MID",
+        openapi_extra=_DOCUMENT_BODY,
+    )
+    def put_document(
+        db: DB,
+        namespace: Namespace,
+        analysis_type: AnalysisType,
+        version: Version,
+        body: RawBody,
+    ) -> Response:
+        mid, document = _document_item(body)
+        doc = db.put_document(DataStoreRef(namespace, analysis_type, version), mid, document)
+        info = _wire.document(doc)
+        del info["data"]
+        info["size"] = len(doc.body)
+        return json_response(info, 201, headers={"Location": f"/v1/documents/{doc.id}"})
+
+    @r.route(
+        "POST",
+        ds_path + "/documents/batch",
+        need=Need.WRITER,
+        audit="document.put_batch",
+        status_code=201,
+        response_model=m.Page[m.DocumentInfoOut],
+        tags=["documents"],
+        summary="Store many documents in one transaction: all or none",
+        openapi_extra=_BATCH_BODY,
+    )
+    def put_documents(
+        db: DB,
+        namespace: Namespace,
+        analysis_type: AnalysisType,
+        version: Version,
+        body: RawBody,
+    ) -> Response:
+        if (
+            not isinstance(body, dict)
+            or set(body) != {"items"}
+            or not isinstance(body["items"], list)
+        ):
+            raise ValidationError('the body must be {"items": [{"mid": ..., "document": ...}]}')
+        items = [_document_item(item, f"/items/{i}") for i, item in enumerate(body["items"])]
+        docs = db.put_documents(DataStoreRef(namespace, analysis_type, version), items)
+        out = []
+        for doc in docs:
+            info = _wire.document(doc)
+            del info["data"]
+            info["size"] = len(doc.body)
+            out.append(info)
+        return json_response({"items": out, "next_cursor": None}, 201)
+
+    @r.route(
+        "GET",
+        ds_path + "/documents",
+        need=Need.READER,
+        response_model=m.Page[m.DocumentInfoOut],
+        tags=["documents"],
+        summary="Every document for a MID, newest first (no bodies)",
+    )
+    def list_documents(
+        db: DB,
+        namespace: Namespace,
+        analysis_type: AnalysisType,
+        version: Version,
+        mid: MidParam,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Response:
+        page = db.list_documents(
+            DataStoreRef(namespace, analysis_type, version),
+            parse_mid(mid),
+            limit=limit,
+            cursor=cursor,
+        )
+        return json_response(page_json(page, _wire.document_info))
+
+    @r.route(
+        "GET",
+        ds_path + "/documents/latest",
+        need=Need.READER,
+        response_model=m.DocumentOut,
+        tags=["documents"],
+        summary="The latest document for a MID",
+    )
+    def latest_document(
+        db: DB,
+        namespace: Namespace,
+        analysis_type: AnalysisType,
+        version: Version,
+        mid: MidParam,
+    ) -> Response:
+        doc = db.latest_document(DataStoreRef(namespace, analysis_type, version), parse_mid(mid))
+        return json_response(_wire.document(doc))
+
+    @r.route(
+        "GET",
+        ds_path + "/documents/{document_id}",
+        need=Need.READER,
+        response_model=m.DocumentOut,
+        tags=["documents"],
+        summary="A document of this DataStore by DocumentID (immutable: ETag)",
+        responses={304: {"description": "Not modified"}},
+    )
+    def get_datastore_document(
+        request: Request,
+        db: DB,
+        namespace: Namespace,
+        analysis_type: AnalysisType,
+        version: Version,
+        document_id: UUID,
+    ) -> Response:
+        ref = DataStoreRef(namespace, analysis_type, version)
+        doc = db.get_document(document_id, datastore=ref)
+        return _etag_response(request, str(doc.id), _wire.document(doc))
+
+    @r.route(
+        "GET",
+        "/documents/{document_id}",
+        need=Need.AUTHENTICATED,
+        response_model=m.DocumentOut,
+        tags=["documents"],
+        summary="A document by DocumentID (reader role in its namespace; ETag)",
+        openapi_extra={"x-reeldb-role": "reader"},
+        responses={304: {"description": "Not modified"}},
+    )
+    async def get_document(
+        request: Request, db: DB, principal: CurrentPrincipal, document_id: UUID
+    ) -> Response:
+        doc = db.get_document(document_id)
+        # The namespace is known only now; without a role the document "does not exist".
+        try:
+            authorize(principal, Need.READER, doc.datastore.namespace)
+        except (NotFoundError, PermissionDeniedError):
+            raise NotFoundError(f"document {document_id} does not exist") from None
+        return _etag_response(request, str(doc.id), _wire.document(doc))
+
+    # -- access: keys and audit --------------------------------------------------------------
+
+    @r.route(
+        "POST",
+        "/keys",
+        need=Need.SYSTEM,
+        audit="key.create",
+        status_code=201,
+        response_model=m.NewApiKeyOut,
+        tags=["access"],
+        summary="Create an API key (its secret is shown only in this response)",
+    )
+    def create_api_key(db: DB, principal: CurrentPrincipal, body: m.KeyCreate) -> Response:
+        new = db.create_api_key(
+            body.principal, description=body.description, created_by=principal.name
+        )
+        return json_response(_wire.new_api_key(new), 201)
+
+    @r.route(
+        "GET",
+        "/keys",
+        need=Need.SYSTEM,
+        response_model=m.Page[m.ApiKeyOut],
+        tags=["access"],
+        summary="API keys (never their secrets)",
+    )
+    def list_api_keys(
+        db: DB,
+        principal_filter: Annotated[str | None, Query(alias="principal")] = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response:
+        keys = db.list_api_keys(principal_filter)
+        page = paginate(
+            keys, lambda k: f"{k.created_at.isoformat()}/{k.key_id}", limit=limit, cursor=cursor
+        )
+        return json_response(page_json(page, _wire.api_key))
+
+    @r.route(
+        "DELETE",
+        "/keys/{key_id}",
+        need=Need.SYSTEM,
+        audit="key.revoke",
+        response_model=m.ApiKeyOut,
+        tags=["access"],
+        summary="Revoke an API key",
+    )
+    def revoke_api_key(db: DB, key_id: str) -> Response:
+        return json_response(_wire.api_key(db.revoke_api_key(key_id)))
+
+    @r.route(
+        "GET",
+        "/audit",
+        need=Need.SYSTEM,
+        response_model=m.Page[m.AuditEntryOut],
+        tags=["access"],
+        summary="The whole audit log, newest first",
+    )
+    def audit(
+        db: DB,
+        namespace: Annotated[str | None, Query()] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Response:
+        page = db.list_audit(namespace, limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.audit_entry))
+
+    return r

@@ -1,0 +1,404 @@
+"""`Client`: the `reeldb.Database` API over HTTP, method for method.
+
+Same method names, same arguments, same return types, same exceptions: code written against
+``reeldb.connect(...)`` runs against a reeldb service by changing that one line::
+
+    db = reeldb.client.Client("http://127.0.0.1:8000", api_key="rdb_...")
+
+Listing methods that return whole lists follow the service's pages for you.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+from uuid import UUID
+
+import httpx
+import orjson
+
+from reeldb import _json, _wire
+from reeldb._problems import error_from_problem
+from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
+from reeldb.errors import BackendUnavailableError, ValidationError, Violation
+from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
+from reeldb.model.document import Document, DocumentInfo, Page
+from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
+from reeldb.schema.registry import CompatibilityReport
+
+__all__ = ["DEFAULT_URL", "Client"]
+
+T = TypeVar("T")
+DEFAULT_URL = "http://127.0.0.1:8000"
+_PAGE = 1000
+
+DocumentInput = Mapping[str, Any] | bytes | str
+
+
+def _seg(value: object) -> str:
+    return quote(str(value), safe="")
+
+
+class Client:
+    """A reeldb service, used like a `reeldb.Database`.
+
+    Args:
+        base_url: The service, e.g. ``http://127.0.0.1:8000`` (default: ``$REELDB_URL``).
+        api_key: An API key (default: ``$REELDB_API_KEY``).
+        timeout: Seconds to wait for an answer.
+        transport: An httpx transport to use instead of the network (tests, proxies).
+
+    Raises:
+        UnauthenticatedError: (from calls) no key, or a bad or revoked key.
+        BackendUnavailableError: (from calls) the service cannot be reached.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("REELDB_URL") or DEFAULT_URL).rstrip("/")
+        key = api_key if api_key is not None else os.environ.get("REELDB_API_KEY")
+        headers = {"Accept": "application/json", "User-Agent": "reeldb-client"}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport or httpx.HTTPTransport(retries=3),
+        )
+
+    @property
+    def url(self) -> str:
+        """The service URL."""
+        return self.base_url
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<reeldb.client.Client {self.base_url}>"
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        content = None if json is None else orjson.dumps(json)
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.request(
+                method, "/v1" + path, content=content, params=query, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise BackendUnavailableError(f"cannot reach reeldb at {self.base_url}: {exc}") from exc
+        if response.status_code == 204:
+            return None
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            body = None
+        if response.status_code >= 400:
+            raise error_from_problem(response.status_code, body)
+        return body
+
+    def _pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        cursor = None
+        while True:
+            page = self._call(
+                "GET", path, params={**(params or {}), "limit": _PAGE, "cursor": cursor}
+            )
+            yield from page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    def _all(self, path: str, decode: Callable[[Any], T], **params: Any) -> list[T]:
+        return [decode(item) for item in self._pages(path, params)]
+
+    # -- namespaces and roles -----------------------------------------------------------------
+
+    def create_namespace(
+        self, name: str, *, description: str = "", admins: Sequence[str] = ()
+    ) -> Namespace:
+        """See `reeldb.Database.create_namespace` (needs a system administrator's key)."""
+        body = {"name": name, "description": description, "admins": list(admins)}
+        return _wire.namespace_from(self._call("POST", "/namespaces", json=body))
+
+    def get_namespace(self, name: str) -> Namespace:
+        """See `reeldb.Database.get_namespace`."""
+        return _wire.namespace_from(self._call("GET", f"/namespaces/{_seg(name)}"))
+
+    def list_namespaces(self) -> list[Namespace]:
+        """See `reeldb.Database.list_namespaces`; only namespaces where the key has a role."""
+        return self._all("/namespaces", _wire.namespace_from)
+
+    def grant_role(self, namespace: str, principal: str, role: str | Role) -> RoleGrant:
+        """See `reeldb.Database.grant_role`."""
+        body = {"role": str(role.value if isinstance(role, Role) else role).lower()}
+        path = f"/namespaces/{_seg(namespace)}/roles/{_seg(principal)}"
+        return _wire.role_grant_from(self._call("PUT", path, json=body))
+
+    def revoke_role(self, namespace: str, principal: str) -> None:
+        """See `reeldb.Database.revoke_role`."""
+        self._call("DELETE", f"/namespaces/{_seg(namespace)}/roles/{_seg(principal)}")
+
+    def list_roles(self, namespace: str) -> list[RoleGrant]:
+        """See `reeldb.Database.list_roles`."""
+        return self._all(f"/namespaces/{_seg(namespace)}/roles", _wire.role_grant_from)
+
+    # -- schemas ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _schema_body(
+        definition: Mapping[str, Any] | str | bytes,
+        name: str | None,
+        compatibility: str | CompatibilityMode | None,
+    ) -> dict[str, Any]:
+        decoded = (
+            _json.loads(definition, what="schema definition")
+            if isinstance(definition, str | bytes)
+            else definition
+        )
+        mode = None if compatibility is None else CompatibilityMode.parse(compatibility).value
+        return {"definition": decoded, "name": name, "compatibility": mode}
+
+    def add_schema(
+        self,
+        namespace: str,
+        definition: Mapping[str, Any] | str | bytes,
+        *,
+        name: str | None = None,
+        compatibility: str | CompatibilityMode | None = None,
+    ) -> SchemaVersion:
+        """See `reeldb.Database.add_schema`."""
+        body = self._schema_body(definition, name, compatibility)
+        found = self._call("POST", f"/namespaces/{_seg(namespace)}/schemas", json=body)
+        return _wire.schema_version_from(found)
+
+    def check_schema(
+        self,
+        namespace: str,
+        definition: Mapping[str, Any] | str | bytes,
+        *,
+        name: str | None = None,
+        compatibility: str | CompatibilityMode | None = None,
+    ) -> CompatibilityReport:
+        """See `reeldb.Database.check_schema`."""
+        body = self._schema_body(definition, name, compatibility)
+        found = self._call("POST", f"/namespaces/{_seg(namespace)}/schemas/check", json=body)
+        return _wire.report_from(found)
+
+    def get_schema(self, namespace: str, name: str, version: int | None = None) -> SchemaVersion:
+        """See `reeldb.Database.get_schema`."""
+        path = f"/namespaces/{_seg(namespace)}/schemas/{_seg(name)}"
+        if version is not None:
+            path += f"/versions/{_seg(version)}"
+        return _wire.schema_version_from(self._call("GET", path))
+
+    def list_schemas(self, namespace: str) -> list[SchemaSubject]:
+        """See `reeldb.Database.list_schemas`."""
+        return self._all(f"/namespaces/{_seg(namespace)}/schemas", _wire.schema_subject_from)
+
+    def list_schema_versions(self, namespace: str, name: str) -> list[SchemaVersion]:
+        """See `reeldb.Database.list_schema_versions`."""
+        path = f"/namespaces/{_seg(namespace)}/schemas/{_seg(name)}/versions"
+        return self._all(path, _wire.schema_version_from)
+
+    def set_compatibility(
+        self, namespace: str, name: str, mode: str | CompatibilityMode
+    ) -> SchemaSubject:
+        """See `reeldb.Database.set_compatibility`."""
+        path = f"/namespaces/{_seg(namespace)}/schemas/{_seg(name)}/compatibility"
+        body = {"mode": CompatibilityMode.parse(mode).value}
+        return _wire.schema_subject_from(self._call("PUT", path, json=body))
+
+    def validate(
+        self, namespace: str, schema: str, instance: Any, *, version: int | None = None
+    ) -> list[Violation]:
+        """See `reeldb.Database.validate`."""
+        path = f"/namespaces/{_seg(namespace)}/schemas/{_seg(schema)}/validate"
+        found = self._call("POST", path, json={"instance": instance, "version": version})
+        return [_wire.violation_from(v) for v in found["violations"]]
+
+    # -- DataStores ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _ds_path(datastore: str | DataStoreRef) -> str:
+        ref = DataStoreRef.parse(datastore)
+        return (
+            f"/namespaces/{_seg(ref.namespace)}/datastores/{_seg(ref.analysis_type)}/{ref.version}"
+        )
+
+    def create_datastore(
+        self,
+        datastore: str | DataStoreRef,
+        *,
+        mid_keys: Sequence[str],
+        schema: str,
+        description: str = "",
+    ) -> DataStore:
+        """See `reeldb.Database.create_datastore`."""
+        ref = DataStoreRef.parse(datastore)
+        body = {
+            "analysis_type": ref.analysis_type,
+            "version": ref.version,
+            "mid_keys": list(mid_keys),
+            "schema": schema,
+            "description": description,
+        }
+        found = self._call("POST", f"/namespaces/{_seg(ref.namespace)}/datastores", json=body)
+        return _wire.datastore_from(found)
+
+    def get_datastore(self, datastore: str | DataStoreRef) -> DataStore:
+        """See `reeldb.Database.get_datastore`."""
+        return _wire.datastore_from(self._call("GET", self._ds_path(datastore)))
+
+    def list_datastores(self, namespace: str | None = None) -> list[DataStore]:
+        """See `reeldb.Database.list_datastores`; with no namespace, those the key can read."""
+        names = [namespace] if namespace is not None else [n.name for n in self.list_namespaces()]
+        found: list[DataStore] = []
+        for name in names:
+            found += self._all(f"/namespaces/{_seg(name)}/datastores", _wire.datastore_from)
+        return sorted(found, key=lambda ds: ds.ref)
+
+    def count_documents(self, datastore: str | DataStoreRef) -> int:
+        """See `reeldb.Database.count_documents`."""
+        count: int = self._call("GET", self._ds_path(datastore) + "/count")["count"]
+        return count
+
+    # -- documents ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _item(mid: Mapping[str, str], document: DocumentInput) -> tuple[dict[str, Any], bytes]:
+        if not isinstance(mid, Mapping):
+            raise ValidationError("a MID is an object of strings, e.g. {'title_id': '80100172'}")
+        if isinstance(document, bytes | bytearray | memoryview | str):
+            data = _json.loads(document, what="document")
+        else:
+            data = document
+        body = _json.dumps(data)
+        return {"mid": dict(mid), "document": orjson.Fragment(body)}, body
+
+    def put_document(
+        self, datastore: str | DataStoreRef, mid: Mapping[str, str], document: DocumentInput
+    ) -> Document:
+        """See `reeldb.Database.put_document`."""
+        item, body = self._item(mid, document)
+        info = self._call("POST", self._ds_path(datastore) + "/documents", json=item)
+        return self._stored(info, body)
+
+    def put_documents(
+        self,
+        datastore: str | DataStoreRef,
+        items: Iterable[tuple[Mapping[str, str], DocumentInput]],
+    ) -> list[Document]:
+        """See `reeldb.Database.put_documents`."""
+        prepared = []
+        for index, item in enumerate(items):
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise ValidationError(f"item {index} is not a (mid, document) pair")
+            prepared.append(self._item(*item))
+        if not prepared:
+            raise ValidationError("no documents to write")
+        found = self._call(
+            "POST",
+            self._ds_path(datastore) + "/documents/batch",
+            json={"items": [item for item, _ in prepared]},
+        )
+        return [
+            self._stored(info, body)
+            for info, (_, body) in zip(found["items"], prepared, strict=True)
+        ]
+
+    @staticmethod
+    def _stored(info: dict[str, Any], body: bytes) -> Document:
+        stored = _wire.document_info_from(info)
+        return Document(
+            stored.id, stored.datastore, stored.mid, stored.schema_version, stored.created_at, body
+        )
+
+    def get_document(
+        self, document_id: UUID | str, *, datastore: str | DataStoreRef | None = None
+    ) -> Document:
+        """See `reeldb.Database.get_document`."""
+        try:
+            checked = document_id if isinstance(document_id, UUID) else UUID(str(document_id))
+        except ValueError:
+            raise ValidationError(f"invalid DocumentID {document_id!r}: expected a UUID") from None
+        if datastore is None:
+            return _wire.document_from(self._call("GET", f"/documents/{checked}"))
+        path = self._ds_path(datastore) + f"/documents/{checked}"
+        return _wire.document_from(self._call("GET", path))
+
+    def latest_document(self, datastore: str | DataStoreRef, mid: Mapping[str, str]) -> Document:
+        """See `reeldb.Database.latest_document`."""
+        params = {"mid": _json.dumps(dict(mid)).decode()}
+        found = self._call("GET", self._ds_path(datastore) + "/documents/latest", params=params)
+        return _wire.document_from(found)
+
+    def list_documents(
+        self,
+        datastore: str | DataStoreRef,
+        mid: Mapping[str, str],
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[DocumentInfo]:
+        """See `reeldb.Database.list_documents`."""
+        params = {"mid": _json.dumps(dict(mid)).decode(), "limit": limit, "cursor": cursor}
+        found = self._call("GET", self._ds_path(datastore) + "/documents", params=params)
+        return Page(
+            tuple(_wire.document_info_from(d) for d in found["items"]), found["next_cursor"]
+        )
+
+    # -- access -------------------------------------------------------------------------------
+
+    def whoami(self) -> Principal:
+        """The principal this client's key stands for, with its roles.
+
+        Returns:
+            The principal.
+        """
+        return _wire.principal_from(self._call("GET", "/whoami"))
+
+    def create_api_key(self, principal: str, *, description: str = "") -> NewApiKey:
+        """See `reeldb.Database.create_api_key` (needs a system administrator's key)."""
+        body = {"principal": principal, "description": description}
+        return _wire.new_api_key_from(self._call("POST", "/keys", json=body))
+
+    def list_api_keys(self, principal: str | None = None) -> list[ApiKey]:
+        """See `reeldb.Database.list_api_keys`."""
+        return self._all("/keys", _wire.api_key_from, principal=principal)
+
+    def revoke_api_key(self, key_id: str) -> ApiKey:
+        """See `reeldb.Database.revoke_api_key`."""
+        return _wire.api_key_from(self._call("DELETE", f"/keys/{_seg(key_id)}"))
+
+    def list_audit(
+        self, namespace: str | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[AuditEntry]:
+        """See `reeldb.Database.list_audit` (a namespace's admin; all: a system admin)."""
+        path = "/audit" if namespace is None else f"/namespaces/{_seg(namespace)}/audit"
+        found = self._call("GET", path, params={"limit": limit, "cursor": cursor})
+        return Page(tuple(_wire.audit_entry_from(e) for e in found["items"]), found["next_cursor"])
