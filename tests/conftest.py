@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 import reeldb
-from reeldb.testing import FACE_DETECTION, MID, face_document
+from reeldb.api import create_app
+from reeldb.client import Client
+from reeldb.testing import FACE_DETECTION, MID, face_document, running_service
 
 __all__ = ["FACE_DETECTION", "MID", "face_document"]
 
@@ -48,3 +52,47 @@ def vision(db: reeldb.Database) -> reeldb.Database:
         "vision/face_detection/1", mid_keys=["title_id", "video_stream_id"], schema="face_detection"
     )
     return db
+
+
+@pytest.fixture(scope="session")
+def service_app() -> Iterator[tuple[FastAPI, str]]:
+    """One real service (uvicorn on a free loopback port) per test process.
+
+    Tests get their own database through `live`, which swaps it into the running app.
+    """
+    with reeldb.connect("memory:") as placeholder:
+        app = create_app(placeholder)
+        with running_service(app) as url:
+            yield app, url
+
+
+@dataclass
+class Live:
+    """A running service over a fresh database, with its system administrator's key."""
+
+    url: str
+    db: reeldb.Database
+    admin_key: str
+
+    def client(self, api_key: str | None = None) -> Client:
+        """A client with the given key (the system administrator's by default)."""
+        return Client(self.url, self.admin_key if api_key is None else api_key)
+
+    def key(self, principal: str) -> str:
+        """A new API key for a principal."""
+        return self.db.create_api_key(principal).secret
+
+
+@pytest.fixture
+def live(service_app: tuple[FastAPI, str]) -> Iterator[Live]:
+    """The running service over a fresh in-memory database."""
+    app, url = service_app
+    with reeldb.connect("memory:") as database:
+        admin = database.bootstrap()
+        assert admin is not None
+        previous = app.state.db
+        app.state.db = database
+        try:
+            yield Live(url, database, admin.secret)
+        finally:
+            app.state.db = previous

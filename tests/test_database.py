@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import uuid
 from fractions import Fraction
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -22,6 +23,17 @@ from reeldb.errors import (
 from reeldb.testing import FACE_DETECTION, MID, face_document
 
 DS = "vision/face_detection/1"
+
+
+@pytest.fixture(params=["embedded", "http"])
+def db(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "embedded":
+        with reeldb.connect("memory:") as database:
+            yield database
+    else:
+        live = request.getfixturevalue("live")
+        with live.client() as client:
+            yield client
 
 
 def pointers(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+import reeldb
 from reeldb.cli import app
 from reeldb.config import SETTINGS
 from reeldb.demo import CHARACTER_IN_FRAME, LABELED_BASE
@@ -130,6 +131,14 @@ def put(cli: Cli, document: dict[str, Any]) -> str:
     return match.group(1)
 
 
+def first_line(result: Result) -> str:
+    """The first line of a command's standard output."""
+    return result.stdout.splitlines()[0]
+
+
+KEY_LINE = re.compile(r"^  (rdb_[0-9a-f]{16}_[A-Za-z0-9_-]{43})$", re.MULTILINE)
+
+
 def table_rows(text: str) -> list[list[str]]:
     """The body rows of every rich table in ``text``, as lists of stripped cells."""
     return [
@@ -145,20 +154,45 @@ def table_rows(text: str) -> list[list[str]]:
 def test_init(cli: Cli, url: str) -> None:
     result = cli("init")
     assert result.exit_code == 0
-    assert result.stdout == f"reeldb database ready at {url} (0 namespaces, 0 DataStores)\n"
+    assert first_line(result) == f"reeldb database ready at {url} (0 namespaces, 0 DataStores)"
     assert result.stderr == ""
+
+
+def test_init_creates_a_system_admin_key_once(cli: Cli, url: str) -> None:
+    first = cli("init")
+    assert first.stdout.splitlines()[1].startswith("system administrator user:admin: API key")
+    key = KEY_LINE.search(first.stdout)
+    assert key is not None, first.stdout
+    again = cli("init")
+    assert again.stdout == f"reeldb database ready at {url} (0 namespaces, 0 DataStores)\n"
+    with reeldb.connect(url) as db:
+        principal = db.authenticate(key.group(1))
+        assert (principal.name, principal.system_admin) == ("user:admin", True)
+        assert db.list_system_admins() == ["user:admin"]
+        assert [k.description for k in db.list_api_keys()] == ["bootstrap key (reeldb init)"]
+
+
+def test_init_admin_principal(cli: Cli, url: str) -> None:
+    result = cli("init", "--admin", "user:root")
+    assert "system administrator user:root" in result.stdout
+    with reeldb.connect(url) as db:
+        assert db.list_system_admins() == ["user:root"]
 
 
 def test_init_json(cli: Cli, url: str) -> None:
     result = cli("-o", "json", "init")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"database": url, "namespaces": 0, "datastores": 0}
+    out = json.loads(result.stdout)
+    assert out.pop("admin_key").startswith("rdb_")
+    assert out == {"database": url, "namespaces": 0, "datastores": 0}
+    again = json.loads(cli("-o", "json", "init").stdout)
+    assert again["admin_key"] is None
 
 
 def test_init_counts_what_the_database_holds(vision: Cli, url: str) -> None:
     result = vision("init")
     assert result.exit_code == 0
-    assert result.stdout == f"reeldb database ready at {url} (1 namespaces, 1 DataStores)\n"
+    assert first_line(result) == f"reeldb database ready at {url} (1 namespaces, 1 DataStores)"
 
 
 def test_default_database_is_under_the_working_directory(tmp_path: Path) -> None:
@@ -167,7 +201,7 @@ def test_default_database_is_under_the_working_directory(tmp_path: Path) -> None
     expected = (
         "reeldb database ready at sqlite:///reeldb-data/reel.db (0 namespaces, 0 DataStores)\n"
     )
-    assert result.stdout == expected
+    assert first_line(result) + "\n" == expected
     assert (tmp_path / "reeldb-data" / "reel.db").is_file()
 
 
@@ -176,7 +210,7 @@ def test_database_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("REELDB_DATABASE", env_url)
     result = invoke("init")
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"reeldb database ready at {env_url} (0 namespaces, 0 DataStores)\n"
+    assert first_line(result) == f"reeldb database ready at {env_url} (0 namespaces, 0 DataStores)"
     assert (tmp_path / "from-env.db").is_file()
     assert not (tmp_path / "reeldb-data").exists()
 
@@ -191,7 +225,7 @@ def test_init_prints_database_path_with_brackets_verbatim(tmp_path: Path) -> Non
     url = f"sqlite:///{tmp_path}/x[b]y/reel.db"
     result = invoke("--database", url, "init")
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"reeldb database ready at {url} (0 namespaces, 0 DataStores)\n"
+    assert first_line(result) == f"reeldb database ready at {url} (0 namespaces, 0 DataStores)"
 
 
 def test_demo_loads_once(cli: Cli, url: str) -> None:
@@ -242,7 +276,7 @@ def test_demo_json(cli: Cli, url: str) -> None:
 def test_create_namespace_schema_datastore_from_files(cli: Cli, tmp_path: Path) -> None:
     create_vision(cli, write_json(tmp_path / "face_detection.json", FACE_DETECTION))
     result = cli("init")
-    assert result.stdout.endswith("(1 namespaces, 1 DataStores)\n")
+    assert first_line(result).endswith("(1 namespaces, 1 DataStores)")
 
 
 def test_namespace_list(vision: Cli) -> None:
@@ -825,7 +859,8 @@ def test_help_settings(tmp_path: Path) -> None:
 def test_help_lists_commands() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("init", "demo", "namespace", "role", "schema", "datastore", "doc"):
+    commands = ("init", "demo", "serve", "namespace", "role", "schema", "datastore", "doc", "keys")
+    for command in (*commands, "audit"):
         assert re.search(rf"^\W*{command}\s", result.stdout, re.MULTILINE), command
 
 
@@ -863,3 +898,75 @@ def test_console_script() -> None:
         "error: unsupported database URL 'mysql://x': use sqlite:///path/to/reel.db or memory: "
         "(set it with --database, REELDB_DATABASE or 'database' in reeldb.toml)"
     ]
+
+
+# -- API keys and audit -----------------------------------------------------------------------
+
+
+def test_keys_create_list_revoke(cli: Cli, url: str) -> None:
+    created = cli("keys", "create", "app:detector", "--description", "shot detector")
+    assert created.exit_code == 0, created.output
+    first, secret = created.stdout.splitlines()
+    key_id = first.split()[2]
+    assert first == f"API key {key_id} for app:detector (shown once, keep it now):"
+    assert secret.startswith(f"rdb_{key_id}_")
+    listed = cli("keys", "list")
+    rows = table_rows(listed.stdout)
+    assert [row[:3] for row in rows] == [[key_id, "app:detector", "shot detector"]]
+    assert secret not in listed.stdout
+    as_json = json.loads(cli("-o", "json", "keys", "list").stdout)
+    assert "secret" not in as_json[0] and "secret_hash" not in as_json[0]
+    with reeldb.connect(url) as db:
+        assert db.authenticate(secret).name == "app:detector"
+    revoked = cli("keys", "revoke", key_id)
+    assert revoked.stdout == f"revoked API key {key_id} of app:detector\n"
+    with reeldb.connect(url) as db, pytest.raises(reeldb.UnauthenticatedError):
+        db.authenticate(secret)
+    assert table_rows(cli("keys", "list").stdout)[0][4] != ""
+
+
+def test_keys_create_json_shows_the_secret_once(cli: Cli, url: str) -> None:
+    out = json.loads(cli("-o", "json", "keys", "create", "user:bob", "--system-admin").stdout)
+    assert out["key"]["principal"] == "user:bob"
+    with reeldb.connect(url) as db:
+        assert db.authenticate(out["secret"]).system_admin
+
+
+def test_keys_errors(cli: Cli) -> None:
+    assert_error(
+        cli("keys", "revoke", "0123456789abcdef"), "API key 0123456789abcdef does not exist"
+    )
+    assert_error(cli("keys", "create", "not a principal"), contains="invalid principal")
+
+
+def test_audit_list(cli: Cli, url: str) -> None:
+    from datetime import UTC, datetime
+
+    from reeldb.auth import AuditEntry
+
+    with reeldb.connect(url) as db:
+        db.create_namespace("vision")
+        db.record_audit(
+            [
+                AuditEntry(0, datetime.now(UTC), "user:a", "role.grant", "vision", "/x", "r1", 200),
+                AuditEntry(
+                    0, datetime.now(UTC), "user:b", "key.create", None, "/v1/keys", "r2", 201
+                ),
+            ]
+        )
+    rows = table_rows(cli("audit", "list").stdout)
+    assert [(r[1], r[2], r[5]) for r in rows] == [
+        ("user:b", "key.create", "201"),
+        ("user:a", "role.grant", "200"),
+    ]
+    only = json.loads(cli("-o", "json", "audit", "list", "-n", "vision").stdout)
+    assert [e["request_id"] for e in only["items"]] == ["r1"]
+    paged = cli("audit", "list", "--limit", "1")
+    assert "more: --cursor " in paged.stdout
+
+
+def test_serve_refuses_workers_on_a_memory_database() -> None:
+    assert_error(
+        invoke("--database", "memory:", "serve", "--workers", "2"),
+        "an in-memory database cannot be shared by several workers",
+    )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, Path, Query, Request
+import orjson
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
-from reeldb import _json, _wire
+from reeldb import _wire
 from reeldb.api import models as m
 from reeldb.api._routing import (
     DB,
@@ -68,7 +69,12 @@ def _etags(header: str) -> set[str]:
 
 
 async def _json_body(request: Request) -> Any:
-    return _json.loads(await request.body(), what="request body")
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise HTTPException(
+            400, f"the request body is not valid JSON: {exc.msg} at position {exc.pos}"
+        ) from None
 
 
 RawBody = Annotated[Any, Depends(_json_body)]

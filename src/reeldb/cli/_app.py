@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -267,9 +268,18 @@ def serve(
         uvicorn.run(create_app(db), **options)
         return
     db.close()
+    # Workers are new processes: they read the database URL and the metrics directory
+    # (prometheus_client's multiprocess mode, so /metrics adds up every worker) from here.
     os.environ["REELDB_DATABASE"] = settings.database
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="reeldb-metrics-"))
-    uvicorn.run("reeldb.api:create_app", factory=True, workers=settings.workers, **options)
+    metrics_dir = None
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        metrics_dir = tempfile.mkdtemp(prefix="reeldb-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("reeldb.api:create_app", factory=True, workers=settings.workers, **options)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

@@ -147,9 +147,7 @@ def face_document(
 
 
 @contextmanager
-def running_service(
-    target: Database | FastAPI, *, startup_timeout: float = 20.0
-) -> Iterator[str]:
+def running_service(target: Database | FastAPI, *, startup_timeout: float = 20.0) -> Iterator[str]:
     """Serve a database over real HTTP (uvicorn, a free loopback port) in a thread.
 
     Args:
@@ -169,9 +167,7 @@ def running_service(
     from reeldb.database import Database
 
     app = create_app(target) if isinstance(target, Database) else target
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", access_log=False
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="reeldb-test-service", daemon=True)
     thread.start()

@@ -1,0 +1,167 @@
+"""`reeldb serve` as real processes: two workers on one database, and SIGKILL of the service.
+
+Every write the service acknowledged (201 with a DocumentID) must be readable afterwards,
+whichever worker answered it and even if the whole service was killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+import reeldb
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="needs process groups and SIGKILL"),
+]
+
+REELDB = str(Path(sys.executable).with_name("reeldb"))
+DS = "/v1/namespaces/demo/datastores/face_detection/1"
+DEMO_MID = {"title_id": "80100172", "video_stream_id": "vs-1080p-01"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def init(url: str) -> str:
+    result = subprocess.run(
+        [REELDB, "-d", url, "-o", "json", "init"], capture_output=True, text=True, check=True
+    )
+    key: str = json.loads(result.stdout)["admin_key"]
+    return key
+
+
+@contextmanager
+def serving(url: str, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [REELDB, "-d", url, "serve", "--port", str(port), "--no-access-log", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.stdout else ""
+                raise AssertionError(f"reeldb serve did not start:\n{output}")
+            time.sleep(0.1)
+        yield base, process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+
+def demo_document(base: str, key: str) -> dict[str, object]:
+    headers = {"Authorization": f"Bearer {key}"}
+    latest = httpx.get(
+        base + DS + "/documents/latest", params={"mid": json.dumps(DEMO_MID)}, headers=headers
+    )
+    assert latest.status_code == 200, latest.text
+    data: dict[str, object] = latest.json()["data"]
+    return data
+
+
+def write_many(base: str, key: str, document: object, count: int, threads: int) -> list[str]:
+    def write(i: int) -> str:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as client:
+            body = {"mid": {"title_id": f"t{i % 7}", "video_stream_id": "v"}, "document": document}
+            response = client.post(DS + "/documents", json=body)
+            assert response.status_code == 201, response.text
+            doc_id: str = response.json()["id"]
+            return doc_id
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(write, range(count)))
+
+
+def test_two_workers_share_one_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/reel.db"
+    key = init(url)
+    with serving(url, "--workers", "2", "--demo") as (base, process):
+        document = demo_document(base, key)
+        ids = write_many(base, key, document, count=60, threads=6)
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers) as client:
+            for doc_id in ids:
+                assert client.get(f"/v1/documents/{doc_id}").status_code == 200
+            count = client.get(DS + "/count").json()["count"]
+            metrics = client.get("/metrics").text
+        # Metrics from both workers are merged (a multiprocess registry).
+        posts = re.findall(
+            r'reeldb_http_requests_total\{method="POST",route="[^"]*documents",status="201"\} '
+            r"([0-9.]+)",
+            metrics,
+        )
+        assert sum(float(n) for n in posts) == 60
+        workers = {
+            int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", _drain(process))
+        }
+    assert len(workers) == 2
+    assert len(set(ids)) == 60
+    assert count == 60 + 3  # the demo's three documents
+    with reeldb.connect(url) as db:
+        assert db.count_documents("demo/face_detection/1") == 63
+        audit = db.list_audit("demo", limit=1000).items
+        assert sum(e.action == "document.put" and e.status == 201 for e in audit) == 60
+
+
+def _drain(process: subprocess.Popen[str]) -> str:
+    """What the service printed so far (it keeps running)."""
+    assert process.stdout is not None
+    os.set_blocking(process.stdout.fileno(), False)
+    try:
+        return process.stdout.read() or ""
+    finally:
+        os.set_blocking(process.stdout.fileno(), True)
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/reel.db"
+    key = init(url)
+    acknowledged: list[str] = []
+    with serving(url, "--demo") as (base, process):
+        document = demo_document(base, key)
+        acknowledged += write_many(base, key, document, count=40, threads=4)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    with serving(url) as (base, _process):
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, headers=headers) as client:
+            for doc_id in acknowledged:
+                response = client.get(f"/v1/documents/{doc_id}")
+                assert response.status_code == 200
+                assert response.json()["data"] == document
