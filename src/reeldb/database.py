@@ -97,6 +97,7 @@ class Database:
         self.store = store
         self.settings = settings or Settings(database=store.url)
         self.schemas = SchemaRegistry(store)
+        self._refs: dict[int, DataStoreRef] = {}  # a DataStore's identity never changes
 
     @property
     def url(self) -> str:
@@ -586,10 +587,10 @@ class Database:
             NotFoundError: No such document (in that DataStore).
         """
         record = self.store.get_document(_uuid(document_id))
-        ds = self._datastore_of(record)
-        if datastore is not None and DataStoreRef.parse(datastore) != ds.ref:
+        ref = self._ref_of(record)
+        if datastore is not None and DataStoreRef.parse(datastore) != ref:
             raise NotFoundError(f"document {document_id} does not exist in DataStore {datastore}")
-        return self._document(ds, record)
+        return self._document(ref, record)
 
     def latest_document(self, datastore: str | DataStoreRef, mid: Mapping[str, str]) -> Document:
         """Read the most recently written document for a MID.
@@ -611,7 +612,7 @@ class Database:
             record = self.store.latest_document(ds.id, key)
         except NotFoundError:
             raise NotFoundError(f"DataStore {ds.ref} has no document for MID {key}") from None
-        return self._document(ds, record)
+        return self._document(ds.ref, record)
 
     def list_documents(
         self,
@@ -808,14 +809,19 @@ class Database:
         entries = entries[:limit]
         return Page(tuple(entries), encode_cursor(entries[-1].seq) if more else None)
 
-    def _datastore_of(self, record: DocumentRecord) -> DataStore:
-        return self.store.get_datastore_by_id(record.datastore_id)
+    def _ref_of(self, record: DocumentRecord) -> DataStoreRef:
+        ref = self._refs.get(record.datastore_id)
+        if ref is None:
+            ref = self._refs[record.datastore_id] = self.store.get_datastore_by_id(
+                record.datastore_id
+            ).ref
+        return ref
 
     @staticmethod
-    def _document(ds: DataStore, record: DocumentRecord) -> Document:
+    def _document(ref: DataStoreRef, record: DocumentRecord) -> Document:
         return Document(
             record.id,
-            ds.ref,
+            ref,
             _mid(record.mid_key),
             record.schema_version,
             record.created_at,

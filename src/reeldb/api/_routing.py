@@ -10,12 +10,11 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Security
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from reeldb import _json
 from reeldb.auth.model import Principal
@@ -24,22 +23,23 @@ from reeldb.database import Database
 from reeldb.errors import UnauthenticatedError, ValidationError
 from reeldb.model.document import Page
 
-__all__ = ["AUDIT_KEY", "Routes", "db_of", "json_response", "paginate"]
+__all__ = ["AUDIT_KEY", "Routes", "db_of", "json_response", "paginate", "principal_of"]
 
 T = TypeVar("T")
 AUDIT_KEY = "reeldb.audit"
 ROLE_EXTENSION = "x-reeldb-role"
 AUDIT_EXTENSION = "x-reeldb-audit"
 
-_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="ApiKey",
-    description="An API key: `Authorization: Bearer rdb_...` (`reeldb keys create`).",
-)
+SECURITY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key: `Authorization: Bearer rdb_...` (`reeldb keys create`).",
+}
+_PRINCIPAL_KEY = "reeldb.principal"
 
 
-async def db_of(request: Request) -> Database:
-    """The service's database (a coroutine: FastAPI runs plain functions in a thread).
+def db_of(request: Request) -> Database:
+    """The service's database.
 
     Args:
         request: The request.
@@ -51,34 +51,27 @@ async def db_of(request: Request) -> Database:
     return db
 
 
-DB = Annotated[Database, Depends(db_of)]
-
-
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-) -> Principal:
-    """Authenticate the request (FastAPI caches this per request).
+def principal_of(request: Request) -> Principal:
+    """The principal the route's guard authenticated.
 
     Args:
         request: The request.
-        credentials: The bearer token, if any.
 
     Returns:
         The principal with its current roles.
-
-    Raises:
-        UnauthenticatedError: No key, or a bad or revoked key.
     """
-    if credentials is None:
+    principal: Principal = request.scope["state"][_PRINCIPAL_KEY]
+    return principal
+
+
+def _authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
         raise UnauthenticatedError(
             "send an API key in the Authorization header: Authorization: Bearer rdb_..."
         )
-    db: Database = request.app.state.db
-    return db.authenticate(credentials.credentials)
-
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+    return db_of(request).authenticate(credentials.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,22 +85,37 @@ class AuditDraft:
 
 
 def _guard(need: Need, audit: str | None) -> Callable[..., Any]:
-    async def guard(request: Request, principal: CurrentPrincipal) -> None:
+    # One plain dependency per route: each FastAPI sub-dependency costs time per request.
+    async def guard(request: Request) -> None:
+        principal = _authenticate(request)
+        state = request.scope.setdefault("state", {})
+        state[_PRINCIPAL_KEY] = principal
         namespace = request.path_params.get("namespace")
         if audit is not None:
-            request.scope.setdefault("state", {})[AUDIT_KEY] = AuditDraft(
-                principal.name, audit, namespace, request.url.path
-            )
+            state[AUDIT_KEY] = AuditDraft(principal.name, audit, namespace, request.scope["path"])
         authorize(principal, need, namespace)
 
     return guard
 
 
+@dataclass(frozen=True, slots=True)
+class _RouteSpec:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    options: dict[str, Any]
+
+
 class Routes:
-    """A router whose every route declares its need (and audit action) beside it."""
+    """Routes that each declare their need (and audit action) beside them.
+
+    They are installed straight on the app's router, in declaration order (hot routes
+    first): an included router would add a second matching pass to every request.
+    """
 
     def __init__(self, prefix: str = "") -> None:
-        self.router = APIRouter(prefix=prefix)
+        self.prefix = prefix
+        self.specs: list[_RouteSpec] = []
 
     def route(
         self,
@@ -123,7 +131,7 @@ class Routes:
         openapi_extra: dict[str, Any] | None = None,
         responses: dict[int | str, dict[str, Any]] | None = None,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Register a route.
+        """Declare a route.
 
         Args:
             method: The HTTP method.
@@ -140,27 +148,37 @@ class Routes:
         Returns:
             The decorator.
         """
-        extra = {ROLE_EXTENSION: need.value, **(openapi_extra or {})}
+        extra: dict[str, Any] = {ROLE_EXTENSION: need.value, **(openapi_extra or {})}
+        if need is not Need.PUBLIC:
+            extra["security"] = [{"ApiKey": []}]
         if audit is not None:
             extra[AUDIT_EXTENSION] = audit
         dependencies = [] if need is Need.PUBLIC else [Depends(_guard(need, audit))]
 
         def register(endpoint: Callable[..., T]) -> Callable[..., T]:
-            self.router.add_api_route(
-                path,
-                endpoint,
-                methods=[method],
-                dependencies=dependencies,
-                status_code=status_code,
-                response_model=response_model,
-                summary=summary,
-                tags=list(tags),
-                openapi_extra=extra,
-                responses=responses,
-            )
+            options = {
+                "methods": [method],
+                "dependencies": dependencies,
+                "status_code": status_code,
+                "response_model": response_model,
+                "summary": summary,
+                "tags": list(tags),
+                "openapi_extra": extra,
+                "responses": responses,
+            }
+            self.specs.append(_RouteSpec(method, self.prefix + path, endpoint, options))
             return endpoint
 
         return register
+
+    def install(self, app: FastAPI) -> None:
+        """Add the routes to an app.
+
+        Args:
+            app: The app.
+        """
+        for spec in self.specs:
+            app.add_api_route(spec.path, spec.endpoint, **spec.options)
 
 
 def json_response(

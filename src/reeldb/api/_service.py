@@ -33,7 +33,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reeldb import __version__, connect
 from reeldb._problems import HTTP_PROBLEMS, MEDIA_TYPE, TYPE_PREFIX, problem_body
 from reeldb.api import models as m
-from reeldb.api._routing import AUDIT_KEY, AuditDraft, Routes, json_response
+from reeldb.api._routing import (
+    AUDIT_KEY,
+    SECURITY_SCHEME,
+    AuditDraft,
+    Routes,
+    json_response,
+)
 from reeldb.api.routes import build_routes
 from reeldb.auth.model import AuditEntry
 from reeldb.auth.policy import Need
@@ -373,8 +379,8 @@ def create_app(db: Database | None = None, *, settings: Settings | None = None) 
     if db is not None:
         service.state.db = db
     metrics = _Metrics()
-    service.include_router(_health_routes(service, metrics).router)
-    service.include_router(build_routes().router)
+    build_routes().install(service)
+    _health_routes(service, metrics).install(service)
     service.add_middleware(
         _ServiceMiddleware,
         service=service,
@@ -403,7 +409,8 @@ def _document_openapi(service: FastAPI) -> None:
                 description=service.description,
                 routes=service.routes,
             )
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            schema.setdefault("components", {})["securitySchemes"] = {"ApiKey": SECURITY_SCHEME}
+            components = schema["components"].setdefault("schemas", {})
             for model in (m.DocumentPut, m.DocumentBatch):
                 found = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(found.pop("$defs", {}))

@@ -12,13 +12,13 @@ from fastapi.responses import Response
 from reeldb import _wire
 from reeldb.api import models as m
 from reeldb.api._routing import (
-    DB,
-    CurrentPrincipal,
     Routes,
+    db_of,
     json_response,
     page_json,
     paginate,
     parse_mid,
+    principal_of,
 )
 from reeldb.auth.policy import Need, authorize
 from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -101,310 +101,32 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         The routes.
     """
     r = Routes("/v1")
-
-    # -- who am I ---------------------------------------------------------------------------
-
-    @r.route(
-        "GET",
-        "/whoami",
-        need=Need.AUTHENTICATED,
-        response_model=m.PrincipalOut,
-        tags=["access"],
-        summary="The caller's principal and roles",
-    )
-    async def whoami(principal: CurrentPrincipal) -> Response:
-        return json_response(_wire.principal(principal))
-
-    # -- namespaces and roles ----------------------------------------------------------------
-
-    @r.route(
-        "POST",
-        "/namespaces",
-        need=Need.SYSTEM,
-        audit="namespace.create",
-        status_code=201,
-        response_model=m.NamespaceOut,
-        tags=["namespaces"],
-        summary="Create a namespace",
-    )
-    def create_namespace(db: DB, body: m.NamespaceCreate) -> Response:
-        ns = db.create_namespace(body.name, description=body.description, admins=body.admins)
-        return json_response(_wire.namespace(ns), 201)
-
-    @r.route(
-        "GET",
-        "/namespaces",
-        need=Need.AUTHENTICATED,
-        response_model=m.Page[m.NamespaceOut],
-        tags=["namespaces"],
-        summary="The namespaces the caller has a role in",
-    )
-    def list_namespaces(
-        db: DB, principal: CurrentPrincipal, limit: Limit = 100, cursor: Cursor = None
-    ) -> Response:
-        visible = [
-            ns
-            for ns in db.list_namespaces()
-            if principal.system_admin or ns.name in principal.roles
-        ]
-        page = paginate(visible, lambda ns: ns.name, limit=limit, cursor=cursor)
-        return json_response(page_json(page, _wire.namespace))
-
-    @r.route(
-        "GET",
-        "/namespaces/{namespace}",
-        need=Need.READER,
-        response_model=m.NamespaceOut,
-        tags=["namespaces"],
-        summary="Read a namespace",
-    )
-    def get_namespace(db: DB, namespace: Namespace) -> Response:
-        return json_response(_wire.namespace(db.get_namespace(namespace)))
-
-    @r.route(
-        "GET",
-        "/namespaces/{namespace}/roles",
-        need=Need.ADMIN,
-        response_model=m.Page[m.RoleGrantOut],
-        tags=["namespaces"],
-        summary="Role grants in a namespace",
-    )
-    def list_roles(
-        db: DB, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
-    ) -> Response:
-        page = paginate(db.list_roles(namespace), lambda g: g.principal, limit=limit, cursor=cursor)
-        return json_response(page_json(page, _wire.role_grant))
-
-    @r.route(
-        "PUT",
-        "/namespaces/{namespace}/roles/{principal:path}",
-        need=Need.ADMIN,
-        audit="role.grant",
-        response_model=m.RoleGrantOut,
-        tags=["namespaces"],
-        summary="Give a principal a role (replacing its previous role)",
-    )
-    def grant_role(
-        db: DB, namespace: Namespace, principal: str, body: m.RoleGrantRequest
-    ) -> Response:
-        return json_response(_wire.role_grant(db.grant_role(namespace, principal, body.role)))
-
-    @r.route(
-        "DELETE",
-        "/namespaces/{namespace}/roles/{principal:path}",
-        need=Need.ADMIN,
-        audit="role.revoke",
-        status_code=204,
-        tags=["namespaces"],
-        summary="Remove a principal's role",
-    )
-    def revoke_role(db: DB, namespace: Namespace, principal: str) -> Response:
-        db.revoke_role(namespace, principal)
-        return Response(status_code=204)
-
-    @r.route(
-        "GET",
-        "/namespaces/{namespace}/audit",
-        need=Need.ADMIN,
-        response_model=m.Page[m.AuditEntryOut],
-        tags=["access"],
-        summary="The namespace's audit log, newest first",
-    )
-    def namespace_audit(
-        db: DB, namespace: Namespace, limit: Limit = 50, cursor: Cursor = None
-    ) -> Response:
-        page = db.list_audit(namespace, limit=limit, cursor=cursor)
-        return json_response(page_json(page, _wire.audit_entry))
-
-    # -- schemas -----------------------------------------------------------------------------
-
-    @r.route(
-        "GET",
-        "/namespaces/{namespace}/schemas",
-        need=Need.READER,
-        response_model=m.Page[m.SchemaSubjectOut],
-        tags=["schemas"],
-        summary="The namespace's schemas, then the built-ins",
-    )
-    def list_schemas(
-        db: DB, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
-    ) -> Response:
-        subjects = db.list_schemas(namespace)
-        page = paginate(
-            subjects, lambda s: f"{int(s.builtin)}/{s.name}", limit=limit, cursor=cursor
-        )
-        return json_response(page_json(page, _wire.schema_subject))
-
-    @r.route(
-        "POST",
-        "/namespaces/{namespace}/schemas",
-        need=Need.ADMIN,
-        audit="schema.add",
-        status_code=201,
-        response_model=m.SchemaVersionOut,
-        tags=["schemas"],
-        summary="Add a schema version after checking it",
-        responses={409: {"model": m.ProblemOut, "description": "Incompatible"}},
-    )
-    def add_schema(db: DB, namespace: Namespace, body: m.SchemaAdd) -> Response:
-        version = db.add_schema(
-            namespace, body.definition, name=body.name, compatibility=body.compatibility
-        )
-        return json_response(_wire.schema_version(version), 201)
-
-    @r.route(
-        "POST",
-        "/namespaces/{namespace}/schemas/check",
-        need=Need.ADMIN,
-        response_model=m.CompatibilityReportOut,
-        tags=["schemas"],
-        summary="Check a candidate schema version without storing it",
-    )
-    def check_schema(db: DB, namespace: Namespace, body: m.SchemaAdd) -> Response:
-        report = db.check_schema(
-            namespace, body.definition, name=body.name, compatibility=body.compatibility
-        )
-        return json_response(_wire.report(report))
-
-    @r.route(
-        "GET",
-        "/namespaces/{namespace}/schemas/{name}",
-        need=Need.READER,
-        response_model=m.SchemaVersionOut,
-        tags=["schemas"],
-        summary="The latest version of a schema",
-    )
-    def get_schema(db: DB, namespace: Namespace, name: SchemaName) -> Response:
-        return json_response(_wire.schema_version(db.get_schema(namespace, name)))
-
-    @r.route(
-        "GET",
-        "/namespaces/{namespace}/schemas/{name}/versions",
-        need=Need.READER,
-        response_model=m.Page[m.SchemaVersionOut],
-        tags=["schemas"],
-        summary="Every version of a schema, oldest first",
-    )
-    def list_schema_versions(
-        db: DB, namespace: Namespace, name: SchemaName, limit: Limit = 100, cursor: Cursor = None
-    ) -> Response:
-        versions = db.list_schema_versions(namespace, name)
-        page = paginate(versions, lambda v: f"{v.version:012d}", limit=limit, cursor=cursor)
-        return json_response(page_json(page, _wire.schema_version))
-
-    @r.route(
-        "GET",
-        "/namespaces/{namespace}/schemas/{name}/versions/{version}",
-        need=Need.READER,
-        response_model=m.SchemaVersionOut,
-        tags=["schemas"],
-        summary="One schema version (immutable: ETag, If-None-Match)",
-        responses={304: {"description": "Not modified"}},
-    )
-    def get_schema_version(
-        request: Request, db: DB, namespace: Namespace, name: SchemaName, version: Version
-    ) -> Response:
-        found = db.get_schema(namespace, name, version)
-        etag = f"schema:{found.namespace}/{found.name}/{found.version}"
-        return _etag_response(request, etag, _wire.schema_version(found))
-
-    @r.route(
-        "PUT",
-        "/namespaces/{namespace}/schemas/{name}/compatibility",
-        need=Need.ADMIN,
-        audit="schema.set_compatibility",
-        response_model=m.SchemaSubjectOut,
-        tags=["schemas"],
-        summary="Change a schema's compatibility mode",
-    )
-    def set_compatibility(
-        db: DB, namespace: Namespace, name: SchemaName, body: m.CompatibilityUpdate
-    ) -> Response:
-        return json_response(_wire.schema_subject(db.set_compatibility(namespace, name, body.mode)))
-
-    @r.route(
-        "POST",
-        "/namespaces/{namespace}/schemas/{name}/validate",
-        need=Need.READER,
-        response_model=m.ValidationOut,
-        tags=["schemas"],
-        summary="Validate a value against a schema version; stores nothing",
-    )
-    def validate(
-        db: DB, namespace: Namespace, name: SchemaName, body: m.ValidateRequest
-    ) -> Response:
-        found = db.validate(namespace, name, body.instance, version=body.version)
-        return json_response(
-            {"valid": not found, "violations": [_wire.violation(v) for v in found]}
-        )
-
-    # -- DataStores --------------------------------------------------------------------------
-
-    @r.route(
-        "POST",
-        "/namespaces/{namespace}/datastores",
-        need=Need.ADMIN,
-        audit="datastore.create",
-        status_code=201,
-        response_model=m.DataStoreOut,
-        tags=["datastores"],
-        summary="Create a DataStore",
-    )
-    def create_datastore(db: DB, namespace: Namespace, body: m.DataStoreCreate) -> Response:
-        ref = DataStoreRef(namespace, body.analysis_type, body.version)
-        ds = db.create_datastore(
-            ref, mid_keys=body.mid_keys, schema=body.schema_, description=body.description
-        )
-        return json_response(_wire.datastore(ds), 201)
-
-    @r.route(
-        "GET",
-        "/namespaces/{namespace}/datastores",
-        need=Need.READER,
-        response_model=m.Page[m.DataStoreOut],
-        tags=["datastores"],
-        summary="The namespace's DataStores",
-    )
-    def list_datastores(
-        db: DB, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
-    ) -> Response:
-        page = paginate(
-            db.list_datastores(namespace),
-            lambda ds: f"{ds.ref.analysis_type}/{ds.ref.version:012d}",
-            limit=limit,
-            cursor=cursor,
-        )
-        return json_response(page_json(page, _wire.datastore))
-
     ds_path = "/namespaces/{namespace}/datastores/{analysis_type}/{version}"
 
-    @r.route(
-        "GET",
-        ds_path,
-        need=Need.READER,
-        response_model=m.DataStoreOut,
-        tags=["datastores"],
-        summary="Read a DataStore",
-    )
-    def get_datastore(
-        db: DB, namespace: Namespace, analysis_type: AnalysisType, version: Version
-    ) -> Response:
-        ds = db.get_datastore(DataStoreRef(namespace, analysis_type, version))
-        return json_response(_wire.datastore(ds))
+    # The hottest routes come first: the router tries routes in declaration order.
 
     @r.route(
         "GET",
-        ds_path + "/count",
-        need=Need.READER,
-        response_model=m.CountOut,
-        tags=["datastores"],
-        summary="How many documents the DataStore holds",
+        "/documents/{document_id}",
+        need=Need.AUTHENTICATED,
+        response_model=m.DocumentOut,
+        tags=["documents"],
+        summary="A document by DocumentID (reader role in its namespace; ETag)",
+        openapi_extra={"x-reeldb-role": "reader"},
+        responses={304: {"description": "Not modified"}},
     )
-    def count_documents(
-        db: DB, namespace: Namespace, analysis_type: AnalysisType, version: Version
-    ) -> Response:
-        count = db.count_documents(DataStoreRef(namespace, analysis_type, version))
-        return json_response({"count": count})
+    async def get_document(request: Request, document_id: UUID) -> Response:
+        db = db_of(request)
+        principal = principal_of(request)
+        doc = db.get_document(document_id)
+        # The namespace is known only now; without a role the document "does not exist".
+        try:
+            authorize(principal, Need.READER, doc.datastore.namespace)
+        except (NotFoundError, PermissionDeniedError):
+            raise NotFoundError(f"document {document_id} does not exist") from None
+        return _etag_response(request, str(doc.id), _wire.document(doc))
+
+    # -- who am I ---------------------------------------------------------------------------
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -420,12 +142,13 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         openapi_extra=_DOCUMENT_BODY,
     )
     def put_document(
-        db: DB,
+        request: Request,
         namespace: Namespace,
         analysis_type: AnalysisType,
         version: Version,
         body: RawBody,
     ) -> Response:
+        db = db_of(request)
         mid, document = _document_item(body)
         doc = db.put_document(DataStoreRef(namespace, analysis_type, version), mid, document)
         info = _wire.document(doc)
@@ -445,12 +168,13 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         openapi_extra=_BATCH_BODY,
     )
     def put_documents(
-        db: DB,
+        request: Request,
         namespace: Namespace,
         analysis_type: AnalysisType,
         version: Version,
         body: RawBody,
     ) -> Response:
+        db = db_of(request)
         if (
             not isinstance(body, dict)
             or set(body) != {"items"}
@@ -476,7 +200,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         summary="Every document for a MID, newest first (no bodies)",
     )
     def list_documents(
-        db: DB,
+        request: Request,
         namespace: Namespace,
         analysis_type: AnalysisType,
         version: Version,
@@ -484,6 +208,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Response:
+        db = db_of(request)
         page = db.list_documents(
             DataStoreRef(namespace, analysis_type, version),
             parse_mid(mid),
@@ -501,12 +226,13 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         summary="The latest document for a MID",
     )
     def latest_document(
-        db: DB,
+        request: Request,
         namespace: Namespace,
         analysis_type: AnalysisType,
         version: Version,
         mid: MidParam,
     ) -> Response:
+        db = db_of(request)
         doc = db.latest_document(DataStoreRef(namespace, analysis_type, version), parse_mid(mid))
         return json_response(_wire.document(doc))
 
@@ -521,36 +247,340 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
     )
     def get_datastore_document(
         request: Request,
-        db: DB,
         namespace: Namespace,
         analysis_type: AnalysisType,
         version: Version,
         document_id: UUID,
     ) -> Response:
+        db = db_of(request)
         ref = DataStoreRef(namespace, analysis_type, version)
         doc = db.get_document(document_id, datastore=ref)
         return _etag_response(request, str(doc.id), _wire.document(doc))
 
     @r.route(
         "GET",
-        "/documents/{document_id}",
+        "/whoami",
         need=Need.AUTHENTICATED,
-        response_model=m.DocumentOut,
-        tags=["documents"],
-        summary="A document by DocumentID (reader role in its namespace; ETag)",
-        openapi_extra={"x-reeldb-role": "reader"},
+        response_model=m.PrincipalOut,
+        tags=["access"],
+        summary="The caller's principal and roles",
+    )
+    async def whoami(request: Request) -> Response:
+        principal = principal_of(request)
+        return json_response(_wire.principal(principal))
+
+    # -- namespaces and roles ----------------------------------------------------------------
+
+    @r.route(
+        "POST",
+        "/namespaces",
+        need=Need.SYSTEM,
+        audit="namespace.create",
+        status_code=201,
+        response_model=m.NamespaceOut,
+        tags=["namespaces"],
+        summary="Create a namespace",
+    )
+    def create_namespace(request: Request, body: m.NamespaceCreate) -> Response:
+        db = db_of(request)
+        ns = db.create_namespace(body.name, description=body.description, admins=body.admins)
+        return json_response(_wire.namespace(ns), 201)
+
+    @r.route(
+        "GET",
+        "/namespaces",
+        need=Need.AUTHENTICATED,
+        response_model=m.Page[m.NamespaceOut],
+        tags=["namespaces"],
+        summary="The namespaces the caller has a role in",
+    )
+    def list_namespaces(request: Request, limit: Limit = 100, cursor: Cursor = None) -> Response:
+        db = db_of(request)
+        principal = principal_of(request)
+        visible = [
+            ns
+            for ns in db.list_namespaces()
+            if principal.system_admin or ns.name in principal.roles
+        ]
+        page = paginate(visible, lambda ns: ns.name, limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.namespace))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}",
+        need=Need.READER,
+        response_model=m.NamespaceOut,
+        tags=["namespaces"],
+        summary="Read a namespace",
+    )
+    def get_namespace(request: Request, namespace: Namespace) -> Response:
+        db = db_of(request)
+        return json_response(_wire.namespace(db.get_namespace(namespace)))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/roles",
+        need=Need.ADMIN,
+        response_model=m.Page[m.RoleGrantOut],
+        tags=["namespaces"],
+        summary="Role grants in a namespace",
+    )
+    def list_roles(
+        request: Request, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
+        db = db_of(request)
+        page = paginate(db.list_roles(namespace), lambda g: g.principal, limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.role_grant))
+
+    @r.route(
+        "PUT",
+        "/namespaces/{namespace}/roles/{principal:path}",
+        need=Need.ADMIN,
+        audit="role.grant",
+        response_model=m.RoleGrantOut,
+        tags=["namespaces"],
+        summary="Give a principal a role (replacing its previous role)",
+    )
+    def grant_role(
+        request: Request, namespace: Namespace, principal: str, body: m.RoleGrantRequest
+    ) -> Response:
+        db = db_of(request)
+        return json_response(_wire.role_grant(db.grant_role(namespace, principal, body.role)))
+
+    @r.route(
+        "DELETE",
+        "/namespaces/{namespace}/roles/{principal:path}",
+        need=Need.ADMIN,
+        audit="role.revoke",
+        status_code=204,
+        tags=["namespaces"],
+        summary="Remove a principal's role",
+    )
+    def revoke_role(request: Request, namespace: Namespace, principal: str) -> Response:
+        db = db_of(request)
+        db.revoke_role(namespace, principal)
+        return Response(status_code=204)
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/audit",
+        need=Need.ADMIN,
+        response_model=m.Page[m.AuditEntryOut],
+        tags=["access"],
+        summary="The namespace's audit log, newest first",
+    )
+    def namespace_audit(
+        request: Request, namespace: Namespace, limit: Limit = 50, cursor: Cursor = None
+    ) -> Response:
+        db = db_of(request)
+        page = db.list_audit(namespace, limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.audit_entry))
+
+    # -- schemas -----------------------------------------------------------------------------
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/schemas",
+        need=Need.READER,
+        response_model=m.Page[m.SchemaSubjectOut],
+        tags=["schemas"],
+        summary="The namespace's schemas, then the built-ins",
+    )
+    def list_schemas(
+        request: Request, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
+        db = db_of(request)
+        subjects = db.list_schemas(namespace)
+        page = paginate(
+            subjects, lambda s: f"{int(s.builtin)}/{s.name}", limit=limit, cursor=cursor
+        )
+        return json_response(page_json(page, _wire.schema_subject))
+
+    @r.route(
+        "POST",
+        "/namespaces/{namespace}/schemas",
+        need=Need.ADMIN,
+        audit="schema.add",
+        status_code=201,
+        response_model=m.SchemaVersionOut,
+        tags=["schemas"],
+        summary="Add a schema version after checking it",
+        responses={409: {"model": m.ProblemOut, "description": "Incompatible"}},
+    )
+    def add_schema(request: Request, namespace: Namespace, body: m.SchemaAdd) -> Response:
+        db = db_of(request)
+        version = db.add_schema(
+            namespace, body.definition, name=body.name, compatibility=body.compatibility
+        )
+        return json_response(_wire.schema_version(version), 201)
+
+    @r.route(
+        "POST",
+        "/namespaces/{namespace}/schemas/check",
+        need=Need.ADMIN,
+        response_model=m.CompatibilityReportOut,
+        tags=["schemas"],
+        summary="Check a candidate schema version without storing it",
+    )
+    def check_schema(request: Request, namespace: Namespace, body: m.SchemaAdd) -> Response:
+        db = db_of(request)
+        report = db.check_schema(
+            namespace, body.definition, name=body.name, compatibility=body.compatibility
+        )
+        return json_response(_wire.report(report))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/schemas/{name}",
+        need=Need.READER,
+        response_model=m.SchemaVersionOut,
+        tags=["schemas"],
+        summary="The latest version of a schema",
+    )
+    def get_schema(request: Request, namespace: Namespace, name: SchemaName) -> Response:
+        db = db_of(request)
+        return json_response(_wire.schema_version(db.get_schema(namespace, name)))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/schemas/{name}/versions",
+        need=Need.READER,
+        response_model=m.Page[m.SchemaVersionOut],
+        tags=["schemas"],
+        summary="Every version of a schema, oldest first",
+    )
+    def list_schema_versions(
+        request: Request,
+        namespace: Namespace,
+        name: SchemaName,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response:
+        db = db_of(request)
+        versions = db.list_schema_versions(namespace, name)
+        page = paginate(versions, lambda v: f"{v.version:012d}", limit=limit, cursor=cursor)
+        return json_response(page_json(page, _wire.schema_version))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/schemas/{name}/versions/{version}",
+        need=Need.READER,
+        response_model=m.SchemaVersionOut,
+        tags=["schemas"],
+        summary="One schema version (immutable: ETag, If-None-Match)",
         responses={304: {"description": "Not modified"}},
     )
-    async def get_document(
-        request: Request, db: DB, principal: CurrentPrincipal, document_id: UUID
+    def get_schema_version(
+        request: Request, namespace: Namespace, name: SchemaName, version: Version
     ) -> Response:
-        doc = db.get_document(document_id)
-        # The namespace is known only now; without a role the document "does not exist".
-        try:
-            authorize(principal, Need.READER, doc.datastore.namespace)
-        except (NotFoundError, PermissionDeniedError):
-            raise NotFoundError(f"document {document_id} does not exist") from None
-        return _etag_response(request, str(doc.id), _wire.document(doc))
+        db = db_of(request)
+        found = db.get_schema(namespace, name, version)
+        etag = f"schema:{found.namespace}/{found.name}/{found.version}"
+        return _etag_response(request, etag, _wire.schema_version(found))
+
+    @r.route(
+        "PUT",
+        "/namespaces/{namespace}/schemas/{name}/compatibility",
+        need=Need.ADMIN,
+        audit="schema.set_compatibility",
+        response_model=m.SchemaSubjectOut,
+        tags=["schemas"],
+        summary="Change a schema's compatibility mode",
+    )
+    def set_compatibility(
+        request: Request, namespace: Namespace, name: SchemaName, body: m.CompatibilityUpdate
+    ) -> Response:
+        db = db_of(request)
+        return json_response(_wire.schema_subject(db.set_compatibility(namespace, name, body.mode)))
+
+    @r.route(
+        "POST",
+        "/namespaces/{namespace}/schemas/{name}/validate",
+        need=Need.READER,
+        response_model=m.ValidationOut,
+        tags=["schemas"],
+        summary="Validate a value against a schema version; stores nothing",
+    )
+    def validate(
+        request: Request, namespace: Namespace, name: SchemaName, body: m.ValidateRequest
+    ) -> Response:
+        db = db_of(request)
+        found = db.validate(namespace, name, body.instance, version=body.version)
+        return json_response(
+            {"valid": not found, "violations": [_wire.violation(v) for v in found]}
+        )
+
+    # -- DataStores --------------------------------------------------------------------------
+
+    @r.route(
+        "POST",
+        "/namespaces/{namespace}/datastores",
+        need=Need.ADMIN,
+        audit="datastore.create",
+        status_code=201,
+        response_model=m.DataStoreOut,
+        tags=["datastores"],
+        summary="Create a DataStore",
+    )
+    def create_datastore(
+        request: Request, namespace: Namespace, body: m.DataStoreCreate
+    ) -> Response:
+        db = db_of(request)
+        ref = DataStoreRef(namespace, body.analysis_type, body.version)
+        ds = db.create_datastore(
+            ref, mid_keys=body.mid_keys, schema=body.schema_, description=body.description
+        )
+        return json_response(_wire.datastore(ds), 201)
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/datastores",
+        need=Need.READER,
+        response_model=m.Page[m.DataStoreOut],
+        tags=["datastores"],
+        summary="The namespace's DataStores",
+    )
+    def list_datastores(
+        request: Request, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
+        db = db_of(request)
+        page = paginate(
+            db.list_datastores(namespace),
+            lambda ds: f"{ds.ref.analysis_type}/{ds.ref.version:012d}",
+            limit=limit,
+            cursor=cursor,
+        )
+        return json_response(page_json(page, _wire.datastore))
+
+    @r.route(
+        "GET",
+        ds_path,
+        need=Need.READER,
+        response_model=m.DataStoreOut,
+        tags=["datastores"],
+        summary="Read a DataStore",
+    )
+    def get_datastore(
+        request: Request, namespace: Namespace, analysis_type: AnalysisType, version: Version
+    ) -> Response:
+        db = db_of(request)
+        ds = db.get_datastore(DataStoreRef(namespace, analysis_type, version))
+        return json_response(_wire.datastore(ds))
+
+    @r.route(
+        "GET",
+        ds_path + "/count",
+        need=Need.READER,
+        response_model=m.CountOut,
+        tags=["datastores"],
+        summary="How many documents the DataStore holds",
+    )
+    def count_documents(
+        request: Request, namespace: Namespace, analysis_type: AnalysisType, version: Version
+    ) -> Response:
+        db = db_of(request)
+        count = db.count_documents(DataStoreRef(namespace, analysis_type, version))
+        return json_response({"count": count})
 
     # -- access: keys and audit --------------------------------------------------------------
 
@@ -564,7 +594,9 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["access"],
         summary="Create an API key (its secret is shown only in this response)",
     )
-    def create_api_key(db: DB, principal: CurrentPrincipal, body: m.KeyCreate) -> Response:
+    def create_api_key(request: Request, body: m.KeyCreate) -> Response:
+        db = db_of(request)
+        principal = principal_of(request)
         new = db.create_api_key(
             body.principal, description=body.description, created_by=principal.name
         )
@@ -579,11 +611,12 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         summary="API keys (never their secrets)",
     )
     def list_api_keys(
-        db: DB,
+        request: Request,
         principal_filter: Annotated[str | None, Query(alias="principal")] = None,
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> Response:
+        db = db_of(request)
         keys = db.list_api_keys(principal_filter)
         page = paginate(
             keys, lambda k: f"{k.created_at.isoformat()}/{k.key_id}", limit=limit, cursor=cursor
@@ -599,7 +632,8 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["access"],
         summary="Revoke an API key",
     )
-    def revoke_api_key(db: DB, key_id: str) -> Response:
+    def revoke_api_key(request: Request, key_id: str) -> Response:
+        db = db_of(request)
         return json_response(_wire.api_key(db.revoke_api_key(key_id)))
 
     @r.route(
@@ -611,11 +645,12 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         summary="The whole audit log, newest first",
     )
     def audit(
-        db: DB,
+        request: Request,
         namespace: Annotated[str | None, Query()] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Response:
+        db = db_of(request)
         page = db.list_audit(namespace, limit=limit, cursor=cursor)
         return json_response(page_json(page, _wire.audit_entry))
 
