@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## Start reeldb on the embedded default (SQLite + local files) with the demo DataStore loaded.
+## Serve reeldb on 127.0.0.1:8000, embedded default (SQLite + local files), demo DataStore loaded.
 run: $(STAMP)
-	$(BIN)/reeldb --database sqlite:///$(DATA)/reel.db demo
+	$(BIN)/reeldb --database sqlite:///$(DATA)/reel.db serve --demo
 
 ## Lint, type-check and run the whole test suite.
 test: $(STAMP) lint
@@ -37,6 +37,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_validation.py
 	$(BIN)/python benchmarks/bench_write.py
+	$(BIN)/python benchmarks/http_bench.py
 
 clean:
 	rm -rf $(VENV) $(DATA) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -40,3 +40,27 @@ def settings_table() -> str:
     for s in SETTINGS:
         rows.append(f"| `{s.name}` | `REELDB_{s.name.upper()}` | `{s.default!r}` | {s.help} |")
     return "\n" + "\n".join(rows) + "\n"
+
+
+def routes_table() -> str:
+    """Every HTTP route with the role it needs and its audit action, from the app itself."""
+    from fastapi.routing import APIRoute
+
+    import reeldb
+    from reeldb.api import create_app
+
+    with reeldb.connect("memory:") as db:
+        app = create_app(db)
+    rows = ["| method | path | needs | audited as | what |", "|---|---|---|---|---|"]
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        extra = route.openapi_extra or {}
+        role = extra.get("x-reeldb-role", "?")
+        audit = extra.get("x-reeldb-audit", "")
+        for method in sorted(route.methods):
+            rows.append(
+                f"| {method} | `{route.path}` | {role} | {audit and f'`{audit}`'} "
+                f"| {route.summary or ''} |"
+            )
+    return "\n" + "\n".join(rows) + "\n"

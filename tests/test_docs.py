@@ -42,6 +42,7 @@ def test_generated_sections_are_current() -> None:
             "--check",
             "docs/cli.md",
             "docs/operations.md",
+            "docs/http-api.md",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -49,7 +50,7 @@ def test_generated_sections_are_current() -> None:
         env={"PATH": "", "COLUMNS": "100"},
     )
     assert result.returncode == 0, (
-        "docs are stale: run .venv/bin/cog -I docs -r docs/cli.md docs/operations.md\n"
+        "docs are stale: run .venv/bin/cog -I docs -r docs/cli.md docs/operations.md docs/http-api.md\n"
         + result.stdout
         + result.stderr
     )

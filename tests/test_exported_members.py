@@ -5,7 +5,7 @@ from __future__ import annotations
 import reeldb
 
 EXPECTED = {
-    "AlreadyExistsError", "BackendUnavailableError", "CompatibilityMode", "CompatibilityReport",
+    "AlreadyExistsError", "ApiKey", "AuditEntry", "NewApiKey", "Principal", "BackendUnavailableError", "CompatibilityMode", "CompatibilityReport",
     "ConfigError", "ConflictError", "DataStore", "DataStoreRef", "Database",
     "DatabaseClosedError", "Document", "DocumentInfo", "EventView", "FrameRate",
     "Incompatibility", "IncompatibleSchemaError", "InvalidSchemaError", "MissingDependencyError",

@@ -9,6 +9,7 @@ Open a database with `connect`; everything else is a method of `Database`::
 """
 
 from reeldb.__about__ import __version__
+from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.database import Database, connect
 from reeldb.errors import (
     AlreadyExistsError,
@@ -44,6 +45,8 @@ from reeldb.schema.registry import CompatibilityReport
 
 __all__ = [
     "AlreadyExistsError",
+    "ApiKey",
+    "AuditEntry",
     "BackendUnavailableError",
     "CompatibilityMode",
     "CompatibilityReport",
@@ -62,9 +65,11 @@ __all__ = [
     "InvalidSchemaError",
     "MissingDependencyError",
     "Namespace",
+    "NewApiKey",
     "NotFoundError",
     "Page",
     "PermissionDeniedError",
+    "Principal",
     "QueryError",
     "QueryTimeoutError",
     "ReelError",

@@ -199,7 +199,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["documents"],
         summary="Every document for a MID, newest first (no bodies)",
     )
-    def list_documents(
+    async def list_documents(
         request: Request,
         namespace: Namespace,
         analysis_type: AnalysisType,
@@ -225,7 +225,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["documents"],
         summary="The latest document for a MID",
     )
-    def latest_document(
+    async def latest_document(
         request: Request,
         namespace: Namespace,
         analysis_type: AnalysisType,
@@ -245,7 +245,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         summary="A document of this DataStore by DocumentID (immutable: ETag)",
         responses={304: {"description": "Not modified"}},
     )
-    def get_datastore_document(
+    async def get_datastore_document(
         request: Request,
         namespace: Namespace,
         analysis_type: AnalysisType,
@@ -294,7 +294,9 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["namespaces"],
         summary="The namespaces the caller has a role in",
     )
-    def list_namespaces(request: Request, limit: Limit = 100, cursor: Cursor = None) -> Response:
+    async def list_namespaces(
+        request: Request, limit: Limit = 100, cursor: Cursor = None
+    ) -> Response:
         db = db_of(request)
         principal = principal_of(request)
         visible = [
@@ -313,7 +315,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["namespaces"],
         summary="Read a namespace",
     )
-    def get_namespace(request: Request, namespace: Namespace) -> Response:
+    async def get_namespace(request: Request, namespace: Namespace) -> Response:
         db = db_of(request)
         return json_response(_wire.namespace(db.get_namespace(namespace)))
 
@@ -325,7 +327,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["namespaces"],
         summary="Role grants in a namespace",
     )
-    def list_roles(
+    async def list_roles(
         request: Request, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
     ) -> Response:
         db = db_of(request)
@@ -369,7 +371,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["access"],
         summary="The namespace's audit log, newest first",
     )
-    def namespace_audit(
+    async def namespace_audit(
         request: Request, namespace: Namespace, limit: Limit = 50, cursor: Cursor = None
     ) -> Response:
         db = db_of(request)
@@ -386,7 +388,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["schemas"],
         summary="The namespace's schemas, then the built-ins",
     )
-    def list_schemas(
+    async def list_schemas(
         request: Request, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
     ) -> Response:
         db = db_of(request)
@@ -437,7 +439,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["schemas"],
         summary="The latest version of a schema",
     )
-    def get_schema(request: Request, namespace: Namespace, name: SchemaName) -> Response:
+    async def get_schema(request: Request, namespace: Namespace, name: SchemaName) -> Response:
         db = db_of(request)
         return json_response(_wire.schema_version(db.get_schema(namespace, name)))
 
@@ -449,7 +451,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["schemas"],
         summary="Every version of a schema, oldest first",
     )
-    def list_schema_versions(
+    async def list_schema_versions(
         request: Request,
         namespace: Namespace,
         name: SchemaName,
@@ -470,7 +472,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         summary="One schema version (immutable: ETag, If-None-Match)",
         responses={304: {"description": "Not modified"}},
     )
-    def get_schema_version(
+    async def get_schema_version(
         request: Request, namespace: Namespace, name: SchemaName, version: Version
     ) -> Response:
         db = db_of(request)
@@ -540,7 +542,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["datastores"],
         summary="The namespace's DataStores",
     )
-    def list_datastores(
+    async def list_datastores(
         request: Request, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
     ) -> Response:
         db = db_of(request)
@@ -560,7 +562,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["datastores"],
         summary="Read a DataStore",
     )
-    def get_datastore(
+    async def get_datastore(
         request: Request, namespace: Namespace, analysis_type: AnalysisType, version: Version
     ) -> Response:
         db = db_of(request)
@@ -575,7 +577,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["datastores"],
         summary="How many documents the DataStore holds",
     )
-    def count_documents(
+    async def count_documents(
         request: Request, namespace: Namespace, analysis_type: AnalysisType, version: Version
     ) -> Response:
         db = db_of(request)
@@ -610,7 +612,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["access"],
         summary="API keys (never their secrets)",
     )
-    def list_api_keys(
+    async def list_api_keys(
         request: Request,
         principal_filter: Annotated[str | None, Query(alias="principal")] = None,
         limit: Limit = 100,
@@ -644,7 +646,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["access"],
         summary="The whole audit log, newest first",
     )
-    def audit(
+    async def audit(
         request: Request,
         namespace: Annotated[str | None, Query()] = None,
         limit: Limit = 50,
