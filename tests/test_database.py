@@ -1,17 +1,25 @@
-"""The Database facade: namespaces, roles, DataStores, MIDs and immutable documents."""
+"""The Database facade: namespaces, roles, DataStores, MIDs and immutable documents.
+
+Every scenario that takes ``db`` (or ``vision``, built on it) runs twice: on an embedded
+Database, and through `reeldb.client.Client` against a live service (the issue's acceptance:
+the same library-level scenarios pass through Client as through Database). A test that needs
+the embedded object itself (a file, a setting of the caller's Database, ``connect``) does not
+take ``db`` and says why; tests/test_client.py checks the Client's side of it.
+"""
 
 from __future__ import annotations
 
 import copy
 import uuid
-from fractions import Fraction
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
 import orjson
 import pytest
 
 import reeldb
+from reeldb.client import Client
 from reeldb.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -24,9 +32,17 @@ from reeldb.testing import FACE_DETECTION, MID, face_document
 
 DS = "vision/face_detection/1"
 
+Api = reeldb.Database | Client
+"""What the scenarios call: the embedded Database or the Client, method for method."""
+
 
 @pytest.fixture(params=["embedded", "http"])
-def db(request: pytest.FixtureRequest) -> Iterator[Any]:
+def db(request: pytest.FixtureRequest) -> Iterator[Api]:
+    """Overrides conftest's ``db`` here (and so ``vision``): embedded, or through a Client.
+
+    ``http`` is a Client with a system administrator's key (it may do everything, like the
+    local owner of an embedded database) on a live service over a fresh in-memory database.
+    """
     if request.param == "embedded":
         with reeldb.connect("memory:") as database:
             yield database
@@ -43,7 +59,7 @@ def pointers(exc: pytest.ExceptionInfo[ValidationError]) -> list[str]:
 # -- namespaces and roles ----------------------------------------------------------------------
 
 
-def test_namespaces_and_roles(db: reeldb.Database) -> None:
+def test_namespaces_and_roles(db: Api) -> None:
     db.create_namespace("media-video-analytics", description="LDAP group", admins=["user:alice"])
     assert [n.name for n in db.list_namespaces()] == ["media-video-analytics"]
     db.grant_role("media-video-analytics", "app:shot-detector", "writer")
@@ -56,8 +72,6 @@ def test_namespaces_and_roles(db: reeldb.Database) -> None:
     }
     db.revoke_role("media-video-analytics", "app:promo-tools")
     assert "app:promo-tools" not in {g.principal for g in db.list_roles("media-video-analytics")}
-    with pytest.raises(ValidationError, match="unknown role 'owner'"):
-        db.grant_role("media-video-analytics", "user:bob", "owner")
     with pytest.raises(ValidationError, match="invalid principal"):
         db.grant_role("media-video-analytics", "bad principal!", "reader")
     with pytest.raises(AlreadyExistsError):
@@ -70,10 +84,17 @@ def test_namespaces_and_roles(db: reeldb.Database) -> None:
         db.list_roles("missing")
 
 
+def test_unknown_roles_are_refused(db: Api) -> None:
+    db.create_namespace("media-video-analytics")
+    with pytest.raises(ValidationError, match="unknown role 'owner'") as info:
+        db.grant_role("media-video-analytics", "user:bob", "owner")
+    assert info.value.violations == ()
+
+
 # -- DataStores --------------------------------------------------------------------------------
 
 
-def test_datastore_identity_is_a_triple(vision: reeldb.Database) -> None:
+def test_datastore_identity_is_a_triple(vision: Api) -> None:
     ds = vision.get_datastore(DS)
     assert (ds.ref.namespace, ds.ref.analysis_type, ds.ref.version) == (
         "vision",
@@ -99,12 +120,12 @@ def test_datastore_identity_is_a_triple(vision: reeldb.Database) -> None:
         pytest.param("title_id", "non-empty list", id="string-not-list"),
     ],
 )
-def test_bad_mid_schemas(vision: reeldb.Database, keys: Any, message: str) -> None:
+def test_bad_mid_schemas(vision: Api, keys: Any, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         vision.create_datastore("vision/x/1", mid_keys=keys, schema="face_detection")
 
 
-def test_datastore_needs_a_document_schema_of_its_namespace(vision: reeldb.Database) -> None:
+def test_datastore_needs_a_document_schema_of_its_namespace(vision: Api) -> None:
     vision.add_schema("vision", {"name": "TAG", "properties": {"label": {"type": "string"}}})
     with pytest.raises(InvalidSchemaError, match="annotation type"):
         vision.create_datastore("vision/tags/1", mid_keys=["id"], schema="TAG")
@@ -118,7 +139,7 @@ def test_datastore_needs_a_document_schema_of_its_namespace(vision: reeldb.Datab
         vision.get_datastore("vision/face_detection")
 
 
-def test_the_mid_schema_cannot_change(vision: reeldb.Database) -> None:
+def test_the_mid_schema_cannot_change(vision: Api) -> None:
     """NMDB-13: no API changes a MID schema; recreating the DataStore is refused."""
     assert not any("mid" in name for name in dir(vision) if "update" in name or "set" in name)
     with pytest.raises(AlreadyExistsError):
@@ -145,16 +166,14 @@ def test_the_mid_schema_cannot_change(vision: reeldb.Database) -> None:
         ),
     ],
 )
-def test_mid_must_match_the_mid_schema(
-    vision: reeldb.Database, mid: Any, expected: list[str]
-) -> None:
+def test_mid_must_match_the_mid_schema(vision: Api, mid: Any, expected: list[str]) -> None:
     with pytest.raises(ValidationError) as info:
         vision.put_document(DS, mid, face_document())
     assert pointers(info) == expected
     assert vision.count_documents(DS) == 0
 
 
-def test_mid_key_order_does_not_matter(vision: reeldb.Database) -> None:
+def test_mid_key_order_does_not_matter(vision: Api) -> None:
     vision.put_document(
         DS, {"video_stream_id": "vs-1080p-01", "title_id": "80100172"}, face_document()
     )
@@ -164,7 +183,7 @@ def test_mid_key_order_does_not_matter(vision: reeldb.Database) -> None:
 # -- documents ---------------------------------------------------------------------------------
 
 
-def test_write_and_read_back(vision: reeldb.Database) -> None:
+def test_write_and_read_back(vision: Api) -> None:
     doc = vision.put_document(DS, MID, face_document())
     assert doc.id.version == 7
     assert doc.schema_version == 1
@@ -176,6 +195,8 @@ def test_write_and_read_back(vision: reeldb.Database) -> None:
         vision.get_document(doc.id, datastore="vision/face_detection/2")
 
 
+# Embedded only (no ``db``): a SQLite file's separate reader connections; the Client's reads
+# are compared byte for byte with the Database's in tests/test_client.py.
 def test_reads_are_repeatable_and_byte_identical(file_db: reeldb.Database) -> None:
     file_db.create_namespace("vision")
     file_db.add_schema("vision", copy.deepcopy(FACE_DETECTION))
@@ -185,7 +206,7 @@ def test_reads_are_repeatable_and_byte_identical(file_db: reeldb.Database) -> No
     assert again == [doc.body] * 3
 
 
-def test_every_write_gets_a_new_document_id(vision: reeldb.Database) -> None:
+def test_every_write_gets_a_new_document_id(vision: Api) -> None:
     """NMDB-15/16 (AT-18): retries are kept as their own documents; latest is the last one."""
     a1 = vision.put_document(DS, MID, face_document(1))
     a2 = vision.put_document(DS, MID, face_document(1))  # a retried submission
@@ -198,7 +219,7 @@ def test_every_write_gets_a_new_document_id(vision: reeldb.Database) -> None:
     assert vision.get_document(a1.id).data == face_document(1)
 
 
-def test_pagination_with_cursors(vision: reeldb.Database) -> None:
+def test_pagination_with_cursors(vision: Api) -> None:
     ids = [vision.put_document(DS, MID, face_document(1)).id for _ in range(7)]
     seen: list[uuid.UUID] = []
     cursor = None
@@ -260,9 +281,7 @@ E = "tracks/0/components/0/events/0"
         pytest.param(f"{E}/regions/0/typo", 1, f"/{E}/regions/0", id="region-unknown-property"),
     ],
 )
-def test_invalid_documents_at_each_level(
-    vision: reeldb.Database, path: str, value: Any, pointer: str
-) -> None:
+def test_invalid_documents_at_each_level(vision: Api, path: str, value: Any, pointer: str) -> None:
     with pytest.raises(ValidationError) as info:
         vision.put_document(DS, MID, _break(face_document(), path, value))
     assert pointer in pointers(info)
@@ -270,7 +289,7 @@ def test_invalid_documents_at_each_level(
     assert vision.count_documents(DS) == 0
 
 
-def test_every_violation_is_listed(vision: reeldb.Database) -> None:
+def test_every_violation_is_listed(vision: Api) -> None:
     broken = _break(face_document(), "asset/title", 1)
     broken = _break(broken, f"{E}/label", 2)
     broken = _break(broken, f"{E}/regions/0/bounding_box", {"x": 0})
@@ -279,7 +298,7 @@ def test_every_violation_is_listed(vision: reeldb.Database) -> None:
     assert set(pointers(info)) >= {"/asset/title", f"/{E}/label", f"/{E}/regions/0/bounding_box"}
 
 
-def test_missing_structure_and_wrong_shapes(vision: reeldb.Database) -> None:
+def test_missing_structure_and_wrong_shapes(vision: Api) -> None:
     with pytest.raises(ValidationError) as info:
         vision.put_document(DS, MID, {"tracks": []})
     assert pointers(info) == [""]  # asset is required: its level has a mandatory property
@@ -292,7 +311,7 @@ def test_missing_structure_and_wrong_shapes(vision: reeldb.Database) -> None:
         vision.put_document(DS, MID, b'{"asset": ')
 
 
-def test_frame_exact_times(vision: reeldb.Database) -> None:
+def test_frame_exact_times(vision: Api) -> None:
     document = _break(
         face_document(), f"{E}/time_range", {"start_frame": 1_000_000, "end_frame": 1_000_001}
     )
@@ -312,7 +331,7 @@ def test_frame_exact_times(vision: reeldb.Database) -> None:
     assert next(vision.put_document(DS, MID, own_rate).events()).time.end == Fraction(2002, 1000)
 
 
-def test_batches_are_all_or_nothing(vision: reeldb.Database) -> None:
+def test_batches_are_all_or_nothing(vision: Api) -> None:
     good = face_document()
     bad = _break(good, "asset/title", 3)
     with pytest.raises(ValidationError) as info:
@@ -327,7 +346,9 @@ def test_batches_are_all_or_nothing(vision: reeldb.Database) -> None:
         vision.put_documents(DS, [MID])  # type: ignore[list-item]
 
 
-def test_document_size_limit(vision: reeldb.Database, tmp_path: Any) -> None:
+# Embedded only (no ``db``): max_document_bytes is a setting of the caller's Database; through a
+# Client the service's setting applies (tests/test_client.py::test_service_settings_apply).
+def test_document_size_limit(tmp_path: Any) -> None:
     with reeldb.connect(f"sqlite:///{tmp_path / 'small.db'}", max_document_bytes=500) as small:
         small.create_namespace("vision")
         small.add_schema("vision", copy.deepcopy(FACE_DETECTION))
@@ -338,7 +359,7 @@ def test_document_size_limit(vision: reeldb.Database, tmp_path: Any) -> None:
             small.put_document(DS, MID, orjson.dumps(face_document(10)))
 
 
-def test_bad_document_ids(vision: reeldb.Database) -> None:
+def test_bad_document_ids(vision: Api) -> None:
     with pytest.raises(ValidationError, match="expected a UUID"):
         vision.get_document("not-a-uuid")
     with pytest.raises(NotFoundError):
@@ -347,7 +368,7 @@ def test_bad_document_ids(vision: reeldb.Database) -> None:
         vision.latest_document(DS, MID)
 
 
-def test_plain_json_schema_datastore_still_enforces_the_timeline(vision: reeldb.Database) -> None:
+def test_plain_json_schema_datastore_still_enforces_the_timeline(vision: Api) -> None:
     vision.add_schema(
         "vision",
         {
@@ -370,6 +391,8 @@ def test_plain_json_schema_datastore_still_enforces_the_timeline(vision: reeldb.
         vision.put_document("vision/loudness/1", {"title_id": "1"}, bad_time)
 
 
+# Embedded only (no ``db``): closing and opening Databases; the Client's counterparts are in
+# tests/test_client.py (test_closed_client_raises, test_unreachable_service).
 def test_closed_database_raises(tmp_path: Any) -> None:
     db = reeldb.connect(f"sqlite:///{tmp_path / 'c.db'}")
     db.close()

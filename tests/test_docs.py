@@ -50,7 +50,8 @@ def test_generated_sections_are_current() -> None:
         env={"PATH": "", "COLUMNS": "100"},
     )
     assert result.returncode == 0, (
-        "docs are stale: run .venv/bin/cog -I docs -r docs/cli.md docs/operations.md docs/http-api.md\n"
+        "docs are stale: run "
+        ".venv/bin/cog -I docs -r docs/cli.md docs/operations.md docs/http-api.md\n"
         + result.stdout
         + result.stderr
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import reeldb
 
 EXPECTED = {
-    "AlreadyExistsError", "ApiKey", "AuditEntry", "NewApiKey", "Principal", "BackendUnavailableError", "CompatibilityMode", "CompatibilityReport",
+    "AlreadyExistsError", "ApiKey", "AuditEntry", "BackendUnavailableError",
+    "CompatibilityMode", "CompatibilityReport", "NewApiKey", "Principal",
     "ConfigError", "ConflictError", "DataStore", "DataStoreRef", "Database",
     "DatabaseClosedError", "Document", "DocumentInfo", "EventView", "FrameRate",
     "Incompatibility", "IncompatibleSchemaError", "InvalidSchemaError", "MissingDependencyError",

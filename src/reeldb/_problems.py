@@ -15,7 +15,6 @@ from reeldb.errors import (
     BackendUnavailableError,
     ConfigError,
     ConflictError,
-    DatabaseClosedError,
     Incompatibility,
     IncompatibleSchemaError,
     InvalidSchemaError,
@@ -72,7 +71,6 @@ PROBLEMS: Final = (
     Problem(UnauthenticatedError, 401, "unauthenticated", "Authentication required"),
     Problem(PermissionDeniedError, 403, "forbidden", "Not allowed"),
     Problem(QueryTimeoutError, 503, "query-timeout", "The read ran past its time limit"),
-    Problem(DatabaseClosedError, 503, "unavailable", "The database is not available"),
     Problem(BackendUnavailableError, 503, "unavailable", "The database is not available"),
     Problem(ConfigError, 500, "configuration", "The service is misconfigured"),
     Problem(MissingDependencyError, 500, "configuration", "The service is misconfigured"),
@@ -177,6 +175,4 @@ def error_from_problem(status: int, body: Any) -> ReelError:
             if isinstance(i, dict)
         ]
         return cls(detail, found)
-    if issubclass(cls, QueryError):
-        return cls(detail)
     return cls(detail)

@@ -37,7 +37,12 @@ from reeldb.model.document import (
     encode_cursor,
 )
 from reeldb.model.mid import check_mid, check_mid_keys, mid_key
-from reeldb.model.names import check_namespace, check_principal, check_schema_name
+from reeldb.model.names import (
+    check_namespace,
+    check_principal,
+    check_schema_name,
+    check_version,
+)
 from reeldb.schema.builtins import BUILTIN_NAMESPACE
 from reeldb.schema.model import CompatibilityMode, SchemaKind, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
@@ -289,7 +294,8 @@ class Database:
         Raises:
             NotFoundError: No such schema or version.
         """
-        return self.schemas.get(check_namespace(namespace), check_schema_name(name), version)
+        checked = None if version is None else check_version(version, "schema version")
+        return self.schemas.get(check_namespace(namespace), check_schema_name(name), checked)
 
     def list_schemas(self, namespace: str) -> list[SchemaSubject]:
         """The namespace's schemas, then the built-ins.
@@ -586,10 +592,17 @@ class Database:
             ValidationError: The ID is not a UUID.
             NotFoundError: No such document (in that DataStore).
         """
-        record = self.store.get_document(_uuid(document_id))
-        ref = self._ref_of(record)
-        if datastore is not None and DataStoreRef.parse(datastore) != ref:
-            raise NotFoundError(f"document {document_id} does not exist in DataStore {datastore}")
+        wanted = None if datastore is None else DataStoreRef.parse(datastore)
+        try:
+            record = self.store.get_document(_uuid(document_id))
+            ref = self._ref_of(record)
+            if wanted is not None and wanted != ref:
+                raise NotFoundError("in another DataStore")
+        except NotFoundError:
+            # One message whether the ID is unknown or elsewhere: IDs in other tenants'
+            # DataStores must not be told apart from IDs that do not exist.
+            where = f" in DataStore {wanted}" if wanted is not None else ""
+            raise NotFoundError(f"document {document_id} does not exist{where}") from None
         return self._document(ref, record)
 
     def latest_document(self, datastore: str | DataStoreRef, mid: Mapping[str, str]) -> Document:
@@ -637,7 +650,7 @@ class Database:
             ValidationError: A bad MID, limit or cursor.
             NotFoundError: No such DataStore.
         """
-        _check_limit(limit)
+        check_limit(limit)
         ds = self.get_datastore(datastore)
         checked = check_mid(mid, ds.mid_keys)
         before = decode_cursor(cursor) if cursor is not None else None
@@ -800,7 +813,7 @@ class Database:
         Raises:
             ValidationError: A bad limit or cursor.
         """
-        _check_limit(limit)
+        check_limit(limit)
         if namespace is not None:
             check_namespace(namespace)
         before = decode_cursor(cursor) if cursor is not None else None
@@ -829,7 +842,15 @@ class Database:
         )
 
 
-def _check_limit(limit: object) -> None:
+def check_limit(limit: object) -> None:
+    """Check a page size.
+
+    Args:
+        limit: The requested page size.
+
+    Raises:
+        ValidationError: Not an integer from 1 to `MAX_PAGE_SIZE`.
+    """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValidationError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
 

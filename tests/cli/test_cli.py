@@ -694,7 +694,8 @@ ERRORS = {
     ),
     "unknown-document-id": (
         ["doc", "get", DATASTORE, "--id", "01a20844-81ff-755d-8677-6c7ef6f44b8d"],
-        "document 01a20844-81ff-755d-8677-6c7ef6f44b8d does not exist",
+        "document 01a20844-81ff-755d-8677-6c7ef6f44b8d does not exist in DataStore "
+        "vision/face_detection/1",
     ),
 }
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from reeldb import _json
 from reeldb.auth.model import Principal
@@ -84,6 +85,19 @@ class AuditDraft:
     target: str
 
 
+def note_audit_namespace(request: Request, namespace: str) -> None:
+    """Record an action that names its namespace in the body (``namespace.create``) under it.
+
+    Args:
+        request: The request.
+        namespace: The namespace the action concerns.
+    """
+    state = request.scope["state"]
+    draft = state.get(AUDIT_KEY)
+    if draft is not None and isinstance(namespace, str):
+        state[AUDIT_KEY] = dataclasses.replace(draft, namespace=namespace)
+
+
 def _guard(need: Need, audit: str | None) -> Callable[..., Any]:
     # One plain dependency per route: each FastAPI sub-dependency costs time per request.
     async def guard(request: Request) -> None:
@@ -130,6 +144,7 @@ class Routes:
         tags: Sequence[str] = (),
         openapi_extra: dict[str, Any] | None = None,
         responses: dict[int | str, dict[str, Any]] | None = None,
+        response_class: type[Response] = JSONResponse,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Declare a route.
 
@@ -144,6 +159,7 @@ class Routes:
             tags: OpenAPI tags.
             openapi_extra: More OpenAPI for the operation.
             responses: More documented responses.
+            response_class: The success answer's class (for its OpenAPI media type).
 
         Returns:
             The decorator.
@@ -165,6 +181,7 @@ class Routes:
                 "tags": list(tags),
                 "openapi_extra": extra,
                 "responses": responses,
+                "response_class": response_class,
             }
             self.specs.append(_RouteSpec(method, self.prefix + path, endpoint, options))
             return endpoint
@@ -213,16 +230,17 @@ def page_json(page: Page[T], encode: Callable[[T], Any]) -> dict[str, Any]:
 
 
 _KEY_CURSOR = "rdbk:"
+Key = tuple[str | int, ...]
 
 
 def paginate(
-    items: Sequence[T], key: Callable[[T], str], *, limit: int, cursor: str | None
+    items: Sequence[T], key: Callable[[T], Key], *, limit: int, cursor: str | None
 ) -> Page[T]:
-    """Page through a listing ordered by a unique text key (keyset pagination).
+    """Page through a listing in the order of a unique key (keyset pagination).
 
     Args:
-        items: Every item, in key order.
-        key: The item's key.
+        items: Every item.
+        key: The item's key; pages follow its order.
         limit: Page size.
         cursor: The previous page's ``next_cursor``.
 
@@ -232,41 +250,45 @@ def paginate(
     Raises:
         ValidationError: A cursor not made by this function.
     """
-    after = None
+    after: Key | None = None
     if cursor is not None:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            decoded = orjson.loads(raw[len(_KEY_CURSOR) :]) if raw.startswith(_KEY_CURSOR) else None
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raw = ""
-        if not raw.startswith(_KEY_CURSOR):
+            decoded = None
+        if not isinstance(decoded, list) or not all(
+            isinstance(part, str | int) and not isinstance(part, bool) for part in decoded
+        ):
             raise ValidationError(
                 f"invalid cursor {cursor!r}: pass the next_cursor of a previous page"
             )
-        after = raw[len(_KEY_CURSOR) :]
-    remaining = [item for item in items if after is None or key(item) > after]
+        after = tuple(decoded)
+    ordered = sorted(items, key=key)
+    try:
+        remaining = [item for item in ordered if after is None or key(item) > after]
+    except TypeError:  # a forged cursor whose parts have other types than the keys
+        raise ValidationError(
+            f"invalid cursor {cursor!r}: pass the next_cursor of a previous page"
+        ) from None
     page = remaining[:limit]
-    more = len(remaining) > limit
-    next_cursor = (
-        base64.urlsafe_b64encode((_KEY_CURSOR + key(page[-1])).encode()).decode().rstrip("=")
-        if more
-        else None
-    )
+    next_cursor = None
+    if len(remaining) > limit:
+        raw_key = _KEY_CURSOR + orjson.dumps(list(key(page[-1]))).decode()
+        next_cursor = base64.urlsafe_b64encode(raw_key.encode()).decode().rstrip("=")
     return Page(tuple(page), next_cursor)
 
 
-def parse_mid(text: str) -> dict[str, str]:
-    """Read a MID given as a JSON object in a query parameter.
+def parse_mid(text: str) -> Any:
+    """Read a MID given as JSON in a query parameter (the facade checks what it holds).
 
     Args:
         text: E.g. ``{"title_id": "80100172"}``.
 
     Returns:
-        The MID (its keys and values are checked by the facade).
+        The decoded value.
 
     Raises:
-        ValidationError: Not a JSON object.
+        ValidationError: Not JSON.
     """
-    value = _json.loads(text, what="mid")
-    if not isinstance(value, dict):
-        raise ValidationError('mid must be a JSON object such as {"title_id": "80100172"}')
-    return value
+    return _json.loads(text, what="mid")

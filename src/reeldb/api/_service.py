@@ -18,7 +18,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -54,7 +54,10 @@ log = logging.getLogger("reeldb.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": m.ProblemOut, "description": title, "content": {MEDIA_TYPE: {}}}
+    status: {
+        "description": title,
+        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
+    }
     for status, title in (
         (400, "Malformed request"),
         (401, "Missing or bad API key"),
@@ -125,13 +128,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         {"pointer": _pointer(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))}
         for e in errors
     ]
-    first = violations[0] if violations else {"pointer": "", "message": ""}
-    return _http_problem(
-        request,
-        422,
-        f"the request does not match the API: {first['pointer']}: {first['message']}",
-        violations=violations,
-    )
+    return _http_problem(request, 422, "the request does not match the API", violations=violations)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -326,7 +323,7 @@ def _health_routes(service: FastAPI, metrics: _Metrics) -> Routes:
         need=Need.PUBLIC,
         tags=["ops"],
         summary="Prometheus metrics: request counts and latency per route",
-        responses={200: {"content": {"text/plain": {}}, "description": "Metrics"}},
+        response_class=PlainTextResponse,
     )
     def prometheus() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -414,10 +411,22 @@ def _document_openapi(service: FastAPI) -> None:
             )
             schema.setdefault("components", {})["securitySchemes"] = {"ApiKey": SECURITY_SCHEME}
             components = schema["components"].setdefault("schemas", {})
-            for model in (m.DocumentPut, m.DocumentBatch):
+            for model in (m.DocumentPut, m.DocumentBatch, m.ProblemOut):
                 found = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(found.pop("$defs", {}))
                 components[model.__name__] = found
+            # Every error is problem+json, FastAPI's own 422 included.
+            problem = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    public = operation.get("x-reeldb-role") == Need.PUBLIC.value
+                    for status in list(operation["responses"]):
+                        if public and status in ("401", "403"):
+                            del operation["responses"][status]
+                        elif int(status) >= 400:
+                            operation["responses"][status]["content"] = problem
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
             service.openapi_schema = schema
         return service.openapi_schema
 

@@ -11,6 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from reeldb.model.datastore import Role
+from reeldb.model.names import MAX_VERSION
 from reeldb.schema.model import CompatibilityMode, SchemaKind
 
 T = TypeVar("T")
@@ -44,7 +45,7 @@ _DOC_EXAMPLE: dict[str, Any] = {
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NamespaceCreate(_Request):
@@ -58,13 +59,13 @@ class NamespaceCreate(_Request):
 class RoleGrantRequest(_Request):
     """The role to give."""
 
-    role: Role = Field(examples=["writer"])
+    role: str = Field(examples=["writer"], description="admin, writer or reader.")
 
 
 class SchemaAdd(_Request):
     """A schema definition (DSL or plain JSON Schema 2020-12)."""
 
-    definition: dict[str, Any] = Field(
+    definition: Any = Field(
         examples=[
             {
                 "name": "BOUNDING_BOX",
@@ -76,30 +77,35 @@ class SchemaAdd(_Request):
         ]
     )
     name: str | None = Field(None, description="The name, if the definition has none.")
-    compatibility: CompatibilityMode | None = Field(
-        None, description="Mode of a new schema (default BACKWARD)."
+    compatibility: str | None = Field(
+        None, description="Mode of a new schema (default BACKWARD).", examples=["BACKWARD"]
     )
 
 
 class CompatibilityUpdate(_Request):
     """A new compatibility mode."""
 
-    mode: CompatibilityMode
+    mode: str = Field(examples=["FULL_TRANSITIVE"])
 
 
 class ValidateRequest(_Request):
     """A value to validate against a schema version."""
 
     instance: Any = Field(examples=[{"boundingBox": {"x": 0, "y": 0, "w": 5, "h": 5}}])
-    version: int | None = Field(None, ge=1, description="The version; latest when omitted.")
+    version: int | None = Field(
+        None, ge=0, le=MAX_VERSION, description="The version; latest when omitted."
+    )
 
 
 class DataStoreCreate(_Request):
     """A new DataStore in the namespace of the path."""
 
     analysis_type: str = Field(examples=["face_detection"])
-    version: int = Field(ge=1, examples=[1])
-    mid_keys: list[str] = Field(examples=[["title_id", "video_stream_id"]])
+    version: int = Field(ge=0, le=MAX_VERSION, examples=[1])
+    mid_keys: Any = Field(
+        examples=[["title_id", "video_stream_id"]],
+        description="The MID schema: a non-empty list of key names, fixed forever.",
+    )
     schema_: str = Field(alias="schema", examples=["face_detection"])
     description: str = ""
 

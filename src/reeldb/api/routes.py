@@ -15,6 +15,7 @@ from reeldb.api._routing import (
     Routes,
     db_of,
     json_response,
+    note_audit_namespace,
     page_json,
     paginate,
     parse_mid,
@@ -23,6 +24,7 @@ from reeldb.api._routing import (
 from reeldb.auth.policy import Need, authorize
 from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
 from reeldb.model.datastore import DataStoreRef
+from reeldb.model.names import MAX_VERSION
 
 __all__ = ["build_routes"]
 
@@ -30,7 +32,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 Namespace = Annotated[str, Path(description="The namespace.", examples=["demo"])]
 AnalysisType = Annotated[str, Path(examples=["face_detection"])]
-Version = Annotated[int, Path(ge=1, examples=[1])]
+Version = Annotated[int, Path(ge=0, le=MAX_VERSION, examples=[1])]
 SchemaName = Annotated[str, Path(examples=["face_detection"])]
 MidParam = Annotated[
     str,
@@ -88,10 +90,7 @@ def _document_item(value: Any, where: str = "") -> tuple[dict[str, str], Any]:
         raise ValidationError(f"unknown field {unknown[0]!r} in {where or 'the body'}")
     if "mid" not in value or "document" not in value:
         raise ValidationError(f"{where or 'the body'} needs both 'mid' and 'document'")
-    mid = value["mid"]
-    if not isinstance(mid, dict):
-        raise ValidationError(f"'mid' in {where or 'the body'} must be an object of strings")
-    return mid, value["document"]
+    return value["mid"], value["document"]
 
 
 def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
@@ -283,6 +282,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
     )
     def create_namespace(request: Request, body: m.NamespaceCreate) -> Response:
         db = db_of(request)
+        note_audit_namespace(request, body.name)
         ns = db.create_namespace(body.name, description=body.description, admins=body.admins)
         return json_response(_wire.namespace(ns), 201)
 
@@ -304,7 +304,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
             for ns in db.list_namespaces()
             if principal.system_admin or ns.name in principal.roles
         ]
-        page = paginate(visible, lambda ns: ns.name, limit=limit, cursor=cursor)
+        page = paginate(visible, lambda ns: (ns.name,), limit=limit, cursor=cursor)
         return json_response(page_json(page, _wire.namespace))
 
     @r.route(
@@ -331,7 +331,9 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         request: Request, namespace: Namespace, limit: Limit = 100, cursor: Cursor = None
     ) -> Response:
         db = db_of(request)
-        page = paginate(db.list_roles(namespace), lambda g: g.principal, limit=limit, cursor=cursor)
+        page = paginate(
+            db.list_roles(namespace), lambda g: (g.principal,), limit=limit, cursor=cursor
+        )
         return json_response(page_json(page, _wire.role_grant))
 
     @r.route(
@@ -393,9 +395,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
     ) -> Response:
         db = db_of(request)
         subjects = db.list_schemas(namespace)
-        page = paginate(
-            subjects, lambda s: f"{int(s.builtin)}/{s.name}", limit=limit, cursor=cursor
-        )
+        page = paginate(subjects, lambda s: (int(s.builtin), s.name), limit=limit, cursor=cursor)
         return json_response(page_json(page, _wire.schema_subject))
 
     @r.route(
@@ -460,7 +460,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
     ) -> Response:
         db = db_of(request)
         versions = db.list_schema_versions(namespace, name)
-        page = paginate(versions, lambda v: f"{v.version:012d}", limit=limit, cursor=cursor)
+        page = paginate(versions, lambda v: (v.version,), limit=limit, cursor=cursor)
         return json_response(page_json(page, _wire.schema_version))
 
     @r.route(
@@ -548,7 +548,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         db = db_of(request)
         page = paginate(
             db.list_datastores(namespace),
-            lambda ds: f"{ds.ref.analysis_type}/{ds.ref.version:012d}",
+            lambda ds: (ds.ref.analysis_type, ds.ref.version),
             limit=limit,
             cursor=cursor,
         )
@@ -621,7 +621,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         db = db_of(request)
         keys = db.list_api_keys(principal_filter)
         page = paginate(
-            keys, lambda k: f"{k.created_at.isoformat()}/{k.key_id}", limit=limit, cursor=cursor
+            keys, lambda k: (k.created_at.isoformat(), k.key_id), limit=limit, cursor=cursor
         )
         return json_response(page_json(page, _wire.api_key))
 

@@ -22,9 +22,23 @@ import orjson
 from reeldb import _json, _wire
 from reeldb._problems import error_from_problem
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
-from reeldb.errors import BackendUnavailableError, ValidationError, Violation
+from reeldb.database import check_limit
+from reeldb.errors import (
+    BackendUnavailableError,
+    DatabaseClosedError,
+    NotFoundError,
+    ValidationError,
+    Violation,
+)
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.model.document import Document, DocumentInfo, Page
+from reeldb.model.mid import check_mid_keys
+from reeldb.model.names import (
+    check_namespace,
+    check_principal,
+    check_schema_name,
+    check_version,
+)
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport
 
@@ -39,6 +53,20 @@ DocumentInput = Mapping[str, Any] | bytes | str
 
 def _seg(value: object) -> str:
     return quote(str(value), safe="")
+
+
+# Arguments are checked here with the facade's own checks, so that a bad one raises exactly
+# what `Database` raises (and never turns into another URL).
+def _ns(name: str) -> str:
+    return _seg(check_namespace(name))
+
+
+def _name(name: str) -> str:
+    return _seg(check_schema_name(name))
+
+
+def _mid(mid: object) -> Any:
+    return dict(mid) if isinstance(mid, Mapping) else mid
 
 
 class Client:
@@ -103,6 +131,8 @@ class Client:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
     ) -> Any:
+        if self._http.is_closed:
+            raise DatabaseClosedError(f"the client of {self.base_url} is closed")
         content = None if json is None else orjson.dumps(json)
         headers = {"Content-Type": "application/json"} if content is not None else None
         query = {k: v for k, v in (params or {}).items() if v is not None}
@@ -112,14 +142,16 @@ class Client:
             )
         except httpx.TransportError as exc:
             raise BackendUnavailableError(f"cannot reach reeldb at {self.base_url}: {exc}") from exc
-        if response.status_code == 204:
-            return None
         try:
             body = orjson.loads(response.content) if response.content else None
         except orjson.JSONDecodeError:
             body = None
-        if response.status_code >= 400:
+        if not 200 <= response.status_code < 300:
             raise error_from_problem(response.status_code, body)
+        if body is None and response.status_code != 204:
+            raise BackendUnavailableError(
+                f"{self.base_url} answered {method} {path} with no JSON: is it a reeldb service?"
+            )
         return body
 
     def _pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
@@ -147,7 +179,7 @@ class Client:
 
     def get_namespace(self, name: str) -> Namespace:
         """See `reeldb.Database.get_namespace`."""
-        return _wire.namespace_from(self._call("GET", f"/namespaces/{_seg(name)}"))
+        return _wire.namespace_from(self._call("GET", f"/namespaces/{_ns(name)}"))
 
     def list_namespaces(self) -> list[Namespace]:
         """See `reeldb.Database.list_namespaces`; only namespaces where the key has a role."""
@@ -155,17 +187,21 @@ class Client:
 
     def grant_role(self, namespace: str, principal: str, role: str | Role) -> RoleGrant:
         """See `reeldb.Database.grant_role`."""
-        body = {"role": str(role.value if isinstance(role, Role) else role).lower()}
-        path = f"/namespaces/{_seg(namespace)}/roles/{_seg(principal)}"
+        body = {"role": Role.parse(role).value}
+        path = self._role_path(namespace, principal)
         return _wire.role_grant_from(self._call("PUT", path, json=body))
 
     def revoke_role(self, namespace: str, principal: str) -> None:
         """See `reeldb.Database.revoke_role`."""
-        self._call("DELETE", f"/namespaces/{_seg(namespace)}/roles/{_seg(principal)}")
+        self._call("DELETE", self._role_path(namespace, principal))
+
+    @staticmethod
+    def _role_path(namespace: str, principal: str) -> str:
+        return f"/namespaces/{_ns(namespace)}/roles/{_seg(check_principal(principal))}"
 
     def list_roles(self, namespace: str) -> list[RoleGrant]:
         """See `reeldb.Database.list_roles`."""
-        return self._all(f"/namespaces/{_seg(namespace)}/roles", _wire.role_grant_from)
+        return self._all(f"/namespaces/{_ns(namespace)}/roles", _wire.role_grant_from)
 
     # -- schemas ------------------------------------------------------------------------------
 
@@ -193,7 +229,7 @@ class Client:
     ) -> SchemaVersion:
         """See `reeldb.Database.add_schema`."""
         body = self._schema_body(definition, name, compatibility)
-        found = self._call("POST", f"/namespaces/{_seg(namespace)}/schemas", json=body)
+        found = self._call("POST", f"/namespaces/{_ns(namespace)}/schemas", json=body)
         return _wire.schema_version_from(found)
 
     def check_schema(
@@ -206,30 +242,30 @@ class Client:
     ) -> CompatibilityReport:
         """See `reeldb.Database.check_schema`."""
         body = self._schema_body(definition, name, compatibility)
-        found = self._call("POST", f"/namespaces/{_seg(namespace)}/schemas/check", json=body)
+        found = self._call("POST", f"/namespaces/{_ns(namespace)}/schemas/check", json=body)
         return _wire.report_from(found)
 
     def get_schema(self, namespace: str, name: str, version: int | None = None) -> SchemaVersion:
         """See `reeldb.Database.get_schema`."""
-        path = f"/namespaces/{_seg(namespace)}/schemas/{_seg(name)}"
+        path = f"/namespaces/{_ns(namespace)}/schemas/{_name(name)}"
         if version is not None:
-            path += f"/versions/{_seg(version)}"
+            path += f"/versions/{check_version(version, 'schema version')}"
         return _wire.schema_version_from(self._call("GET", path))
 
     def list_schemas(self, namespace: str) -> list[SchemaSubject]:
         """See `reeldb.Database.list_schemas`."""
-        return self._all(f"/namespaces/{_seg(namespace)}/schemas", _wire.schema_subject_from)
+        return self._all(f"/namespaces/{_ns(namespace)}/schemas", _wire.schema_subject_from)
 
     def list_schema_versions(self, namespace: str, name: str) -> list[SchemaVersion]:
         """See `reeldb.Database.list_schema_versions`."""
-        path = f"/namespaces/{_seg(namespace)}/schemas/{_seg(name)}/versions"
+        path = f"/namespaces/{_ns(namespace)}/schemas/{_name(name)}/versions"
         return self._all(path, _wire.schema_version_from)
 
     def set_compatibility(
         self, namespace: str, name: str, mode: str | CompatibilityMode
     ) -> SchemaSubject:
         """See `reeldb.Database.set_compatibility`."""
-        path = f"/namespaces/{_seg(namespace)}/schemas/{_seg(name)}/compatibility"
+        path = f"/namespaces/{_ns(namespace)}/schemas/{_name(name)}/compatibility"
         body = {"mode": CompatibilityMode.parse(mode).value}
         return _wire.schema_subject_from(self._call("PUT", path, json=body))
 
@@ -237,7 +273,7 @@ class Client:
         self, namespace: str, schema: str, instance: Any, *, version: int | None = None
     ) -> list[Violation]:
         """See `reeldb.Database.validate`."""
-        path = f"/namespaces/{_seg(namespace)}/schemas/{_seg(schema)}/validate"
+        path = f"/namespaces/{_ns(namespace)}/schemas/{_name(schema)}/validate"
         found = self._call("POST", path, json={"instance": instance, "version": version})
         return [_wire.violation_from(v) for v in found["violations"]]
 
@@ -247,7 +283,7 @@ class Client:
     def _ds_path(datastore: str | DataStoreRef) -> str:
         ref = DataStoreRef.parse(datastore)
         return (
-            f"/namespaces/{_seg(ref.namespace)}/datastores/{_seg(ref.analysis_type)}/{ref.version}"
+            f"/namespaces/{_ns(ref.namespace)}/datastores/{_seg(ref.analysis_type)}/{ref.version}"
         )
 
     def create_datastore(
@@ -263,11 +299,11 @@ class Client:
         body = {
             "analysis_type": ref.analysis_type,
             "version": ref.version,
-            "mid_keys": list(mid_keys),
+            "mid_keys": list(check_mid_keys(mid_keys)),
             "schema": schema,
             "description": description,
         }
-        found = self._call("POST", f"/namespaces/{_seg(ref.namespace)}/datastores", json=body)
+        found = self._call("POST", f"/namespaces/{_ns(ref.namespace)}/datastores", json=body)
         return _wire.datastore_from(found)
 
     def get_datastore(self, datastore: str | DataStoreRef) -> DataStore:
@@ -291,14 +327,12 @@ class Client:
 
     @staticmethod
     def _item(mid: Mapping[str, str], document: DocumentInput) -> tuple[dict[str, Any], bytes]:
-        if not isinstance(mid, Mapping):
-            raise ValidationError("a MID is an object of strings, e.g. {'title_id': '80100172'}")
         if isinstance(document, bytes | bytearray | memoryview | str):
             data = _json.loads(document, what="document")
         else:
             data = document
         body = _json.dumps(data)
-        return {"mid": dict(mid), "document": orjson.Fragment(body)}, body
+        return {"mid": _mid(mid), "document": orjson.Fragment(body)}, body
 
     def put_document(
         self, datastore: str | DataStoreRef, mid: Mapping[str, str], document: DocumentInput
@@ -353,7 +387,7 @@ class Client:
 
     def latest_document(self, datastore: str | DataStoreRef, mid: Mapping[str, str]) -> Document:
         """See `reeldb.Database.latest_document`."""
-        params = {"mid": _json.dumps(dict(mid)).decode()}
+        params = {"mid": _json.dumps(_mid(mid)).decode()}
         found = self._call("GET", self._ds_path(datastore) + "/documents/latest", params=params)
         return _wire.document_from(found)
 
@@ -366,7 +400,8 @@ class Client:
         cursor: str | None = None,
     ) -> Page[DocumentInfo]:
         """See `reeldb.Database.list_documents`."""
-        params = {"mid": _json.dumps(dict(mid)).decode(), "limit": limit, "cursor": cursor}
+        check_limit(limit)
+        params = {"mid": _json.dumps(_mid(mid)).decode(), "limit": limit, "cursor": cursor}
         found = self._call("GET", self._ds_path(datastore) + "/documents", params=params)
         return Page(
             tuple(_wire.document_info_from(d) for d in found["items"]), found["next_cursor"]
@@ -393,12 +428,15 @@ class Client:
 
     def revoke_api_key(self, key_id: str) -> ApiKey:
         """See `reeldb.Database.revoke_api_key`."""
+        if not key_id or not str(key_id).isalnum():
+            raise NotFoundError(f"API key {key_id} does not exist")
         return _wire.api_key_from(self._call("DELETE", f"/keys/{_seg(key_id)}"))
 
     def list_audit(
         self, namespace: str | None = None, *, limit: int = 50, cursor: str | None = None
     ) -> Page[AuditEntry]:
         """See `reeldb.Database.list_audit` (a namespace's admin; all: a system admin)."""
-        path = "/audit" if namespace is None else f"/namespaces/{_seg(namespace)}/audit"
+        check_limit(limit)
+        path = "/audit" if namespace is None else f"/namespaces/{_ns(namespace)}/audit"
         found = self._call("GET", path, params={"limit": limit, "cursor": cursor})
         return Page(tuple(_wire.audit_entry_from(e) for e in found["items"]), found["next_cursor"])

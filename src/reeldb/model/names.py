@@ -13,12 +13,15 @@ __all__ = [
     "check_principal",
     "check_schema_name",
     "check_version",
+    "MAX_VERSION",
 ]
 
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _ANALYSIS_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 _MID_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+MAX_VERSION = 2**63 - 1
+"""The largest version number (a signed 64-bit integer in every backend)."""
 _PRINCIPAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,127}$")
 
 
@@ -129,6 +132,6 @@ def check_version(value: object, what: str = "version") -> int:
     Raises:
         ValidationError: The value is not a non-negative integer.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"invalid {what} {value!r}: use a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VERSION:
+        raise ValidationError(f"invalid {what} {value!r}: use an integer from 0 to {MAX_VERSION}")
     return value
