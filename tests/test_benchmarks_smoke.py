@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,24 @@ def test_bench_write_small_smoke(tmp_path: Path) -> None:
     assert baseline["ratio_single"] > 0
     assert baseline["ratio_batch"] > 0
     assert list(tmp_path.iterdir()) == []  # temporary databases were removed
+
+
+def test_http_bench_quick_smoke(tmp_path: Path) -> None:
+    # One worker, 1 s per scenario; without wrk the script's own Python load generator runs.
+    result = _run("http_bench.py", "--quick", "--tmpdir", str(tmp_path))
+    assert result["benchmark"] == "http"
+    assert result["load_generator"] == ("wrk" if shutil.which("wrk") else "python")
+    assert result["cpu_count"] >= 1
+    assert result["errors_ok"] is True
+    (run,) = result["runs"]
+    assert run["workers"] == 1
+    for scenario in ("baseline", "fastapi_hello", "healthz", "get", "post"):
+        (measured,) = run[scenario]
+        assert measured["connections"] == 4
+        assert measured["rps"] > 0, scenario
+        assert measured["error_rate"] <= 0.01, scenario
+        assert measured["p99_ms"] >= measured["p50_ms"] >= 0, scenario
+    assert run["get"][0]["vs_baseline"] > 0
+    assert run["post_documents_stored"] >= run["post_2xx_measured"] > 0
+    assert result["targets"]["met"] is None  # judged on two workers only
+    assert list(tmp_path.iterdir()) == []  # temporary databases and servers were removed
