@@ -103,6 +103,10 @@ class Database:
         self.settings = settings or Settings(database=store.url)
         self.schemas = SchemaRegistry(store)
         self._refs: dict[int, DataStoreRef] = {}  # a DataStore's identity never changes
+        # DataStores by identity. Only `schema_version` of a cached one can be stale: reads
+        # do not use it, and writes are checked against the current version in their own
+        # transaction (StaleSchemaError, then this cache is refreshed).
+        self._datastores: dict[DataStoreRef, DataStore] = {}
 
     @property
     def url(self) -> str:
@@ -243,9 +247,11 @@ class Database:
             NotFoundError: The namespace or a parent schema does not exist.
             AlreadyExistsError: The requested version exists.
         """
-        return self.schemas.add(
+        added = self.schemas.add(
             namespace, self._decode(definition), name=name, compatibility=compatibility
         )
+        self._datastores.clear()  # DataStores using the schema moved to the new version
+        return added
 
     def check_schema(
         self,
@@ -427,6 +433,13 @@ class Database:
         """
         return self.store.get_datastore(DataStoreRef.parse(datastore))
 
+    def _datastore(self, datastore: str | DataStoreRef, *, fresh: bool = False) -> DataStore:
+        ref = DataStoreRef.parse(datastore)
+        found = None if fresh else self._datastores.get(ref)
+        if found is None:
+            found = self._datastores[ref] = self.store.get_datastore(ref)
+        return found
+
     def list_datastores(self, namespace: str | None = None) -> list[DataStore]:
         """DataStores, ordered by identity.
 
@@ -449,7 +462,7 @@ class Database:
         Returns:
             The count.
         """
-        return self.store.count_documents(self.get_datastore(datastore).id)
+        return self.store.count_documents(self._datastore(datastore).id)
 
     # -- documents ------------------------------------------------------------------------
 
@@ -480,12 +493,16 @@ class Database:
         self,
         datastore: str | DataStoreRef,
         items: Iterable[tuple[Mapping[str, str], DocumentInput]],
+        *,
+        audit: AuditEntry | None = None,
     ) -> list[Document]:
         """Validate and store many documents in one transaction: all or none.
 
         Args:
             datastore: ``namespace/analysis_type/version``.
             items: ``(mid, document)`` pairs.
+            audit: An audit entry to record in the same transaction, if the write succeeds
+                (the service records who wrote).
 
         Returns:
             The stored documents, in order.
@@ -495,7 +512,7 @@ class Database:
                 index (``/3/tracks/0/...``) and nothing is stored.
             NotFoundError: No such DataStore.
         """
-        ds = self.get_datastore(datastore)
+        ds = self._datastore(datastore)
         pending = [self._prepare(ds, mid, doc) for mid, doc in self._check_items(items)]
         for _attempt in range(_WRITE_RETRIES):
             schema = self.schemas.get(ds.ref.namespace, ds.schema_name, ds.schema_version)
@@ -514,6 +531,10 @@ class Database:
                 prefix = f"/{index}" if len(pending) > 1 else ""
                 violations += [Violation(prefix + v.pointer, v.message) for v in found]
             if violations:
+                current = self._datastore(ds.ref, fresh=True)
+                if current.schema_version != ds.schema_version:
+                    ds = current  # validated against a cached, older version: again
+                    continue
                 what = "document" if len(pending) == 1 else "batch of documents"
                 raise ValidationError(
                     f"{what} does not match {ds.schema_name} v{ds.schema_version} of "
@@ -522,10 +543,13 @@ class Database:
                 )
             try:
                 seqs = self.store.put_documents(
-                    ds.id, ds.schema_version, [new for new, _ in pending]
+                    ds.id,
+                    ds.schema_version,
+                    [new for new, _ in pending],
+                    () if audit is None else (audit,),
                 )
             except StaleSchemaError:
-                ds = self.get_datastore(ds.ref)  # the schema moved: validate again
+                ds = self._datastore(ds.ref, fresh=True)  # the schema moved: validate again
                 continue
             assert len(seqs) == len(pending)
             return [
@@ -619,7 +643,7 @@ class Database:
             ValidationError: The MID does not match the MID schema.
             NotFoundError: No such DataStore, or no document for the MID.
         """
-        ds = self.get_datastore(datastore)
+        ds = self._datastore(datastore)
         key = mid_key(check_mid(mid, ds.mid_keys))
         try:
             record = self.store.latest_document(ds.id, key)
@@ -651,7 +675,7 @@ class Database:
             NotFoundError: No such DataStore.
         """
         check_limit(limit)
-        ds = self.get_datastore(datastore)
+        ds = self._datastore(datastore)
         checked = check_mid(mid, ds.mid_keys)
         before = decode_cursor(cursor) if cursor is not None else None
         records = self.store.list_documents(

@@ -330,3 +330,24 @@ def test_secrets_are_never_listed(world: Any) -> None:
         text = client.get("/v1/keys").text
     assert new.secret not in text and world.admin_key not in text
     assert new.key.key_id in text
+
+
+def test_large_writes_run_off_the_event_loop_and_are_audited(world: Any) -> None:
+    from reeldb.api.routes import INLINE_WRITE_BYTES
+
+    big = face_document(6000)
+    body = json.dumps({"mid": MID, "document": big}).encode()
+    assert len(body) > INLINE_WRITE_BYTES
+    with http(world) as client:
+        created = client.post(
+            DS + "/documents", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert created.status_code == 201, created.text
+        request_id = created.headers["x-request-id"]
+        small = client.post(DS + "/documents", json={"mid": MID, "document": face_document(1)})
+        assert small.status_code == 201
+    assert world.db.get_document(created.json()["id"]).data == big
+    audit = world.db.list_audit("vision", limit=10).items
+    assert [(e.action, e.status) for e in audit[:2]] == [("document.put", 201)] * 2
+    assert audit[1].request_id == request_id
+    assert len({e.seq for e in audit}) == len(audit)  # one entry per write, not two

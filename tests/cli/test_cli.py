@@ -103,8 +103,9 @@ def vision_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.chdir(directory)
         url = f"sqlite:///{directory}/reel.db"
         create_vision(lambda *args: invoke("--database", url, *args), str(schema_file))
-    # closed cleanly: everything is in the one file (no WAL left behind)
-    assert [p.name for p in directory.glob("reel.db*")] == ["reel.db"]
+    # closed cleanly: everything is in the one file (no WAL left behind; the empty
+    # reel.db-lock is the writers' queue)
+    assert sorted(p.name for p in directory.glob("reel.db*")) == ["reel.db", "reel.db-lock"]
     return directory / "reel.db"
 
 

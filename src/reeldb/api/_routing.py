@@ -11,6 +11,7 @@ import binascii
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -18,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from reeldb import _json
-from reeldb.auth.model import Principal
+from reeldb.auth.model import AuditEntry, Principal
 from reeldb.auth.policy import Need, authorize
 from reeldb.database import Database
 from reeldb.errors import UnauthenticatedError, ValidationError
@@ -37,6 +38,7 @@ SECURITY_SCHEME = {
     "description": "An API key: `Authorization: Bearer rdb_...` (`reeldb keys create`).",
 }
 _PRINCIPAL_KEY = "reeldb.principal"
+_TAKEN_KEY = "reeldb.audit.taken"
 
 
 def db_of(request: Request) -> Database:
@@ -83,6 +85,60 @@ class AuditDraft:
     action: str
     namespace: str | None
     target: str
+
+    def entry(self, request_id: str, status: int) -> AuditEntry:
+        """The audit entry of the answered request.
+
+        Args:
+            request_id: The request id.
+            status: The answer's HTTP status.
+
+        Returns:
+            The entry (its ``seq`` is assigned by the log).
+        """
+        return AuditEntry(
+            0,
+            datetime.now(UTC),
+            self.principal,
+            self.action,
+            self.namespace,
+            self.target,
+            request_id,
+            status,
+        )
+
+
+def commit_audit(request: Request, status: int) -> AuditEntry | None:
+    """Take the request's audit entry, to be committed with the write it describes.
+
+    The middleware then has nothing left to record for this request. If the write fails,
+    the route puts the entry back (`restore_audit`) and the middleware records the refusal.
+
+    Args:
+        request: The request.
+        status: The status the answer will have if the write commits.
+
+    Returns:
+        The entry, or None if the route is not audited.
+    """
+    state = request.scope["state"]
+    draft: AuditDraft | None = state.pop(AUDIT_KEY, None)
+    if draft is None:
+        return None
+    state[_TAKEN_KEY] = draft
+    return draft.entry(str(state.get("request_id", "")), status)
+
+
+def restore_audit(request: Request) -> None:
+    """Give a taken audit entry back to the middleware (the write did not happen).
+
+    Args:
+        request: The request.
+    """
+    state = request.scope["state"]
+    draft = state.pop(_TAKEN_KEY, None)
+    if draft is not None:
+        state[AUDIT_KEY] = draft
 
 
 def note_audit_namespace(request: Request, namespace: str) -> None:

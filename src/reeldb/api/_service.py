@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -41,7 +40,6 @@ from reeldb.api._routing import (
     json_response,
 )
 from reeldb.api.routes import build_routes
-from reeldb.auth.model import AuditEntry
 from reeldb.auth.policy import Need
 from reeldb.config import Settings, load_settings
 from reeldb.database import Database
@@ -272,16 +270,7 @@ class _ServiceMiddleware:
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
 
     async def _audit(self, draft: AuditDraft, request_id: str, status: int) -> None:
-        entry = AuditEntry(
-            0,
-            datetime.now(UTC),
-            draft.principal,
-            draft.action,
-            draft.namespace,
-            draft.target,
-            request_id,
-            status,
-        )
+        entry = draft.entry(request_id, status)
         db: Database = self.service.state.db
         try:
             await anyio.to_thread.run_sync(db.record_audit, [entry])

@@ -349,7 +349,11 @@ class DocumentStore(abc.ABC):
 
     @abc.abstractmethod
     def put_documents(
-        self, datastore_id: int, schema_version: int, documents: Sequence[NewDocument]
+        self,
+        datastore_id: int,
+        schema_version: int,
+        documents: Sequence[NewDocument],
+        audit: Sequence[AuditEntry] = (),
     ) -> list[int]:
         """Persist documents in one transaction: all or none.
 
@@ -358,6 +362,7 @@ class DocumentStore(abc.ABC):
             schema_version: The version the documents were validated against; the DataStore
                 must still be on it.
             documents: The documents.
+            audit: Audit entries to append in the same transaction.
 
         Returns:
             The sequence number given to each document, in order.

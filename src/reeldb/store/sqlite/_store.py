@@ -459,7 +459,11 @@ class SQLiteStore(Store):
     # -- documents ------------------------------------------------------------------------
 
     def put_documents(
-        self, datastore_id: int, schema_version: int, documents: Sequence[NewDocument]
+        self,
+        datastore_id: int,
+        schema_version: int,
+        documents: Sequence[NewDocument],
+        audit: Sequence[AuditEntry] = (),
     ) -> list[int]:
         """See `DocumentStore.put_documents`."""
         with self._db.write() as conn:
@@ -489,6 +493,8 @@ class SQLiteStore(Store):
                 ],
             )
             last = conn.execute("SELECT coalesce(max(seq), 0) FROM documents").fetchone()[0]
+            if audit:
+                self._append_audit(conn, audit)
         # One writer holds the database during the transaction and AUTOINCREMENT never reuses
         # a number, so the batch got the consecutive numbers ending at `last`.
         return list(range(last - len(documents) + 1, last + 1))
@@ -652,22 +658,26 @@ class SQLiteStore(Store):
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """See `AccessStore.append_audit`."""
         with self._db.write() as conn:
-            conn.executemany(
-                "INSERT INTO audit_log (at, principal, action, namespace, target, request_id, "
-                "status) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        _ts(e.at),
-                        e.principal,
-                        e.action,
-                        e.namespace,
-                        e.target,
-                        e.request_id,
-                        e.status,
-                    )
-                    for e in entries
-                ],
-            )
+            self._append_audit(conn, entries)
+
+    @staticmethod
+    def _append_audit(conn: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
+        conn.executemany(
+            "INSERT INTO audit_log (at, principal, action, namespace, target, request_id, "
+            "status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    _ts(e.at),
+                    e.principal,
+                    e.action,
+                    e.namespace,
+                    e.target,
+                    e.request_id,
+                    e.status,
+                )
+                for e in entries
+            ],
+        )
 
     def list_audit(
         self, namespace: str | None, *, limit: int, before_seq: int | None
