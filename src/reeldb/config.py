@@ -54,6 +54,13 @@ SETTINGS: Final = (
     Setting("host", "127.0.0.1", "Address `reeldb serve` listens on."),
     Setting("port", 8000, "Port `reeldb serve` listens on."),
     Setting("workers", 1, "Worker processes of `reeldb serve` (they share the database)."),
+    Setting(
+        "jwt_public_key",
+        None,
+        "PEM file of an OIDC issuer's public key: also accept its JWT bearer tokens (none).",
+    ),
+    Setting("jwt_issuer", None, "The iss claim JWT bearer tokens must carry (not checked)."),
+    Setting("jwt_audience", None, "The aud claim JWT bearer tokens must carry (not checked)."),
 )
 
 
@@ -70,6 +77,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    jwt_public_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous not in ("full", "normal"):

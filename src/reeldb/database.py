@@ -15,8 +15,9 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from reeldb import _json
-from reeldb.auth.keys import hash_secret, new_api_key, parse_api_key
+from reeldb.auth.keys import KEY_PREFIX, hash_secret, new_api_key, parse_api_key
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
+from reeldb.auth.tokens import TokenVerifier
 from reeldb.config import Settings, load_settings
 from reeldb.errors import (
     ConflictError,
@@ -107,6 +108,7 @@ class Database:
         # do not use it, and writes are checked against the current version in their own
         # transaction (StaleSchemaError, then this cache is refreshed).
         self._datastores: dict[DataStoreRef, DataStore] = {}
+        self._verifier: TokenVerifier | None = None
 
     @property
     def url(self) -> str:
@@ -784,15 +786,21 @@ class Database:
     def authenticate(self, api_key: str) -> Principal:
         """Identify the principal an API key stands for, with its current roles.
 
+        With the ``jwt_public_key`` setting, a JWT bearer token of that issuer is accepted too
+        (see `reeldb.auth.tokens`).
+
         Args:
-            api_key: The whole key, ``rdb_<key_id>_<secret>``.
+            api_key: The whole key, ``rdb_<key_id>_<secret>``, or a JWT.
 
         Returns:
             The principal.
 
         Raises:
-            UnauthenticatedError: Not a key, an unknown or revoked key, or a wrong secret.
+            UnauthenticatedError: Not a key, an unknown or revoked key, a wrong secret, or an
+                invalid token.
         """
+        if not api_key.startswith(KEY_PREFIX) and self.settings.jwt_public_key is not None:
+            return self.store.principal_access(self._tokens().principal(api_key))
         key_id = parse_api_key(api_key)
         try:
             key, stored, principal = self.store.key_access(key_id)
@@ -801,6 +809,16 @@ class Database:
         if not key.active or not hmac.compare_digest(stored, hash_secret(api_key)):
             raise UnauthenticatedError("invalid or revoked API key")
         return principal
+
+    def _tokens(self) -> TokenVerifier:
+        if self._verifier is None:
+            assert self.settings.jwt_public_key is not None
+            self._verifier = TokenVerifier(
+                self.settings.jwt_public_key,
+                issuer=self.settings.jwt_issuer,
+                audience=self.settings.jwt_audience,
+            )
+        return self._verifier
 
     def principal(self, name: str) -> Principal:
         """A principal's current access: system administrator or not, and its roles.
