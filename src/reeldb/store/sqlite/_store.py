@@ -602,13 +602,21 @@ class SQLiteStore(Store):
 
     def key_access(self, key_id: str) -> tuple[ApiKey, bytes, Principal]:
         """See `AccessStore.key_access`."""
+        # One statement on every authenticated request: the key, the system flag and the
+        # roles together.
         with self._db.read() as conn:
             row = conn.execute(
-                f"SELECT {_KEY_COLUMNS}, secret_hash FROM api_keys WHERE key_id = ?", (key_id,)
+                f"SELECT {_KEY_COLUMNS}, secret_hash, "
+                "EXISTS (SELECT 1 FROM system_admins s WHERE s.principal = k.principal), "
+                "(SELECT json_group_object(g.namespace, g.role) FROM role_grants g "
+                "WHERE g.principal = k.principal) "
+                "FROM api_keys k WHERE key_id = ?",
+                (key_id,),
             ).fetchone()
-            if row is None:
-                raise NotFoundError(f"API key {key_id} does not exist")
-            return _api_key(row), bytes(row[6]), self._principal(conn, row[1], key_id)
+        if row is None:
+            raise NotFoundError(f"API key {key_id} does not exist")
+        roles = {ns: Role(role) for ns, role in _json.loads(row[8]).items()}
+        return _api_key(row), bytes(row[6]), Principal(row[1], bool(row[7]), roles, key_id)
 
     def principal_access(self, principal: str) -> Principal:
         """See `AccessStore.principal_access`."""
