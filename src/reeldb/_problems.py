@@ -86,6 +86,7 @@ HTTP_PROBLEMS: Final = {
     413: ("payload-too-large", "The request body is too large", ValidationError),
     415: ("unsupported-media-type", "Send JSON (Content-Type: application/json)", ValidationError),
     422: ("validation", "The input breaks one or more rules", ValidationError),
+    500: ("internal", "Internal error", ReelError),
 }
 
 _BY_SLUG: Final[dict[str, type[ReelError]]] = {}

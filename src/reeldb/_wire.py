@@ -174,16 +174,24 @@ def datastore_from(d: Json) -> DataStore:
     )
 
 
-def document(doc: Document) -> Json:
-    """The envelope of a document; the stored body is embedded verbatim, never re-encoded."""
+def _coordinates(doc: Document | DocumentInfo) -> Json:
     return {
         "id": str(doc.id),
         "datastore": str(doc.datastore),
         "mid": doc.mid,
         "schema_version": doc.schema_version,
         "created_at": _ts(doc.created_at),
-        "data": orjson.Fragment(doc.body),
     }
+
+
+def document(doc: Document) -> Json:
+    """The envelope of a document; the stored body is embedded verbatim, never re-encoded."""
+    return {**_coordinates(doc), "data": orjson.Fragment(doc.body)}
+
+
+def written(doc: Document) -> Json:
+    """What a write answers for a document: its coordinates and size, not its body."""
+    return {**_coordinates(doc), "size": len(doc.body)}
 
 
 def document_from(d: Json) -> Document:
@@ -198,14 +206,7 @@ def document_from(d: Json) -> Document:
 
 
 def document_info(info: DocumentInfo) -> Json:
-    return {
-        "id": str(info.id),
-        "datastore": str(info.datastore),
-        "mid": info.mid,
-        "schema_version": info.schema_version,
-        "created_at": _ts(info.created_at),
-        "size": info.size,
-    }
+    return {**_coordinates(info), "size": info.size}
 
 
 def document_info_from(d: Json) -> DocumentInfo:

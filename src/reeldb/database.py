@@ -621,15 +621,16 @@ class Database:
         wanted = None if datastore is None else DataStoreRef.parse(datastore)
         try:
             record = self.store.get_document(_uuid(document_id))
-            ref = self._ref_of(record)
-            if wanted is not None and wanted != ref:
-                raise NotFoundError("in another DataStore")
         except NotFoundError:
-            # One message whether the ID is unknown or elsewhere: IDs in other tenants'
-            # DataStores must not be told apart from IDs that do not exist.
-            where = f" in DataStore {wanted}" if wanted is not None else ""
-            raise NotFoundError(f"document {document_id} does not exist{where}") from None
-        return self._document(ref, record)
+            record = None
+        if record is not None:
+            ref = self._ref_of(record)
+            if wanted is None or wanted == ref:
+                return self._document(ref, record)
+        # One message whether the ID is unknown or elsewhere: IDs in other tenants'
+        # DataStores must not be told apart from IDs that do not exist.
+        where = f" in DataStore {wanted}" if wanted is not None else ""
+        raise NotFoundError(f"document {document_id} does not exist{where}")
 
     def latest_document(self, datastore: str | DataStoreRef, mid: Mapping[str, str]) -> Document:
         """Read the most recently written document for a MID.

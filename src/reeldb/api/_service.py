@@ -144,15 +144,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.exception("request %s failed", _request_id(request))
-    body = {
-        "type": TYPE_PREFIX + "internal",
-        "title": "Internal error",
-        "status": 500,
-        "detail": "internal error; the server log has the details",
-        "instance": request.url.path,
-        "request_id": _request_id(request),
-    }
-    return _problem(500, body)
+    return _http_problem(request, 500, "internal error; the server log has the details")
 
 
 class _Metrics:

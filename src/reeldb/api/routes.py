@@ -186,10 +186,8 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         [doc] = await _write(
             request, body.size, lambda: db.put_documents(ref, [(mid, document)], audit=audit)
         )
-        info = _wire.document(doc)
-        del info["data"]
-        info["size"] = len(doc.body)
-        return json_response(info, 201, headers={"Location": f"/v1/documents/{doc.id}"})
+        headers = {"Location": f"/v1/documents/{doc.id}"}
+        return json_response(_wire.written(doc), 201, headers=headers)
 
     @r.route(
         "POST",
@@ -221,13 +219,8 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         ref = DataStoreRef(namespace, analysis_type, version)
         audit = commit_audit(request, 201)
         docs = await _write(request, body.size, lambda: db.put_documents(ref, items, audit=audit))
-        out = []
-        for doc in docs:
-            info = _wire.document(doc)
-            del info["data"]
-            info["size"] = len(doc.body)
-            out.append(info)
-        return json_response({"items": out, "next_cursor": None}, 201)
+        items_out = [_wire.written(doc) for doc in docs]
+        return json_response({"items": items_out, "next_cursor": None}, 201)
 
     @r.route(
         "GET",

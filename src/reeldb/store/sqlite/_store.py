@@ -100,6 +100,20 @@ def _audit(row: Sequence[Any]) -> AuditEntry:
     return AuditEntry(row[0], _dt(row[1]), row[2], row[3], row[4], row[5], row[6], row[7])
 
 
+def _access(principal: str) -> str:
+    """SQL columns: whether ``principal`` is a system administrator, and its roles as JSON."""
+    return (
+        f"EXISTS (SELECT 1 FROM system_admins s WHERE s.principal = {principal}), "
+        "(SELECT json_group_object(g.namespace, g.role) FROM role_grants g "
+        f"WHERE g.principal = {principal})"
+    )
+
+
+def _principal(name: str, admin: int, roles: str, key_id: str | None) -> Principal:
+    grants = {ns: Role(role) for ns, role in _json.loads(roles).items()}
+    return Principal(name, bool(admin), grants, key_id)
+
+
 class SQLiteStore(Store):
     """The embedded backend: metadata and documents in one SQLite file (or in memory).
 
@@ -591,37 +605,24 @@ class SQLiteStore(Store):
             except sqlite3.IntegrityError:
                 raise AlreadyExistsError(f"API key {key.key_id} already exists") from None
 
-    def _principal(self, conn: sqlite3.Connection, name: str, key_id: str | None) -> Principal:
-        admin = conn.execute("SELECT 1 FROM system_admins WHERE principal = ?", (name,))
-        roles = conn.execute(
-            "SELECT namespace, role FROM role_grants WHERE principal = ?", (name,)
-        ).fetchall()
-        return Principal(
-            name, admin.fetchone() is not None, {ns: Role(role) for ns, role in roles}, key_id
-        )
-
     def key_access(self, key_id: str) -> tuple[ApiKey, bytes, Principal]:
         """See `AccessStore.key_access`."""
-        # One statement on every authenticated request: the key, the system flag and the
-        # roles together.
+        # One statement on every authenticated request: the key, the system flag, the roles.
         with self._db.read() as conn:
             row = conn.execute(
-                f"SELECT {_KEY_COLUMNS}, secret_hash, "
-                "EXISTS (SELECT 1 FROM system_admins s WHERE s.principal = k.principal), "
-                "(SELECT json_group_object(g.namespace, g.role) FROM role_grants g "
-                "WHERE g.principal = k.principal) "
+                f"SELECT {_KEY_COLUMNS}, secret_hash, {_access('k.principal')} "
                 "FROM api_keys k WHERE key_id = ?",
                 (key_id,),
             ).fetchone()
         if row is None:
             raise NotFoundError(f"API key {key_id} does not exist")
-        roles = {ns: Role(role) for ns, role in _json.loads(row[8]).items()}
-        return _api_key(row), bytes(row[6]), Principal(row[1], bool(row[7]), roles, key_id)
+        return _api_key(row), bytes(row[6]), _principal(row[1], row[7], row[8], key_id)
 
     def principal_access(self, principal: str) -> Principal:
         """See `AccessStore.principal_access`."""
         with self._db.read() as conn:
-            return self._principal(conn, principal, None)
+            row = conn.execute(f"SELECT {_access(':name')}", {"name": principal}).fetchone()
+        return _principal(principal, row[0], row[1], None)
 
     def list_api_keys(self, principal: str | None = None) -> list[ApiKey]:
         """See `AccessStore.list_api_keys`."""
