@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from reeldb.errors import (
     ConflictError,
     InvalidSchemaError,
     NotFoundError,
+    ReelError,
     StaleSchemaError,
     UnauthenticatedError,
     ValidationError,
@@ -48,9 +50,9 @@ from reeldb.schema.builtins import BUILTIN_NAMESPACE
 from reeldb.schema.model import CompatibilityMode, SchemaKind, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
 from reeldb.store import NewDocument, Store, load_store
-from reeldb.store.base import DocumentRecord
+from reeldb.store.base import DocumentBatch, DocumentRecord
 
-__all__ = ["LOCAL_OWNER", "Database", "connect"]
+__all__ = ["LOCAL_OWNER", "Database", "PreparedWrite", "connect"]
 
 _WRITE_RETRIES = 8
 MAX_PAGE_SIZE = 1000
@@ -63,6 +65,33 @@ DocumentInput = Mapping[str, Any] | bytes | str
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedWrite:
+    """Validated documents for one DataStore, ready for `Database.commit_documents`.
+
+    Attributes:
+        datastore: The DataStore, at the schema version the documents were validated against.
+        pending: Each document ready to persist, with its decoded data.
+        audit: The audit entry to record with the documents.
+    """
+
+    datastore: DataStore
+    pending: list[tuple[NewDocument, Any]]
+    audit: AuditEntry | None = None
+
+    def stored(self) -> list[Document]:
+        """The documents as stored (after a commit).
+
+        Returns:
+            The documents, in order.
+        """
+        ds = self.datastore
+        return [
+            Document(new.id, ds.ref, _mid(new.mid_key), ds.schema_version, new.created_at, new.body)
+            for new, _ in self.pending
+        ]
 
 
 def connect(url: str | None = None, **settings: Any) -> Database:
@@ -514,8 +543,43 @@ class Database:
                 index (``/3/tracks/0/...``) and nothing is stored.
             NotFoundError: No such DataStore.
         """
+        [result] = self.commit_documents([self.prepare_documents(datastore, items, audit=audit)])
+        if isinstance(result, ReelError):
+            raise result
+        return result
+
+    def prepare_documents(
+        self,
+        datastore: str | DataStoreRef,
+        items: Iterable[tuple[Mapping[str, str], DocumentInput]],
+        *,
+        audit: AuditEntry | None = None,
+    ) -> PreparedWrite:
+        """Validate documents for a write without storing them (`put_documents`, first half).
+
+        The service validates each request as it arrives and commits the writes of
+        concurrent requests together (`commit_documents`): one transaction and one
+        ``fsync`` for all of them.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            items: ``(mid, document)`` pairs.
+            audit: An audit entry to record with the documents.
+
+        Returns:
+            The validated write, for `commit_documents`.
+
+        Raises:
+            ValidationError: Any item is invalid (see `put_documents`).
+            NotFoundError: No such DataStore.
+        """
         ds = self._datastore(datastore)
         pending = [self._prepare(ds, mid, doc) for mid, doc in self._check_items(items)]
+        return self._validated(ds, pending, audit)
+
+    def _validated(
+        self, ds: DataStore, pending: list[tuple[NewDocument, Any]], audit: AuditEntry | None
+    ) -> PreparedWrite:
         for _attempt in range(_WRITE_RETRIES):
             schema = self.schemas.get(ds.ref.namespace, ds.schema_name, ds.schema_version)
             validators = self.schemas.document_validators(schema)
@@ -532,35 +596,70 @@ class Database:
                 found = found or check_timeline(data, frames=b'"start_frame"' in new.body)
                 prefix = f"/{index}" if len(pending) > 1 else ""
                 violations += [Violation(prefix + v.pointer, v.message) for v in found]
-            if violations:
-                current = self._datastore(ds.ref, fresh=True)
-                if current.schema_version != ds.schema_version:
-                    ds = current  # validated against a cached, older version: again
-                    continue
+            if not violations:
+                return PreparedWrite(ds, pending, audit)
+            current = self._datastore(ds.ref, fresh=True)
+            if current.schema_version == ds.schema_version:
                 what = "document" if len(pending) == 1 else "batch of documents"
                 raise ValidationError(
                     f"{what} does not match {ds.schema_name} v{ds.schema_version} of "
                     f"DataStore {ds.ref}; nothing was stored",
                     violations,
                 )
-            try:
-                seqs = self.store.put_documents(
-                    ds.id,
-                    ds.schema_version,
-                    [new for new, _ in pending],
-                    () if audit is None else (audit,),
-                )
-            except StaleSchemaError:
-                ds = self._datastore(ds.ref, fresh=True)  # the schema moved: validate again
-                continue
-            assert len(seqs) == len(pending)
-            return [
-                Document(
-                    new.id, ds.ref, _mid(new.mid_key), ds.schema_version, new.created_at, new.body
-                )
-                for new, _ in pending
-            ]
-        raise ConflictError(f"DataStore {ds.ref} kept changing schema during the write; retry")
+            ds = current  # validated against a cached, older version: again
+        raise self._kept_changing(ds)
+
+    def commit_documents(self, writes: Sequence[PreparedWrite]) -> list[list[Document] | ReelError]:
+        """Store validated writes in one transaction (group commit), each all or none.
+
+        A write whose DataStore moved to a new schema version meanwhile is validated
+        again and stored in a later transaction; one that fails leaves the others stored.
+
+        Args:
+            writes: From `prepare_documents`.
+
+        Returns:
+            For each write, in order: its stored documents, or the `ReelError` that kept it
+            out (`ValidationError` if it no longer matches the DataStore's schema).
+
+        Raises:
+            BackendUnavailableError: The transaction failed; none of the writes was stored.
+        """
+        results: list[list[Document] | ReelError | None] = [None] * len(writes)
+        todo = dict(enumerate(writes))
+        for _attempt in range(_WRITE_RETRIES):
+            outcomes = self.store.put_document_batches(
+                [
+                    DocumentBatch(
+                        w.datastore.id,
+                        w.datastore.schema_version,
+                        [new for new, _ in w.pending],
+                        () if w.audit is None else (w.audit,),
+                    )
+                    for w in todo.values()
+                ]
+            )
+            stale: dict[int, PreparedWrite] = {}
+            for (index, write), outcome in zip(todo.items(), outcomes, strict=True):
+                if not isinstance(outcome, StaleSchemaError):
+                    results[index] = outcome if isinstance(outcome, ReelError) else write.stored()
+                    continue
+                try:  # the schema moved: validate again against the new version
+                    fresh = self._datastore(write.datastore.ref, fresh=True)
+                    stale[index] = self._validated(fresh, write.pending, write.audit)
+                except ReelError as exc:
+                    results[index] = exc
+            if not stale:
+                break
+            todo = stale
+        else:
+            for index, write in todo.items():
+                results[index] = self._kept_changing(write.datastore)
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _kept_changing(ds: DataStore) -> ConflictError:
+        return ConflictError(f"DataStore {ds.ref} kept changing schema during the write; retry")
 
     @staticmethod
     def _check_items(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -9,10 +10,12 @@ from pathlib import Path
 import pytest
 from uuid_utils.compat import uuid7
 
+from reeldb.auth.model import AuditEntry
 from reeldb.errors import DatabaseClosedError, NotFoundError, StaleSchemaError
 from reeldb.model.datastore import DataStore, DataStoreRef
 from reeldb.schema.model import CompatibilityMode, SchemaVersion
 from reeldb.store import NewDocument, Store, load_store
+from reeldb.store.base import DocumentBatch
 from reeldb.testing import NOW
 
 MID_A = '{"title_id":"a"}'
@@ -91,6 +94,30 @@ def test_a_stale_schema_version_stores_nothing(store: Store, datastore: DataStor
     with pytest.raises(StaleSchemaError):
         store.put_documents(datastore.id, 2, [_new(b"{}"), _new(b"{}")])
     assert store.count_documents(datastore.id) == 0
+
+
+def test_batches_in_one_transaction_succeed_or_fail_each_on_their_own(
+    store: Store, datastore: DataStore
+) -> None:
+    entry = AuditEntry(0, NOW, "user:a", "document.put", "vision", "/x", "req-1", 201)
+    ok_one, ok_two = [_new(b'{"n":1}'), _new(b'{"n":2}')], [_new(b'{"n":3}')]
+    stale, missing = [_new(b'{"n":4}')], [_new(b'{"n":5}')]
+    results = store.put_document_batches(
+        [
+            DocumentBatch(datastore.id, 1, ok_one, [entry]),
+            DocumentBatch(datastore.id, 2, stale, [dataclasses.replace(entry, request_id="r2")]),
+            DocumentBatch(datastore.id + 1000, 1, missing),
+            DocumentBatch(datastore.id, 1, ok_two),
+        ]
+    )
+    first, second, third, fourth = results
+    assert isinstance(second, StaleSchemaError) and isinstance(third, NotFoundError)
+    assert isinstance(first, list) and isinstance(fourth, list)
+    assert first == [first[0], first[0] + 1] and fourth == [first[0] + 2]
+    stored = {r.id: r.seq for r in store.iter_documents(datastore.id)}
+    assert stored == {ok_one[0].id: first[0], ok_one[1].id: first[1], ok_two[0].id: fourth[0]}
+    # Only the audit entry of a persisted batch is recorded.
+    assert [e.request_id for e in store.list_audit(None, limit=10, before_seq=None)] == ["req-1"]
 
 
 def test_use_after_close(store_url: str) -> None:

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reeldb import __version__, connect
 from reeldb._problems import HTTP_PROBLEMS, MEDIA_TYPE, TYPE_PREFIX, problem_body
 from reeldb.api import models as m
+from reeldb.api._group_commit import GroupCommitter
 from reeldb.api._routing import (
     AUDIT_KEY,
     SECURITY_SCHEME,
@@ -327,15 +328,17 @@ def create_app(db: Database | None = None, *, settings: Settings | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if db is not None:
-            app.state.db = db
-            yield
-            return
-        app.state.db = connect(effective.database, **_overrides(effective))
+        app.state.db = (
+            db if db is not None else connect(effective.database, **_overrides(effective))
+        )
+        app.state.committer = GroupCommitter()
         try:
             yield
         finally:
-            app.state.db.close()
+            # Queued writes are committed first: their requests may still be answered.
+            await anyio.to_thread.run_sync(app.state.committer.close)
+            if db is None:
+                app.state.db.close()
 
     service = FastAPI(
         title="reeldb",

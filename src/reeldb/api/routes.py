@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reeldb import _wire
 from reeldb.api import models as m
+from reeldb.api._group_commit import GroupCommitter
 from reeldb.api._routing import (
     Routes,
     commit_audit,
@@ -27,8 +28,10 @@ from reeldb.api._routing import (
     restore_audit,
 )
 from reeldb.auth.policy import Need, authorize
+from reeldb.database import PreparedWrite
 from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
 from reeldb.model.datastore import DataStoreRef
+from reeldb.model.document import Document
 from reeldb.model.names import MAX_VERSION
 
 __all__ = ["build_routes"]
@@ -94,18 +97,19 @@ async def _json_body(request: Request) -> _Body:
         ) from None
 
 
-async def _write(request: Request, size: int, write: Callable[[], T]) -> T:
-    """Run a write, on the event loop if it is small, else in the thread pool.
+async def _put(request: Request, size: int, prepare: Callable[[], PreparedWrite]) -> list[Document]:
+    """Validate a document write, then commit it with concurrent ones (group commit).
 
-    A small write (most documents) takes less time than handing it to a thread and back,
-    which costs about 100-200 µs of CPU; a large one would hold up every other request of
-    this worker meanwhile. The audit entry is committed with the write, or handed back to
-    the middleware if the write fails.
+    A small write (most documents) is validated on the event loop: that takes less time
+    than handing it to a thread and back, which costs about 100-200 µs of CPU. A large one
+    is validated in the thread pool, where it does not hold up this worker's other
+    requests. The audit entry is committed with the write, or handed back to the
+    middleware if the write is refused.
     """
     try:
-        if size <= INLINE_WRITE_BYTES:
-            return write()
-        return await run_in_threadpool(write)
+        write = prepare() if size <= INLINE_WRITE_BYTES else await run_in_threadpool(prepare)
+        committer: GroupCommitter = request.app.state.committer
+        return await committer.commit(db_of(request), write)
     except BaseException:
         restore_audit(request)
         raise
@@ -183,8 +187,8 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         mid, document = _document_item(body.value)
         ref = DataStoreRef(namespace, analysis_type, version)
         audit = commit_audit(request, 201)
-        [doc] = await _write(
-            request, body.size, lambda: db.put_documents(ref, [(mid, document)], audit=audit)
+        [doc] = await _put(
+            request, body.size, lambda: db.prepare_documents(ref, [(mid, document)], audit=audit)
         )
         headers = {"Location": f"/v1/documents/{doc.id}"}
         return json_response(_wire.written(doc), 201, headers=headers)
@@ -218,7 +222,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         items = [_document_item(item, f"/items/{i}") for i, item in enumerate(value["items"])]
         ref = DataStoreRef(namespace, analysis_type, version)
         audit = commit_audit(request, 201)
-        docs = await _write(request, body.size, lambda: db.put_documents(ref, items, audit=audit))
+        docs = await _put(request, body.size, lambda: db.prepare_documents(ref, items, audit=audit))
         items_out = [_wire.written(doc) for doc in docs]
         return json_response({"items": items_out, "next_cursor": None}, 201)
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from reeldb.auth.model import ApiKey, AuditEntry, Principal
+from reeldb.errors import ReelError
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 
@@ -22,6 +23,7 @@ __all__ = [
     "AccessStore",
     "DataStoreMove",
     "DocumentRecord",
+    "DocumentBatch",
     "DocumentStore",
     "MetadataStore",
     "NewDocument",
@@ -53,6 +55,24 @@ class NewDocument:
     mid_key: str
     created_at: datetime
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentBatch:
+    """Documents for one DataStore, persisted all or none (one write request).
+
+    Attributes:
+        datastore_id: The DataStore.
+        schema_version: The version the documents were validated against; the DataStore
+            must still be on it.
+        documents: The documents.
+        audit: Audit entries to append if, and only if, the documents are persisted.
+    """
+
+    datastore_id: int
+    schema_version: int
+    documents: Sequence[NewDocument]
+    audit: Sequence[AuditEntry] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +367,6 @@ class MetadataStore(abc.ABC):
 class DocumentStore(abc.ABC):
     """Immutable documents keyed by DocumentID, grouped by DataStore and MID."""
 
-    @abc.abstractmethod
     def put_documents(
         self,
         datastore_id: int,
@@ -370,6 +389,32 @@ class DocumentStore(abc.ABC):
         Raises:
             NotFoundError: No such DataStore.
             StaleSchemaError: The DataStore moved to another schema version; revalidate.
+        """
+        [result] = self.put_document_batches(
+            [DocumentBatch(datastore_id, schema_version, documents, audit)]
+        )
+        if isinstance(result, ReelError):
+            raise result
+        return result
+
+    @abc.abstractmethod
+    def put_document_batches(self, batches: Sequence[DocumentBatch]) -> list[list[int] | ReelError]:
+        """Persist several independent batches in one transaction (group commit).
+
+        Each batch is all or none on its own: a batch that cannot be persisted leaves the
+        others unaffected, and its error is returned in its place. One commit (one
+        ``fsync``) then covers every batch.
+
+        Args:
+            batches: The batches, typically from concurrent write requests.
+
+        Returns:
+            For each batch, in order: the sequence numbers given to its documents, or the
+            error that kept it out (`NotFoundError`: no such DataStore;
+            `StaleSchemaError`: the DataStore moved to another schema version).
+
+        Raises:
+            BackendUnavailableError: The transaction as a whole failed; nothing was persisted.
         """
 
     @abc.abstractmethod

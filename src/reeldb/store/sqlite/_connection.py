@@ -2,17 +2,13 @@
 
 File databases run in WAL mode: each thread reads on its own connection and never blocks the
 writer; writes from every thread go through one connection under a lock. Writers in other
-processes (service workers) queue on an advisory lock of the file ``<database>-lock`` before
-they begin: SQLite's own busy handler sleeps in growing steps of up to 100 ms while it waits,
-which turns a contended lock into long tail latencies, whereas the queue is re-tried every
-millisecond or two. SQLite's lock still guarantees mutual exclusion; the queue only makes
-waiting fair and short. ``memory:`` databases live in one connection shared under a lock.
+processes (service workers) queue on advisory locks of the file ``<database>-lock`` before
+they begin (`WriterQueue`). ``memory:`` databases live in one connection shared under a lock.
 Driver errors become reeldb errors here.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import threading
@@ -28,11 +24,12 @@ from reeldb.errors import (
     QueryTimeoutError,
     ReelError,
 )
+from reeldb.store.sqlite._queue import WriterQueue
 
 __all__ = ["SQLiteConnections"]
 
 if sys.platform != "win32":
-    import fcntl
+    pass
 
 T = TypeVar("T")
 
@@ -72,34 +69,10 @@ class SQLiteConnections:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
-        self._queue: int | None = None
+        self._queue: WriterQueue | None = None
         if path is not None:
             self._writer.execute("PRAGMA journal_mode=WAL")
-            if sys.platform != "win32":
-                self._queue = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
-
-    def _enter_queue(self) -> None:
-        """Wait for this process's turn to write (see the module docstring)."""
-        if self._queue is None:
-            return
-        deadline = time.monotonic() + self._busy_ms / 1000
-        delay = 0.0002
-        while True:
-            try:
-                fcntl.flock(self._queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise BackendUnavailableError(
-                        "database is busy: another process kept writing for longer than "
-                        f"busy_timeout ({self._busy_ms / 1000:g} s)"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.002)
-
-    def _leave_queue(self) -> None:
-        if self._queue is not None:
-            fcntl.flock(self._queue, fcntl.LOCK_UN)
+            self._queue = WriterQueue(path, busy_timeout)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -136,7 +109,8 @@ class SQLiteConnections:
         with self._write_lock:
             self._check_open()
             conn = self._writer
-            self._enter_queue()
+            if self._queue is not None:
+                self._queue.enter()
             try:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
@@ -154,7 +128,8 @@ class SQLiteConnections:
                         conn.execute("ROLLBACK")
                     raise BackendUnavailableError(f"commit failed: {exc}") from exc
             finally:
-                self._leave_queue()
+                if self._queue is not None:
+                    self._queue.leave()
 
     def with_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the writer connection under the write lock, managing no transaction.
@@ -237,5 +212,5 @@ class SQLiteConnections:
                 self._readers.clear()
             self._writer.close()
             if self._queue is not None:
-                os.close(self._queue)
+                self._queue.close()
                 self._queue = None

@@ -16,6 +16,7 @@ from reeldb.errors import (
     BackendUnavailableError,
     ConflictError,
     NotFoundError,
+    ReelError,
     StaleSchemaError,
 )
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
@@ -26,7 +27,7 @@ from reeldb.schema.model import (
     SchemaSubject,
     SchemaVersion,
 )
-from reeldb.store.base import DataStoreMove, DocumentRecord, NewDocument, Store
+from reeldb.store.base import DataStoreMove, DocumentBatch, DocumentRecord, Store
 from reeldb.store.sqlite._connection import SQLiteConnections
 from reeldb.store.sqlite.migrations import migrate
 
@@ -472,46 +473,68 @@ class SQLiteStore(Store):
 
     # -- documents ------------------------------------------------------------------------
 
-    def put_documents(
-        self,
-        datastore_id: int,
-        schema_version: int,
-        documents: Sequence[NewDocument],
-        audit: Sequence[AuditEntry] = (),
-    ) -> list[int]:
-        """See `DocumentStore.put_documents`."""
-        with self._db.write() as conn:
-            row = conn.execute(
-                "SELECT schema_version FROM datastores WHERE id = ?", (datastore_id,)
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"DataStore #{datastore_id} does not exist")
-            if row[0] != schema_version:
-                raise StaleSchemaError(
-                    f"the DataStore moved to schema version {row[0]} during the write"
+    def put_document_batches(self, batches: Sequence[DocumentBatch]) -> list[list[int] | ReelError]:
+        """See `DocumentStore.put_document_batches`."""
+        # Rows are built before the write lock is taken, and the transaction is five
+        # statements whatever the number of batches: the lock is held (and other processes
+        # wait) only while SQLite works.
+        rows = [
+            [
+                (
+                    doc.id.bytes,
+                    batch.datastore_id,
+                    doc.mid_key,
+                    batch.schema_version,
+                    _ts(doc.created_at),
+                    len(doc.body),
+                    doc.body,
                 )
+                for doc in batch.documents
+            ]
+            for batch in batches
+        ]
+        ids = sorted({batch.datastore_id for batch in batches})
+        results: list[list[int] | ReelError] = []
+        with self._db.write() as conn:
+            versions = dict(
+                conn.execute(
+                    "SELECT id, schema_version FROM datastores WHERE id IN "
+                    f"({', '.join('?' * len(ids))})",
+                    ids,
+                ).fetchall()
+            )
+            accepted: list[int] = []
+            for index, batch in enumerate(batches):
+                current = versions.get(batch.datastore_id)
+                if current is None:
+                    results.append(NotFoundError(f"DataStore #{batch.datastore_id} does not exist"))
+                elif current != batch.schema_version:
+                    results.append(
+                        StaleSchemaError(
+                            f"the DataStore moved to schema version {current} during the write"
+                        )
+                    )
+                else:
+                    accepted.append(index)
+                    results.append([])
+            if not accepted:
+                return results
             conn.executemany(
                 "INSERT INTO documents (id, datastore_id, mid_key, schema_version, created_at, "
                 "size, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        doc.id.bytes,
-                        datastore_id,
-                        doc.mid_key,
-                        schema_version,
-                        _ts(doc.created_at),
-                        len(doc.body),
-                        doc.body,
-                    )
-                    for doc in documents
-                ],
+                [row for index in accepted for row in rows[index]],
             )
             last = conn.execute("SELECT coalesce(max(seq), 0) FROM documents").fetchone()[0]
+            audit = [entry for index in accepted for entry in batches[index].audit]
             if audit:
                 self._append_audit(conn, audit)
         # One writer holds the database during the transaction and AUTOINCREMENT never reuses
-        # a number, so the batch got the consecutive numbers ending at `last`.
-        return list(range(last - len(documents) + 1, last + 1))
+        # a number, so the rows got the consecutive numbers ending at `last`, in order.
+        seq = last - sum(len(rows[index]) for index in accepted)
+        for index in accepted:
+            results[index] = list(range(seq + 1, seq + 1 + len(rows[index])))
+            seq += len(rows[index])
+        return results
 
     def get_document(self, document_id: UUID) -> DocumentRecord:
         """See `DocumentStore.get_document`."""
