@@ -351,3 +351,91 @@ def test_large_writes_run_off_the_event_loop_and_are_audited(world: Any) -> None
     assert [(e.action, e.status) for e in audit[:2]] == [("document.put", 201)] * 2
     assert audit[1].request_id == request_id
     assert len({e.seq for e in audit}) == len(audit)  # one entry per write, not two
+
+
+def test_direct_routes_report_bad_parameters_like_the_others(world: Any) -> None:
+    """GET by DocumentID and POST of a document skip FastAPI's solver (`direct=True`)."""
+    with http(world) as client:
+        direct = client.get("/v1/documents/not-a-uuid")
+        posted = client.post(
+            "/v1/namespaces/vision/datastores/face_detection/x/documents",
+            json={"mid": MID, "document": face_document(1)},
+        )
+        solved = client.get("/v1/namespaces/vision/datastores/face_detection/x")
+    for response in (direct, posted, solved):
+        assert_problem(response, 422, "validation")
+    assert [v["pointer"] for v in direct.json()["violations"]] == ["/path/document_id"]
+    assert posted.json()["violations"] == solved.json()["violations"]
+    assert [v["pointer"] for v in posted.json()["violations"]] == ["/path/version"]
+
+
+def test_a_direct_route_refuses_parameters_it_cannot_read() -> None:
+    from fastapi import FastAPI
+
+    from reeldb.api._routing import Routes
+    from reeldb.auth.policy import Need
+
+    routes = Routes()
+
+    @routes.route("GET", "/things", need=Need.PUBLIC, direct=True)
+    async def things(limit: int = 5) -> None: ...
+
+    with pytest.raises(TypeError, match="cannot take parameter 'limit'"):
+        routes.install(FastAPI())
+
+
+@pytest.mark.parametrize("condition", [None, "etag", "*", '"other"'])
+def test_the_fast_path_answers_exactly_as_the_route(
+    world: Any, monkeypatch: pytest.MonkeyPatch, condition: str | None
+) -> None:
+    """``GET /v1/documents/{id}`` is answered before the framework when it succeeds."""
+    from reeldb.api._service import _ServiceMiddleware
+
+    headers = {} if condition is None else {"If-None-Match": condition}
+    if condition == "etag":
+        headers["If-None-Match"] = f'"{world.doc.id}"'
+    answered = []
+    original = _ServiceMiddleware._fast_document
+
+    def spy(self: Any, *args: Any) -> Any:
+        answered.append(original(self, *args))
+        return answered[-1]
+
+    with http(world) as client:
+        monkeypatch.setattr(_ServiceMiddleware, "_fast_document", spy)
+        fast = client.get(f"/v1/documents/{world.doc.id}", headers=headers)
+        monkeypatch.setattr(_ServiceMiddleware, "_fast_document", lambda *args: None)
+        routed = client.get(f"/v1/documents/{world.doc.id}", headers=headers)
+    assert len(answered) == 1 and answered[0] is not None  # the fast path answered
+    assert (
+        fast.status_code == routed.status_code == (200 if condition in (None, '"other"') else 304)
+    )
+    assert fast.content == routed.content
+    drop = {"date", "x-request-id"}
+    assert {k: v for k, v in fast.headers.items() if k not in drop} == {
+        k: v for k, v in routed.headers.items() if k not in drop
+    }
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["{UUID}", "urn:uuid:UUID", "UUPPER", "SHORT", "0193c1b27d3a70008000000000000000----"],
+)
+def test_other_forms_of_an_id_are_answered_as_the_route_answers_them(
+    world: Any, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    from reeldb.api._service import _ServiceMiddleware
+
+    canonical = str(world.doc.id)
+    path = form.replace("UUPPER", canonical.upper()).replace("UUID", canonical)
+    path = path.replace("SHORT", canonical[:-1])
+    with http(world) as client:
+        fast = client.get(f"/v1/documents/{path}")
+        monkeypatch.setattr(_ServiceMiddleware, "_fast_document", lambda *args: None)
+        routed = client.get(f"/v1/documents/{path}")
+    assert fast.status_code == routed.status_code
+    assert fast.status_code in (200, 422)
+    if fast.status_code == 200:
+        assert fast.content == routed.content
+    else:
+        assert fast.json()["violations"] == routed.json()["violations"]

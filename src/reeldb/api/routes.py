@@ -27,14 +27,15 @@ from reeldb.api._routing import (
     principal_of,
     restore_audit,
 )
+from reeldb.auth.model import Principal
 from reeldb.auth.policy import Need, authorize
-from reeldb.database import PreparedWrite
+from reeldb.database import Database, PreparedWrite
 from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.document import Document
 from reeldb.model.names import MAX_VERSION
 
-__all__ = ["build_routes"]
+__all__ = ["DOCUMENT_PATH", "build_routes", "document_response"]
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size.")]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
@@ -51,6 +52,8 @@ MidParam = Annotated[
 ]
 
 _IMMUTABLE = "private, max-age=31536000, immutable"
+DOCUMENT_PATH = "/v1/documents/{document_id}"
+"""The hottest route: the service answers it on a fast path (`document_response`)."""
 INLINE_WRITE_BYTES = 1024 * 1024
 """Document writes up to this many bytes of request run on the event loop (see `_write`)."""
 T = TypeVar("T")
@@ -68,10 +71,37 @@ _BATCH_BODY = {
 }
 
 
-def _etag_response(request: Request, etag: str, body: Any) -> Response:
+def document_response(
+    db: Database, principal: Principal, document_id: UUID, if_none_match: str | None
+) -> Response:
+    """``GET /v1/documents/{document_id}``: the document if the caller may read it.
+
+    Shared by the route and the service's fast path for it (`_ServiceMiddleware`).
+
+    Args:
+        db: The database.
+        principal: The authenticated caller.
+        document_id: The DocumentID.
+        if_none_match: The ``If-None-Match`` header, if any.
+
+    Returns:
+        The document (200) or 304.
+
+    Raises:
+        NotFoundError: No such document, or the caller has no role in its namespace.
+    """
+    doc = db.get_document(document_id)
+    # The namespace is known only now; without a role the document "does not exist".
+    try:
+        authorize(principal, Need.READER, doc.datastore.namespace)
+    except (NotFoundError, PermissionDeniedError):
+        raise NotFoundError(f"document {document_id} does not exist") from None
+    return _etag_response(if_none_match, str(doc.id), _wire.document(doc))
+
+
+def _etag_response(wanted: str | None, etag: str, body: Any) -> Response:
     tag = f'"{etag}"'
     headers = {"ETag": tag, "Cache-Control": _IMMUTABLE}
-    wanted = request.headers.get("if-none-match")
     if wanted is not None and (wanted.strip() == "*" or tag in _etags(wanted)):
         return Response(status_code=304, headers=headers)
     return json_response(body, headers=headers)
@@ -142,24 +172,19 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
 
     @r.route(
         "GET",
-        "/documents/{document_id}",
+        DOCUMENT_PATH.removeprefix("/v1"),
         need=Need.AUTHENTICATED,
         response_model=m.DocumentOut,
         tags=["documents"],
         summary="A document by DocumentID (reader role in its namespace; ETag)",
         openapi_extra={"x-reeldb-role": "reader"},
         responses={304: {"description": "Not modified"}},
+        direct=True,
     )
     async def get_document(request: Request, document_id: UUID) -> Response:
-        db = db_of(request)
-        principal = principal_of(request)
-        doc = db.get_document(document_id)
-        # The namespace is known only now; without a role the document "does not exist".
-        try:
-            authorize(principal, Need.READER, doc.datastore.namespace)
-        except (NotFoundError, PermissionDeniedError):
-            raise NotFoundError(f"document {document_id} does not exist") from None
-        return _etag_response(request, str(doc.id), _wire.document(doc))
+        return document_response(
+            db_of(request), principal_of(request), document_id, request.headers.get("if-none-match")
+        )
 
     # -- who am I ---------------------------------------------------------------------------
 
@@ -175,6 +200,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         tags=["documents"],
         summary="Validate and store a document for a MID",
         openapi_extra=_DOCUMENT_BODY,
+        direct=True,
     )
     async def put_document(
         request: Request,
@@ -290,7 +316,9 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         db = db_of(request)
         ref = DataStoreRef(namespace, analysis_type, version)
         doc = db.get_document(document_id, datastore=ref)
-        return _etag_response(request, str(doc.id), _wire.document(doc))
+        return _etag_response(
+            request.headers.get("if-none-match"), str(doc.id), _wire.document(doc)
+        )
 
     @r.route(
         "GET",
@@ -514,7 +542,9 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         db = db_of(request)
         found = db.get_schema(namespace, name, version)
         etag = f"schema:{found.namespace}/{found.name}/{found.version}"
-        return _etag_response(request, etag, _wire.schema_version(found))
+        return _etag_response(
+            request.headers.get("if-none-match"), etag, _wire.schema_version(found)
+        )
 
     @r.route(
         "PUT",

@@ -145,11 +145,15 @@ class SQLiteConnections:
             return fn(self._writer)
 
     @contextmanager
-    def read(self, timeout: float | None = None) -> Iterator[sqlite3.Connection]:
+    def read(
+        self, timeout: float | None = None, *, snapshot: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """A consistent read snapshot, interrupted after ``timeout`` seconds.
 
         Args:
             timeout: Seconds before the read is interrupted; defaults to ``read_timeout``.
+            snapshot: Wrap the reads in one transaction. A single statement is consistent
+                on its own, and saves the two statements of ``BEGIN`` and ``COMMIT``.
 
         Yields:
             A connection for this thread.
@@ -172,7 +176,7 @@ class SQLiteConnections:
             with self._readers_lock:
                 self._readers.append(conn)
             self._local.conn = conn
-        with self._guard(conn, limit, begin=True):
+        with self._guard(conn, limit, begin=snapshot):
             yield conn
 
     @contextmanager

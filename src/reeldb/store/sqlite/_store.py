@@ -538,7 +538,7 @@ class SQLiteStore(Store):
 
     def get_document(self, document_id: UUID) -> DocumentRecord:
         """See `DocumentStore.get_document`."""
-        with self._db.read() as conn:
+        with self._db.read(snapshot=False) as conn:
             row = conn.execute(
                 f"SELECT {_DOC_COLUMNS}, body FROM documents WHERE id = ?", (document_id.bytes,)
             ).fetchone()
@@ -548,7 +548,7 @@ class SQLiteStore(Store):
 
     def latest_document(self, datastore_id: int, mid_key: str) -> DocumentRecord:
         """See `DocumentStore.latest_document`."""
-        with self._db.read() as conn:
+        with self._db.read(snapshot=False) as conn:
             row = conn.execute(
                 f"SELECT {_DOC_COLUMNS}, body FROM documents WHERE datastore_id = ? "
                 "AND mid_key = ? ORDER BY seq DESC LIMIT 1",
@@ -631,7 +631,7 @@ class SQLiteStore(Store):
     def key_access(self, key_id: str) -> tuple[ApiKey, bytes, Principal]:
         """See `AccessStore.key_access`."""
         # One statement on every authenticated request: the key, the system flag, the roles.
-        with self._db.read() as conn:
+        with self._db.read(snapshot=False) as conn:
             row = conn.execute(
                 f"SELECT {_KEY_COLUMNS}, secret_hash, {_access('k.principal')} "
                 "FROM api_keys k WHERE key_id = ?",
@@ -643,7 +643,7 @@ class SQLiteStore(Store):
 
     def principal_access(self, principal: str) -> Principal:
         """See `AccessStore.principal_access`."""
-        with self._db.read() as conn:
+        with self._db.read(snapshot=False) as conn:
             row = conn.execute(f"SELECT {_access(':name')}", {"name": principal}).fetchone()
         return _principal(principal, row[0], row[1], None)
 
