@@ -11,9 +11,12 @@ with it afterwards:
 2. ``fastapi_hello``: the same answer from one FastAPI route, same uvicorn: the framework's floor.
 3. ``reeldb serve --demo --no-access-log`` on a fresh SQLite file in a temporary directory:
    * ``healthz``: ``GET /healthz`` (FastAPI, middleware, metrics; no key, no database).
-   * ``get``: ``GET /v1/documents/{id}`` of the demo document (API key, role check, one read).
+   * ``get``: ``GET /v1/documents/{id}`` of the demo document (API key, role check; the
+     document and the key's authentication come from the worker's caches after the first).
    * ``post``: ``POST .../demo/datastores/face_detection/1/documents`` of the demo document's
      data under a new MID per request (validation, the document write, the audit write).
+4. ``get_uncached``: the same GET from a second ``reeldb serve`` on the same file with
+   ``REELDB_DOCUMENT_CACHE_BYTES=0``: every answer reads the document from SQLite.
 
 Every scenario is run once unmeasured (``--warmup`` seconds) and then ``--runs`` times for
 ``--duration`` seconds at each ``--connections`` level (best reported). Non-2xx answers and
@@ -606,16 +609,18 @@ def _hello_server(tmp: Path, workers: int, app: str, name: str) -> Server:
     return Server(f"{name}-w{workers}", command, tmp, _child_env({}), port)
 
 
-def _reeldb_server(tmp: Path, database: str, workers: int, synchronous: str) -> Server:
+def _reeldb_server(
+    tmp: Path, database: str, workers: int, synchronous: str, name: str = "reeldb", **env: str
+) -> Server:
     port = _free_port()
-    extra = {"REELDB_SQLITE_SYNCHRONOUS": synchronous}
+    extra = {"REELDB_SQLITE_SYNCHRONOUS": synchronous, **env}
     if workers > 1:  # as `reeldb serve` would make, but inside our temporary directory
-        metrics = tmp / f"metrics-w{workers}"
+        metrics = tmp / f"metrics-{name}-w{workers}"
         metrics.mkdir()
         extra["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     command = [sys.executable, "-m", "reeldb", "-d", database, "serve", "--port", str(port)]
     command += ["--workers", str(workers), "--demo", "--no-access-log"]
-    return Server(f"reeldb-w{workers}", command, tmp, _child_env(extra), port)
+    return Server(f"{name}-w{workers}", command, tmp, _child_env(extra), port)
 
 
 def _init_database(tmp: Path, database: str) -> str:
@@ -684,12 +689,22 @@ def run_workers(
             out[name] = [runner.measure(srv, load, c) for c in connection_levels]
         _, after = _http_json("GET", f"{srv.url}{DATASTORE_PATH}/count", key)
 
+    # The same GET with the document cache off: every answer reads the database.
+    def uncached() -> Server:
+        return _reeldb_server(
+            tmp, database, workers, synchronous, "reeldb-uncached", REELDB_DOCUMENT_CACHE_BYTES="0"
+        )
+
+    with running(uncached, "/healthz") as srv:
+        load = scenarios["get"]
+        out["get_uncached"] = [runner.measure(srv, load, c) for c in connection_levels]
+
     # Every 2xx POST (warm-up runs included) must have stored a document.
     out["post_documents_stored"] = after["count"] - before["count"]
     out["post_2xx_measured"] = sum(p["status"].get("status_2xx", 0) for p in out["post"])
     out["document_id"] = document_id
     out["post_body_bytes_about"] = len(post_before) + len(post_after) + len("0-1")
-    for name in ("fastapi_hello", "healthz", "get", "post"):
+    for name in ("fastapi_hello", "healthz", "get", "get_uncached", "post"):
         for i, measured in enumerate(out[name]):
             base, floor = out["baseline"][i]["rps"], out["fastapi_hello"][i]["rps"]
             measured["vs_baseline"] = round(measured["rps"] / base, 3) if base else None
@@ -740,6 +755,9 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "get_p99_ms": get["p99_ms"],
                 "get_vs_baseline": get["vs_baseline"],
                 "get_vs_fastapi_hello": get["vs_fastapi_hello"],
+                "get_uncached_rps": run["get_uncached"][i]["rps"],
+                "get_uncached_p99_ms": run["get_uncached"][i]["p99_ms"],
+                "get_uncached_vs_baseline": run["get_uncached"][i]["vs_baseline"],
                 "post_rps": post["rps"],
                 "post_p50_ms": post["p50_ms"],
                 "post_p99_ms": post["p99_ms"],

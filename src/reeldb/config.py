@@ -51,6 +51,11 @@ SETTINGS: Final = (
         80 * 1024 * 1024,
         "Largest HTTP request body the service accepts, in bytes (larger: 413).",
     ),
+    Setting(
+        "document_cache_bytes",
+        32 * 1024 * 1024,
+        "Recently read documents kept in memory per process, in bytes (0: none).",
+    ),
     Setting("host", "127.0.0.1", "Address `reeldb serve` listens on."),
     Setting("port", 8000, "Port `reeldb serve` listens on."),
     Setting("workers", 1, "Worker processes of `reeldb serve` (they share the database)."),
@@ -74,6 +79,7 @@ class Settings:
     read_timeout: float | None = None
     max_document_bytes: int = 64 * 1024 * 1024
     max_request_bytes: int = 80 * 1024 * 1024
+    document_cache_bytes: int = 32 * 1024 * 1024
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -86,6 +92,12 @@ class Settings:
             raise ConfigError(
                 f"sqlite_synchronous must be 'full' or 'normal', not {self.sqlite_synchronous!r}"
                 f"{_WHERE.format(name='sqlite_synchronous', env='REELDB_SQLITE_SYNCHRONOUS')}"
+            )
+        cache = self.document_cache_bytes
+        if isinstance(cache, bool) or not isinstance(cache, int) or cache < 0:
+            raise ConfigError(
+                f"document_cache_bytes must be a number of bytes (0 or more), not {cache!r}"
+                f"{_WHERE.format(name='document_cache_bytes', env='REELDB_DOCUMENT_CACHE_BYTES')}"
             )
         if isinstance(self.port, bool) or not 0 <= self.port <= 65535:
             raise ConfigError(
@@ -119,7 +131,13 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     try:
         if name in ("busy_timeout", "read_timeout"):
             return float(value)
-        if name in ("max_document_bytes", "max_request_bytes", "port", "workers"):
+        if name in (
+            "max_document_bytes",
+            "max_request_bytes",
+            "document_cache_bytes",
+            "port",
+            "workers",
+        ):
             return int(value)
     except (TypeError, ValueError):
         raise ConfigError(

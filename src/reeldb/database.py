@@ -16,6 +16,7 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from reeldb import _json
+from reeldb._cache import ByteLRU
 from reeldb.auth.keys import KEY_PREFIX, hash_secret, new_api_key, parse_api_key
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.auth.tokens import TokenVerifier
@@ -56,6 +57,7 @@ __all__ = ["LOCAL_OWNER", "Database", "PreparedWrite", "connect"]
 
 _WRITE_RETRIES = 8
 MAX_PAGE_SIZE = 1000
+_AUTHENTICATED_ENTRIES = 10_000
 LOCAL_OWNER = "local:owner"
 """The principal of embedded use (the library and the CLI on the database file)."""
 
@@ -138,6 +140,11 @@ class Database:
         # transaction (StaleSchemaError, then this cache is refreshed).
         self._datastores: dict[DataStoreRef, DataStore] = {}
         self._verifier: TokenVerifier | None = None
+        # Documents never change under their DocumentID (nor are they deleted), so recently
+        # read ones are kept, up to the `document_cache_bytes` setting.
+        self._documents: ByteLRU[UUID, DocumentRecord] = ByteLRU(self.settings.document_cache_bytes)
+        # Authenticated keys (by hash), valid while the store's access generation stays.
+        self._authenticated: dict[bytes, tuple[int, Principal]] = {}
 
     @property
     def url(self) -> str:
@@ -718,10 +725,15 @@ class Database:
             NotFoundError: No such document (in that DataStore).
         """
         wanted = None if datastore is None else DataStoreRef.parse(datastore)
-        try:
-            record = self.store.get_document(_uuid(document_id))
-        except NotFoundError:
-            record = None
+        key = _uuid(document_id)
+        record = self._documents.get(key)
+        if record is None:
+            try:
+                record = self.store.get_document(key)
+            except NotFoundError:
+                record = None
+            else:
+                self._documents.put(key, record, len(record.body))
         if record is not None:
             ref = self._ref_of(record)
             if wanted is None or wanted == ref:
@@ -902,12 +914,23 @@ class Database:
         if not api_key.startswith(KEY_PREFIX) and self.settings.jwt_public_key is not None:
             return self.store.principal_access(self._tokens().principal(api_key))
         key_id = parse_api_key(api_key)
+        # Read before the key: a change committed after the read moves the generation on.
+        generation = self.store.access_generation()
+        digest = hash_secret(api_key)
+        if generation is not None:
+            cached = self._authenticated.get(digest)
+            if cached is not None and cached[0] == generation:
+                return cached[1]
         try:
             key, stored, principal = self.store.key_access(key_id)
         except NotFoundError:
             raise UnauthenticatedError("invalid or revoked API key") from None
-        if not key.active or not hmac.compare_digest(stored, hash_secret(api_key)):
+        if not key.active or not hmac.compare_digest(stored, digest):
             raise UnauthenticatedError("invalid or revoked API key")
+        if generation is not None:
+            if len(self._authenticated) >= _AUTHENTICATED_ENTRIES:
+                self._authenticated.clear()
+            self._authenticated[digest] = (generation, principal)
         return principal
 
     def _tokens(self) -> TokenVerifier:

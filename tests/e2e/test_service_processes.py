@@ -165,3 +165,47 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
                 response = client.get(f"/v1/documents/{doc_id}")
                 assert response.status_code == 200
                 assert response.json()["data"] == document
+
+
+def test_access_changes_reach_every_worker_at_once(tmp_path: Path) -> None:
+    """Workers cache authentications; a revocation from any process ends them at once."""
+    url = f"sqlite:///{tmp_path}/reel.db"
+    admin = init(url)
+    with serving(url, "--workers", "2", "--demo") as (base, _process):
+        admin_headers = {"Authorization": f"Bearer {admin}"}
+        created = httpx.post(
+            base + "/v1/keys", json={"principal": "app:viewer"}, headers=admin_headers
+        )
+        assert created.status_code == 201, created.text
+        viewer = created.json()["secret"]
+        grant = httpx.put(
+            base + "/v1/namespaces/demo/roles/app:viewer",
+            json={"role": "reader"},
+            headers=admin_headers,
+        )
+        assert grant.status_code == 200, grant.text
+
+        def statuses(key: str, path: str = DS) -> set[int]:
+            # Fresh connections, so that both workers answer (and cache) some of them.
+            def one(_: int) -> int:
+                return httpx.get(
+                    base + path, headers={"Authorization": f"Bearer {key}"}
+                ).status_code
+
+            with ThreadPoolExecutor(8) as pool:
+                return set(pool.map(one, range(40)))
+
+        assert statuses(viewer) == {200}
+        # A role revoked through the service: every worker answers 404 at once.
+        revoked_role = httpx.delete(
+            base + "/v1/namespaces/demo/roles/app:viewer", headers=admin_headers
+        )
+        assert revoked_role.status_code == 204, revoked_role.text
+        assert statuses(viewer) == {404}
+        assert statuses(viewer, "/v1/whoami") == {200}
+        # The key revoked by another process (the CLI on the database file): 401 at once.
+        key_id = created.json()["key"]["key_id"]
+        subprocess.run(
+            [REELDB, "-d", url, "keys", "revoke", key_id], check=True, capture_output=True
+        )
+        assert statuses(viewer, "/v1/whoami") == {401}

@@ -512,6 +512,17 @@ class AccessStore(abc.ABC):
             secret_hash: The hash of the whole key.
         """
 
+    def access_generation(self) -> int | None:
+        """A number that changes whenever keys, roles or system administrators may have.
+
+        The facade caches authentications while it stays the same; it must therefore
+        change, in every process using the database, after any such change is committed.
+
+        Returns:
+            The number, or None if the backend cannot tell (then nothing is cached).
+        """
+        return None
+
     @abc.abstractmethod
     def key_access(self, key_id: str) -> tuple[ApiKey, bytes, Principal]:
         """Everything needed to authenticate one request, in one read.

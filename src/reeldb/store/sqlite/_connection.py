@@ -70,6 +70,7 @@ class SQLiteConnections:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
         self._queue: WriterQueue | None = None
+        self._generation = 0
         if path is not None:
             self._writer.execute("PRAGMA journal_mode=WAL")
             self._queue = WriterQueue(path, busy_timeout)
@@ -95,9 +96,24 @@ class SQLiteConnections:
         if self._closed:
             raise DatabaseClosedError("the reeldb database is closed")
 
+    def access_generation(self) -> int | None:
+        """A number that changes after every commit that may change access (keys, roles).
+
+        Returns:
+            The number, shared by every process using the file (see `WriterQueue`).
+        """
+        if self._queue is not None:
+            return self._queue.generation()
+        return self._generation if self.path is None else None
+
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, changes_access: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back.
+
+        Args:
+            changes_access: Whether the transaction may change keys, roles or system
+                administrators: if so, the access generation moves on after the commit (so
+                by default; only writes known to touch none of them say False).
 
         Yields:
             The writer connection.
@@ -127,6 +143,12 @@ class SQLiteConnections:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise BackendUnavailableError(f"commit failed: {exc}") from exc
+                finally:
+                    # After the commit: a reader that saw the old generation re-reads.
+                    if changes_access:
+                        self._generation += 1
+                        if self._queue is not None:
+                            self._queue.bump()
             finally:
                 if self._queue is not None:
                     self._queue.leave()

@@ -12,10 +12,16 @@ open-file-description byte locks: a process takes the *entry* byte, then the *wr
 then lets go of the entry. While one process writes, at most one other holds the entry and
 waits for the writer byte; the process that just wrote must take the entry again and so
 queues behind it. Elsewhere on POSIX it is one ``flock`` (fast, not fair).
+
+The same file holds, in its first 8 bytes (mapped into memory by every process), the
+*access generation*: a counter that writers bump after any commit that may change keys,
+roles or system administrators. Processes cache authentications for as long as it stays the
+same, which costs a memory read instead of a SQL statement per request.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import sys
@@ -31,6 +37,8 @@ if sys.platform != "win32":
 __all__ = ["WriterQueue"]
 
 _ENTRY, _WRITER = 0, 1
+_SHARED_BYTES = 8
+_COUNTER = struct.Struct("<Q")
 _FIRST_DELAY, _MAX_DELAY = 0.00005, 0.001
 
 
@@ -45,9 +53,29 @@ class WriterQueue:
     def __init__(self, path: Path, timeout: float) -> None:
         self._timeout = timeout
         self._fd: int | None = None
+        self._shared: mmap.mmap | None = None
         self._ofd = sys.platform == "linux" and hasattr(fcntl, "F_OFD_SETLK")
         if sys.platform != "win32":
             self._fd = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
+            if os.fstat(self._fd).st_size < _SHARED_BYTES:
+                os.ftruncate(self._fd, _SHARED_BYTES)  # zeros; harmless if two processes do it
+            self._shared = mmap.mmap(self._fd, _SHARED_BYTES)
+
+    def generation(self) -> int | None:
+        """The access generation (see the module docstring), or None where there is none.
+
+        Returns:
+            The counter.
+        """
+        if self._shared is None:
+            return None
+        value: int = _COUNTER.unpack_from(self._shared, 0)[0]
+        return value
+
+    def bump(self) -> None:
+        """Advance the access generation; call while this process holds its writing turn."""
+        if self._shared is not None:
+            _COUNTER.pack_into(self._shared, 0, (_COUNTER.unpack_from(self._shared, 0)[0] + 1))
 
     def enter(self) -> None:
         """Wait for this process's turn to write.
@@ -78,6 +106,9 @@ class WriterQueue:
 
     def close(self) -> None:
         """Close the lock file (which releases every lock this queue holds)."""
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

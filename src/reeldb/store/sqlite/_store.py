@@ -495,7 +495,7 @@ class SQLiteStore(Store):
         ]
         ids = sorted({batch.datastore_id for batch in batches})
         results: list[list[int] | ReelError] = []
-        with self._db.write() as conn:
+        with self._db.write(changes_access=False) as conn:
             versions = dict(
                 conn.execute(
                     "SELECT id, schema_version FROM datastores WHERE id IN "
@@ -628,6 +628,10 @@ class SQLiteStore(Store):
             except sqlite3.IntegrityError:
                 raise AlreadyExistsError(f"API key {key.key_id} already exists") from None
 
+    def access_generation(self) -> int | None:
+        """See `AccessStore.access_generation`."""
+        return self._db.access_generation()
+
     def key_access(self, key_id: str) -> tuple[ApiKey, bytes, Principal]:
         """See `AccessStore.key_access`."""
         # One statement on every authenticated request: the key, the system flag, the roles.
@@ -689,7 +693,7 @@ class SQLiteStore(Store):
 
     def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """See `AccessStore.append_audit`."""
-        with self._db.write() as conn:
+        with self._db.write(changes_access=False) as conn:
             self._append_audit(conn, entries)
 
     @staticmethod
