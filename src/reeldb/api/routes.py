@@ -55,7 +55,7 @@ _IMMUTABLE = "private, max-age=31536000, immutable"
 DOCUMENT_PATH = "/v1/documents/{document_id}"
 """The hottest route: the service answers it on a fast path (`document_response`)."""
 INLINE_WRITE_BYTES = 1024 * 1024
-"""Document writes up to this many bytes of request run on the event loop (see `_write`)."""
+"""Document writes up to this many bytes of request are validated on the event loop (`_put`)."""
 T = TypeVar("T")
 _DOCUMENT_BODY = {
     "requestBody": {
