@@ -31,6 +31,8 @@ from reeldb.errors import (
     ValidationError,
     Violation,
 )
+from reeldb.index.model import EventHit, Generation
+from reeldb.index.rows import Column, DocumentRows, columns_for, document_rows
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.model.document import (
     Document,
@@ -47,6 +49,10 @@ from reeldb.model.names import (
     check_schema_name,
     check_version,
 )
+from reeldb.model.search import DocumentMatch, EventMatch
+from reeldb.model.timing import FrameRate, TimeRange
+from reeldb.query import check_query, parse_query, searchable_fields
+from reeldb.query.ast import Expr
 from reeldb.schema.builtins import BUILTIN_NAMESPACE
 from reeldb.schema.model import CompatibilityMode, SchemaKind, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
@@ -77,11 +83,15 @@ class PreparedWrite:
         datastore: The DataStore, at the schema version the documents were validated against.
         pending: Each document ready to persist, with its decoded data.
         audit: The audit entry to record with the documents.
+        columns: The DataStore's searchable columns at that schema version.
+        index: Each document cut into index rows.
     """
 
     datastore: DataStore
     pending: list[tuple[NewDocument, Any]]
     audit: AuditEntry | None = None
+    columns: tuple[Column, ...] = ()
+    index: tuple[DocumentRows, ...] = ()
 
     def stored(self) -> list[Document]:
         """The documents as stored (after a commit).
@@ -143,6 +153,8 @@ class Database:
         # Documents never change under their DocumentID (nor are they deleted), so recently
         # read ones are kept, up to the `document_cache_bytes` setting.
         self._documents: ByteLRU[UUID, DocumentRecord] = ByteLRU(self.settings.document_cache_bytes)
+        # Searchable columns by schema version (a version never changes).
+        self._schema_columns: dict[tuple[str, str, int], tuple[Column, ...]] = {}
         # Authenticated keys (by hash), valid while the store's access generation stays.
         self._authenticated: dict[bytes, tuple[int, Principal]] = {}
 
@@ -604,7 +616,9 @@ class Database:
                 prefix = f"/{index}" if len(pending) > 1 else ""
                 violations += [Violation(prefix + v.pointer, v.message) for v in found]
             if not violations:
-                return PreparedWrite(ds, pending, audit)
+                columns = self._columns(schema)
+                rows = tuple(document_rows(data, list(columns)) for _, data in pending)
+                return PreparedWrite(ds, pending, audit, columns, rows)
             current = self._datastore(ds.ref, fresh=True)
             if current.schema_version == ds.schema_version:
                 what = "document" if len(pending) == 1 else "batch of documents"
@@ -642,6 +656,8 @@ class Database:
                         w.datastore.schema_version,
                         [new for new, _ in w.pending],
                         () if w.audit is None else (w.audit,),
+                        w.columns,
+                        w.index,
                     )
                     for w in todo.values()
                 ]
@@ -802,6 +818,119 @@ class Database:
             for r in records
         )
         return Page(items, encode_cursor(records[-1].seq) if more else None)
+
+    # -- search -------------------------------------------------------------------------
+
+    def _columns(self, schema: SchemaVersion) -> tuple[Column, ...]:
+        key = (schema.namespace, schema.name, schema.version)
+        found = self._schema_columns.get(key)
+        if found is None:
+            found = tuple(columns_for(searchable_fields(schema.resolved)))
+            self._schema_columns[key] = found
+        return found
+
+    def _checked_query(self, ds: DataStore, query: str | Mapping[str, Any] | Expr) -> Expr:
+        if isinstance(query, str):
+            expr = parse_query(query)
+        elif isinstance(query, Mapping):
+            expr = parse_query(dict(query))
+        else:
+            expr = query
+        schema = self.schemas.get(ds.ref.namespace, ds.schema_name, ds.schema_version)
+        check_query(expr, searchable_fields(schema.resolved), what=f"DataStore {ds.ref}")
+        return expr
+
+    def query_datastore(
+        self,
+        datastore: str | DataStoreRef,
+        query: str | Mapping[str, Any] | Expr,
+        *,
+        all_versions: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[DocumentMatch]:
+        """Documents of a DataStore that match a query: their coordinates, in write order.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            query: The text form, the JSON form (decoded) or an AST (see
+                docs/query-language.md).
+            all_versions: Also superseded versions of each MID; by default only each MID's
+                latest document is considered.
+            limit: Page size, 1 to 1000.
+            cursor: ``next_cursor`` of the previous page.
+
+        Returns:
+            A page of ``(id, mid)``, each document once.
+
+        Raises:
+            QueryError: The query is malformed or does not fit the DataStore's schema.
+            ValidationError: A bad limit or cursor.
+            NotFoundError: No such DataStore.
+        """
+        check_limit(limit)
+        ds = self._datastore(datastore)
+        expr = self._checked_query(ds, query)
+        after = decode_cursor(cursor) if cursor is not None else 0
+        found = self.store.search_documents(
+            ds.id, expr, all_versions=all_versions, limit=limit + 1, after_seq=after
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        items = tuple(DocumentMatch(doc_id, _mid(key)) for _, doc_id, key in found)
+        return Page(items, encode_cursor(found[-1][0]) if more else None)
+
+    def query_document(
+        self,
+        document_id: UUID | str,
+        query: str | Mapping[str, Any] | Expr,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EventMatch]:
+        """The events of one document that match a query, in time order, with their context.
+
+        Args:
+            document_id: The DocumentID.
+            query: As for `query_datastore`.
+            limit: Page size, 1 to 1000.
+            cursor: ``next_cursor`` of the previous page.
+
+        Returns:
+            A page of events, each with its track and component attributes and the regions
+            that matched.
+
+        Raises:
+            QueryError: The query is malformed or does not fit the DataStore's schema.
+            ValidationError: A bad ID, limit or cursor.
+            NotFoundError: No such document.
+        """
+        check_limit(limit)
+        doc = self.get_document(document_id)
+        ds = self._datastore(doc.datastore)
+        expr = self._checked_query(ds, query)
+        record = self.store.get_document(doc.id)
+        hits = self.store.search_events(ds.id, record.seq, expr)
+        start = decode_cursor(cursor) if cursor is not None else 0
+        page = hits[start : start + limit]
+        data = doc.data
+        items = tuple(_event_match(data, hit) for hit in page)
+        more = start + limit < len(hits)
+        return Page(items, encode_cursor(start + limit) if more else None)
+
+    def index_status(self, datastore: str | DataStoreRef) -> list[Generation]:
+        """The generations of a DataStore's search index, oldest first.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+
+        Returns:
+            Each generation with its columns, size and whether queries read it.
+
+        Raises:
+            NotFoundError: No such DataStore.
+        """
+        return self.store.index_generations(self._datastore(datastore).id)
 
     # -- access: API keys, system administrators, audit ------------------------------------
 
@@ -1032,3 +1161,21 @@ def _uuid(value: UUID | str) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise ValidationError(f"invalid DocumentID {value!r}: expected a UUID") from None
+
+
+def _event_match(data: Mapping[str, Any], hit: EventHit) -> EventMatch:
+    t, c, e = hit.path
+    track = data["tracks"][t]
+    component = track["components"][c]
+    event = component["events"][e]
+    rate = FrameRate.parse(track["frame_rate"]) if "frame_rate" in track else None
+    regions = event.get("regions") or []
+    return EventMatch(
+        f"/tracks/{t}/components/{c}/events/{e}",
+        TimeRange.from_json(event["time_range"], rate),
+        {k: v for k, v in event.items() if k != "regions"},
+        {k: v for k, v in track.items() if k != "components"},
+        {k: v for k, v in component.items() if k != "events"},
+        tuple(regions[r] for r in hit.regions),
+        hit.regions,
+    )

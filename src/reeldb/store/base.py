@@ -16,7 +16,10 @@ from uuid import UUID
 
 from reeldb.auth.model import ApiKey, AuditEntry, Principal
 from reeldb.errors import ReelError
+from reeldb.index.model import EventHit, Generation
+from reeldb.index.rows import Column, DocumentRows
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
+from reeldb.query.ast import Expr
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "DocumentStore",
     "MetadataStore",
     "NewDocument",
+    "SearchStore",
     "Store",
 ]
 
@@ -67,12 +71,16 @@ class DocumentBatch:
             must still be on it.
         documents: The documents.
         audit: Audit entries to append if, and only if, the documents are persisted.
+        columns: The searchable columns the documents were cut with (`reeldb.index.rows`).
+        index: Each document's index rows, in order (empty: index nothing).
     """
 
     datastore_id: int
     schema_version: int
     documents: Sequence[NewDocument]
     audit: Sequence[AuditEntry] = ()
+    columns: Sequence[Column] = ()
+    index: Sequence[DocumentRows] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +372,57 @@ class MetadataStore(abc.ABC):
         """
 
 
+class SearchStore(abc.ABC):
+    """The search index of each DataStore, written with its documents (see `DocumentBatch`)."""
+
+    @abc.abstractmethod
+    def search_documents(
+        self,
+        datastore_id: int,
+        expr: Expr,
+        *,
+        all_versions: bool,
+        limit: int,
+        after_seq: int,
+    ) -> list[tuple[int, UUID, str]]:
+        """Documents of a DataStore that match a query, in write order.
+
+        Args:
+            datastore_id: The DataStore.
+            expr: The query, checked against the DataStore's fields.
+            all_versions: Also superseded versions of a MID (default: each MID's latest).
+            limit: At most this many.
+            after_seq: Only documents after this sequence number (the cursor).
+
+        Returns:
+            ``(seq, document id, mid key)`` per document.
+        """
+
+    @abc.abstractmethod
+    def search_events(self, datastore_id: int, doc_seq: int, expr: Expr) -> list[EventHit]:
+        """The events of one document that match a query, in time order.
+
+        Args:
+            datastore_id: The document's DataStore.
+            doc_seq: The document's sequence number.
+            expr: The query, checked.
+
+        Returns:
+            Each matching event once, by start, end, then position in the document.
+        """
+
+    @abc.abstractmethod
+    def index_generations(self, datastore_id: int) -> list[Generation]:
+        """The generations of a DataStore's index, oldest first.
+
+        Args:
+            datastore_id: The DataStore.
+
+        Returns:
+            The generations.
+        """
+
+
 class DocumentStore(abc.ABC):
     """Immutable documents keyed by DocumentID, grouped by DataStore and MID."""
 
@@ -616,7 +675,7 @@ class AccessStore(abc.ABC):
         """
 
 
-class Store(MetadataStore, DocumentStore, AccessStore):
+class Store(MetadataStore, DocumentStore, AccessStore, SearchStore):
     """A backend: every port over one database, plus its lifecycle."""
 
     url: str

@@ -19,7 +19,10 @@ from reeldb.errors import (
     ReelError,
     StaleSchemaError,
 )
+from reeldb.index.model import EventHit, Generation
+from reeldb.index.sqlite import SQLiteIndex
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
+from reeldb.query.ast import Expr
 from reeldb.schema.model import (
     CompatibilityMode,
     SchemaKind,
@@ -137,6 +140,7 @@ class SQLiteStore(Store):
         self._db = SQLiteConnections(
             path, synchronous=synchronous, busy_timeout=busy_timeout, read_timeout=read_timeout
         )
+        self._index = SQLiteIndex()
         try:
             self._db.with_writer(migrate)
         except sqlite3.Error as exc:
@@ -525,15 +529,23 @@ class SQLiteStore(Store):
                 [row for index in accepted for row in rows[index]],
             )
             last = conn.execute("SELECT coalesce(max(seq), 0) FROM documents").fetchone()[0]
+            # One writer holds the database during the transaction and AUTOINCREMENT never
+            # reuses a number, so the rows got the consecutive numbers ending at `last`.
+            seq = last - sum(len(rows[index]) for index in accepted)
+            for index in accepted:
+                results[index] = list(range(seq + 1, seq + 1 + len(rows[index])))
+                seq += len(rows[index])
+                batch = batches[index]
+                if batch.index:
+                    self._index.add(
+                        conn,
+                        batch.datastore_id,
+                        batch.columns,
+                        list(zip(results[index], batch.index, strict=True)),  # type: ignore[arg-type]
+                    )
             audit = [entry for index in accepted for entry in batches[index].audit]
             if audit:
                 self._append_audit(conn, audit)
-        # One writer holds the database during the transaction and AUTOINCREMENT never reuses
-        # a number, so the rows got the consecutive numbers ending at `last`, in order.
-        seq = last - sum(len(rows[index]) for index in accepted)
-        for index in accepted:
-            results[index] = list(range(seq + 1, seq + 1 + len(rows[index])))
-            seq += len(rows[index])
         return results
 
     def get_document(self, document_id: UUID) -> DocumentRecord:
@@ -627,6 +639,39 @@ class SQLiteStore(Store):
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExistsError(f"API key {key.key_id} already exists") from None
+
+    # -- search -------------------------------------------------------------------------
+
+    def search_documents(
+        self,
+        datastore_id: int,
+        expr: Expr,
+        *,
+        all_versions: bool,
+        limit: int,
+        after_seq: int,
+    ) -> list[tuple[int, UUID, str]]:
+        """See `SearchStore.search_documents`."""
+        with self._db.read() as conn:
+            found = self._index.filter(
+                conn,
+                datastore_id,
+                expr,
+                all_versions=all_versions,
+                limit=limit,
+                after_seq=after_seq,
+            )
+        return [(seq, UUID(bytes=raw), mid) for seq, raw, mid in found]
+
+    def search_events(self, datastore_id: int, doc_seq: int, expr: Expr) -> list[EventHit]:
+        """See `SearchStore.search_events`."""
+        with self._db.read() as conn:
+            return self._index.events(conn, datastore_id, doc_seq, expr)
+
+    def index_generations(self, datastore_id: int) -> list[Generation]:
+        """See `SearchStore.index_generations`."""
+        with self._db.read() as conn:
+            return self._index.generations(conn, datastore_id)
 
     def access_generation(self) -> int | None:
         """See `AccessStore.access_generation`."""

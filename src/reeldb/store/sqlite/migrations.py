@@ -109,6 +109,37 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "CREATE INDEX audit_by_namespace ON audit_log (namespace, seq)",
         ),
     ),
+    (
+        "0003_index",
+        (
+            # Generations of a DataStore's search index; each has its own tables ix<id>_*.
+            """CREATE TABLE index_generations (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                datastore_id INTEGER NOT NULL REFERENCES datastores (id),
+                name TEXT NOT NULL,
+                state TEXT NOT NULL,
+                columns TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                docs INTEGER NOT NULL DEFAULT 0,
+                rows INTEGER NOT NULL DEFAULT 0,
+                UNIQUE (datastore_id, name)
+            )""",
+            # The generations queries read (and the newest of them takes new documents).
+            """CREATE TABLE index_alias (
+                datastore_id INTEGER NOT NULL REFERENCES datastores (id),
+                generation_id INTEGER NOT NULL REFERENCES index_generations (id),
+                PRIMARY KEY (datastore_id, generation_id)
+            )""",
+            """CREATE TABLE index_docs (
+                generation_id INTEGER NOT NULL REFERENCES index_generations (id),
+                doc_seq INTEGER NOT NULL,
+                first_row INTEGER NOT NULL,
+                last_row INTEGER NOT NULL,
+                PRIMARY KEY (generation_id, doc_seq)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX index_docs_by_seq ON index_docs (doc_seq)",
+        ),
+    ),
 )
 
 

@@ -1,0 +1,1 @@
+"""Search indexes over stored media documents (rows, generations, backends)."""

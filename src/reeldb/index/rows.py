@@ -1,0 +1,259 @@
+"""A document as index rows: the backend-neutral half of indexing.
+
+A document is cut into the rows `reeldb.query.oracle` evaluates queries on: one per region
+of each event (one per event without regions), and one per track, component or document
+with nothing below it. Every row carries the values of every searchable field of its
+context, converted once for comparison:
+
+* strings (``text``, ``keyword``, ``string``, ``enum``) as ``str``; numbers as ``int`` or
+  ``float`` (a boolean is not a number); booleans as ``0``/``1``; timestamps as integer
+  microseconds since the epoch (UTC);
+* time ranges as two doubles (start, end), converted from exact seconds or frames;
+* boxes as four doubles ``x0, y0, x1, y1`` with ``x1 = x + w`` and ``y1 = y + h`` computed
+  in doubles;
+* a value of another type, or none, as ``None`` (missing).
+
+Text for full-text search is kept per *node* (the asset, a track, a component, an event or a
+region), not per row, as the Porter stems of its words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from reeldb.model.timing import FrameRate, TimeRange
+from reeldb.query.ast import LEVELS
+from reeldb.query.check import FieldInfo, parse_timestamp
+from reeldb.query.fulltext import stems
+
+__all__ = ["Column", "DocumentRows", "columns_for", "document_rows"]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_WIDTH: Final = {"time_range": 2, "bounding_box": 4}
+_SEARCHABLE: Final = frozenset(
+    {"text", "keyword", "string", "enum", "int", "float", "bool", "timestamp", "time_range"}
+    | {"bounding_box"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One searchable field and where its values sit in a row.
+
+    Attributes:
+        level: The level.
+        name: The property name.
+        type: Its reeldb type.
+        index: Position of its first value in `Row.values`.
+        width: How many values it takes (2 for a time range, 4 for a box, else 1).
+    """
+
+    level: str
+    name: str
+    type: str
+    index: int
+    width: int
+
+
+def columns_for(fields: Mapping[tuple[str, str], FieldInfo]) -> list[Column]:
+    """The columns of a DataStore's rows, in a stable order (level, then name).
+
+    Args:
+        fields: From `reeldb.query.searchable_fields`.
+
+    Returns:
+        One column per indexed, searchable field.
+    """
+    order = {level: i for i, level in enumerate(LEVELS)}
+    keys = sorted(
+        (key for key, info in fields.items() if info.indexed and info.type in _SEARCHABLE),
+        key=lambda key: (order[key[0]], key[1]),
+    )
+    columns, index = [], 0
+    for level, name in keys:
+        kind = fields[level, name].type
+        width = _WIDTH.get(kind, 1)
+        columns.append(Column(level, name, kind, index, width))
+        index += width
+    return columns
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRows:
+    """A document cut into rows.
+
+    Attributes:
+        rows: ``(t, c, e, r, t0, c0, e0, *values)`` per row: the track, component, event and
+            region indexes (-1 where the row has none), the offsets (within this document's
+            rows) of the first row of its track, component and event (-1 likewise), then the
+            values of the columns.
+        texts: ``(row offset of the node's first row, level, {name: stems})`` per node with
+            text: the stems joined by spaces.
+    """
+
+    rows: list[tuple[Any, ...]]
+    texts: list[tuple[int, str, dict[str, str]]]
+
+
+def document_rows(data: Mapping[str, Any], columns: list[Column]) -> DocumentRows:
+    """Cut a valid document into rows.
+
+    Args:
+        data: The decoded document.
+        columns: From `columns_for`.
+
+    Returns:
+        The rows and the text of each node.
+    """
+    by_level: dict[str, list[Column]] = {level: [] for level in LEVELS}
+    for column in columns:
+        by_level[column.level].append(column)
+    texts: list[tuple[int, str, dict[str, str]]] = []
+    rows: list[tuple[Any, ...]] = []
+    width = sum(column.width for column in columns)
+
+    def text_of(level: str, obj: Mapping[str, Any] | None, first: int) -> None:
+        found = {
+            c.name: " ".join(stems(obj[c.name]))
+            for c in by_level[level]
+            if c.type == "text" and obj is not None and isinstance(obj.get(c.name), str)
+        }
+        if found:
+            texts.append((first, level, found))
+
+    asset = data.get("asset")
+    asset_values = _values(by_level["asset"], asset, None)
+    text_of("asset", asset, 0)
+    for ids, context in _walk(data):
+        t, c, e, r = ids
+        track, component, event, region, rate = context
+        values = [None] * width
+        for level, obj in (
+            ("asset", asset),
+            ("track", track),
+            ("component", component),
+            ("event", event),
+            ("region", region),
+        ):
+            if level == "asset":
+                for column, value in zip(by_level["asset"], asset_values, strict=True):
+                    values[column.index : column.index + column.width] = value
+                continue
+            if obj is None:
+                continue
+            for column, value in zip(
+                by_level[level], _values(by_level[level], obj, rate), strict=True
+            ):
+                values[column.index : column.index + column.width] = value
+        offset = len(rows)
+        firsts = _firsts(rows, ids, offset)
+        rows.append((t, c, e, r, *firsts, *values))
+        # A node's text is kept once, under the first row the node has.
+        if track is not None and firsts[0] == offset:
+            text_of("track", track, offset)
+        if component is not None and firsts[1] == offset:
+            text_of("component", component, offset)
+        if event is not None and firsts[2] == offset:
+            text_of("event", event, offset)
+        if region is not None:
+            text_of("region", region, offset)
+    return DocumentRows(rows, texts)
+
+
+def _firsts(rows: list[tuple[Any, ...]], ids: tuple[int, int, int, int], offset: int) -> list[int]:
+    t, c, e, _r = ids
+    if not rows:
+        return [offset if t >= 0 else -1, offset if c >= 0 else -1, offset if e >= 0 else -1]
+    prev = rows[-1]
+    pt, pc, pe = prev[0], prev[1], prev[2]
+    first_t = (prev[4] if pt == t else offset) if t >= 0 else -1
+    first_c = (prev[5] if (pt, pc) == (t, c) else offset) if c >= 0 else -1
+    first_e = (prev[6] if (pt, pc, pe) == (t, c, e) else offset) if e >= 0 else -1
+    return [first_t, first_c, first_e]
+
+
+Context = tuple[Any, Any, Any, Any, FrameRate | None]
+
+
+def _walk(data: Mapping[str, Any]) -> Iterator[tuple[tuple[int, int, int, int], Context]]:
+    tracks = data.get("tracks") or []
+    if not tracks:
+        yield (-1, -1, -1, -1), (None, None, None, None, None)
+    for t, track in enumerate(tracks):
+        spec = track.get("frame_rate")
+        rate = None if spec is None else FrameRate.parse(spec)
+        components = track.get("components") or []
+        if not components:
+            yield (t, -1, -1, -1), (track, None, None, None, rate)
+        for c, component in enumerate(components):
+            events = component.get("events") or []
+            if not events:
+                yield (t, c, -1, -1), (track, component, None, None, rate)
+            for e, event in enumerate(events):
+                regions = event.get("regions") or []
+                if not regions:
+                    yield (t, c, e, -1), (track, component, event, None, rate)
+                for r, region in enumerate(regions):
+                    yield (t, c, e, r), (track, component, event, region, rate)
+
+
+def _values(
+    columns: list[Column], obj: Mapping[str, Any] | None, rate: FrameRate | None
+) -> list[list[Any]]:
+    out = []
+    for column in columns:
+        value = None if obj is None else obj.get(column.name)
+        out.append(convert(column.type, value, rate))
+    return out
+
+
+def convert(kind: str, value: Any, rate: FrameRate | None = None) -> list[Any]:
+    """A stored value as index values (see the module docstring); ``None`` where missing.
+
+    Args:
+        kind: The field's reeldb type.
+        value: The value in the document.
+        rate: The track's frame rate (for time ranges in frames).
+
+    Returns:
+        ``width`` values.
+    """
+    if kind == "time_range":
+        if not isinstance(value, dict):
+            return [None, None]
+        exact = TimeRange.from_json(value, rate)
+        return [float(exact.start), float(exact.end)]
+    if kind == "bounding_box":
+        if not isinstance(value, dict):
+            return [None] * 4
+        x, y, w, h = (float(value[k]) for k in ("x", "y", "w", "h"))
+        return [x, y, x + w, y + h]
+    return [scalar(kind, value)]
+
+
+def scalar(kind: str, value: Any) -> Any:
+    """A scalar as the index compares it, or None (see the module docstring).
+
+    Args:
+        kind: The field's reeldb type.
+        value: A stored value, or a query's literal.
+
+    Returns:
+        The comparable value.
+    """
+    if kind == "bool":
+        return int(value) if isinstance(value, bool) else None
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return value
+    if kind == "timestamp":
+        when = parse_timestamp(value) if isinstance(value, str) else None
+        if when is None:
+            return None
+        delta = when - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return value if isinstance(value, str) else None

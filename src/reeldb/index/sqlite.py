@@ -1,0 +1,429 @@
+"""The embedded search index: tables in the SQLite file, written in the document's transaction.
+
+Each *generation* of a DataStore's index has its own tables, named after its id ``g``:
+
+* ``ix{g}_rows``: one row per document row (`reeldb.index.rows`), with the document's
+  sequence number, the row's position, the ids of the first rows of its track, component
+  and event (node ids), and one column per value (``v0``, ``v1``, ...); a B-tree index per
+  scalar column;
+* ``ix{g}_fts``: FTS5 over the Porter stems of each text field, one row per node with text
+  (its rowid is the node's first row id).
+
+A generation's columns are fixed when it is created; a document whose schema has other
+searchable fields opens a new generation. Queries read every generation of the DataStore's
+alias (a field a generation lacks is missing there).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import orjson
+
+from reeldb.index.model import EventHit, Generation
+from reeldb.index.rows import Column, DocumentRows, scalar
+from reeldb.query.ast import (
+    And,
+    BoxTest,
+    Compare,
+    Contains,
+    Count,
+    Expr,
+    Field,
+    In,
+    Not,
+    Or,
+    Overlaps,
+)
+from reeldb.query.fulltext import stems
+
+__all__ = ["SQLiteIndex", "fts_token"]
+
+_NODE: Final = {"asset": "d0", "track": "t0", "component": "c0", "event": "e0", "region": "id"}
+_OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0")
+
+
+def fts_token(stem: str) -> str:
+    """A stem as one FTS5 ``unicode61`` token, the same at indexing and at query time.
+
+    ASCII letters and digits stay as they are. Any other stem is spelled as a private-use
+    character (a token character for ``unicode61``, never part of a word) followed by the
+    hex of its UTF-8, so that the tokenizer can neither split nor fold it.
+
+    Args:
+        stem: A stem from `reeldb.query.fulltext.stems`.
+
+    Returns:
+        The token.
+    """
+    if stem.isascii() and stem.isalnum():
+        return stem
+    return "\ue000" + stem.encode().hex()
+
+
+def _column_json(columns: Sequence[Column]) -> str:
+    return orjson.dumps([[c.level, c.name, c.type, c.index, c.width] for c in columns]).decode()
+
+
+def _columns(text: str) -> tuple[Column, ...]:
+    return tuple(Column(*spec) for spec in orjson.loads(text))
+
+
+class SQLiteIndex:
+    """Index reads and writes on connections of the store (writes inside its transactions)."""
+
+    # -- generations ---------------------------------------------------------------------
+
+    def generations(self, conn: sqlite3.Connection, datastore_id: int) -> list[Generation]:
+        """Every generation of a DataStore's index, oldest first.
+
+        Args:
+            conn: A connection.
+            datastore_id: The DataStore.
+
+        Returns:
+            The generations.
+        """
+        rows = conn.execute(
+            "SELECT g.id, g.name, g.state, g.columns, g.docs, g.rows, "
+            "a.generation_id IS NOT NULL, g.created_at FROM index_generations g "
+            "LEFT JOIN index_alias a ON a.generation_id = g.id WHERE g.datastore_id = ? "
+            "ORDER BY g.id",
+            (datastore_id,),
+        ).fetchall()
+        return [
+            Generation(
+                row[0],
+                row[1],
+                row[2],
+                _columns(row[3]),
+                row[4],
+                row[5],
+                bool(row[6]),
+                datetime.fromisoformat(row[7]),
+            )
+            for row in rows
+        ]
+
+    def _writable(
+        self, conn: sqlite3.Connection, datastore_id: int, columns: Sequence[Column]
+    ) -> Generation:
+        found = [g for g in self.generations(conn, datastore_id) if g.in_alias]
+        newest = found[-1] if found else None
+        if newest is not None and newest.columns == tuple(columns):
+            return newest
+        return self.open_generation(conn, datastore_id, columns, alias=True)
+
+    def open_generation(
+        self,
+        conn: sqlite3.Connection,
+        datastore_id: int,
+        columns: Sequence[Column],
+        *,
+        alias: bool,
+        state: str = "active",
+    ) -> Generation:
+        """Create a generation and its tables.
+
+        Args:
+            conn: The writer connection, in a transaction.
+            datastore_id: The DataStore.
+            columns: Its columns.
+            alias: Add it to the DataStore's alias (queries read it, new documents go to it).
+            state: ``active`` or ``building``.
+
+        Returns:
+            The new generation.
+        """
+        count = conn.execute(
+            "SELECT count(*) FROM index_generations WHERE datastore_id = ?", (datastore_id,)
+        ).fetchone()[0]
+        now = datetime.now(UTC)
+        cursor = conn.execute(
+            "INSERT INTO index_generations (datastore_id, name, state, columns, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (datastore_id, f"g{count + 1}", state, _column_json(columns), now.isoformat()),
+        )
+        gid = cursor.lastrowid
+        assert gid is not None
+        width = sum(c.width for c in columns)
+        values = "".join(f", v{i}" for i in range(width))
+        conn.execute(
+            f"CREATE TABLE ix{gid}_rows (id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, "
+            f"t INTEGER, c INTEGER, e INTEGER, r INTEGER, d0 INTEGER, t0 INTEGER, "
+            f"c0 INTEGER, e0 INTEGER{values})"
+        )
+        conn.execute(f"CREATE INDEX ix{gid}_rows_doc ON ix{gid}_rows (doc, t, c, e)")
+        for column in columns:
+            if column.type not in ("text", "time_range", "bounding_box"):
+                conn.execute(
+                    f"CREATE INDEX ix{gid}_v{column.index} ON ix{gid}_rows (v{column.index})"
+                )
+        texts = [f"f{c.index}" for c in columns if c.type == "text"]
+        if texts:
+            conn.execute(
+                f"CREATE VIRTUAL TABLE ix{gid}_fts USING fts5({', '.join(texts)}, "
+                "content='', tokenize='unicode61 remove_diacritics 0')"
+            )
+        if alias:
+            conn.execute(
+                "INSERT INTO index_alias (datastore_id, generation_id) VALUES (?, ?)",
+                (datastore_id, gid),
+            )
+        return Generation(gid, f"g{count + 1}", state, tuple(columns), 0, 0, alias, now)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add(
+        self,
+        conn: sqlite3.Connection,
+        datastore_id: int,
+        columns: Sequence[Column],
+        docs: Sequence[tuple[int, DocumentRows]],
+        generation: Generation | None = None,
+    ) -> None:
+        """Index documents (in the caller's write transaction).
+
+        Args:
+            conn: The writer connection, in a transaction.
+            datastore_id: The DataStore.
+            columns: The columns the rows were cut with.
+            docs: ``(document seq, rows)`` per document.
+            generation: Write to this generation (a rebuild); default: the newest
+                generation of the alias with these columns, opened if there is none.
+        """
+        if not docs:
+            return
+        gen = generation or self._writable(conn, datastore_id, columns)
+        first = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM ix{gen.id}_rows").fetchone()[0]
+        width = sum(c.width for c in gen.columns)
+        insert_row = (
+            f"INSERT INTO ix{gen.id}_rows ({', '.join(_FIXED)}"
+            f"{''.join(f', v{i}' for i in range(width))}) "
+            f"VALUES ({', '.join('?' * (len(_FIXED) + width))})"
+        )
+        text_columns = {(c.level, c.name): c.index for c in gen.columns if c.type == "text"}
+        rows: list[tuple[Any, ...]] = []
+        # Nodes of several levels share their first row (a document's first event is also
+        # its first track's): their texts go into one FTS row, each in its own column.
+        texts: dict[int, dict[int, str]] = {}
+        spans: list[tuple[int, int, int, int]] = []
+        for seq, doc in docs:
+            base = first
+            for row in doc.rows:
+                t, c, e, r, t0, c0, e0 = row[:7]
+                rows.append(
+                    (
+                        first,
+                        seq,
+                        t,
+                        c,
+                        e,
+                        r,
+                        base,
+                        None if t0 < 0 else base + t0,
+                        None if c0 < 0 else base + c0,
+                        None if e0 < 0 else base + e0,
+                        *row[7:],
+                    )
+                )
+                first += 1
+            for offset, level, found in doc.texts:
+                node = texts.setdefault(base + offset, {})
+                for name, words in found.items():
+                    index = text_columns.get((level, name))
+                    if index is not None:
+                        node[index] = " ".join(fts_token(w) for w in words.split())
+            spans.append((gen.id, seq, base, first - 1))
+        conn.executemany(insert_row, rows)
+        if texts:
+            order = sorted(text_columns.values())
+            conn.executemany(
+                f"INSERT INTO ix{gen.id}_fts (rowid, {', '.join(f'f{i}' for i in order)}) "
+                f"VALUES (?{', ?' * len(order)})",
+                [(rowid, *(node.get(i) for i in order)) for rowid, node in texts.items()],
+            )
+        conn.executemany(
+            "INSERT INTO index_docs (generation_id, doc_seq, first_row, last_row) "
+            "VALUES (?, ?, ?, ?)",
+            spans,
+        )
+        conn.execute(
+            "UPDATE index_generations SET docs = docs + ?, rows = rows + ? WHERE id = ?",
+            (len(docs), len(rows), gen.id),
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def filter(
+        self,
+        conn: sqlite3.Connection,
+        datastore_id: int,
+        expr: Expr,
+        *,
+        all_versions: bool,
+        limit: int,
+        after_seq: int,
+    ) -> list[tuple[int, bytes, str]]:
+        """Documents of a DataStore that match a query, in write order.
+
+        Args:
+            conn: A read connection.
+            datastore_id: The DataStore.
+            expr: The query (checked).
+            all_versions: Also older versions of a MID (default: only each MID's latest).
+            limit: At most this many.
+            after_seq: Only documents written after this sequence number (the cursor).
+
+        Returns:
+            ``(seq, document id bytes, mid key)`` per document.
+        """
+        parts, params = [], []
+        for gen in self.generations(conn, datastore_id):
+            if not gen.in_alias:
+                continue
+            where, values = _Compiler(gen).compile(expr, "r")
+            parts.append(f"SELECT r.doc FROM ix{gen.id}_rows r WHERE {where}")
+            params += values
+        if not parts:
+            return []
+        latest = (
+            ""
+            if all_versions
+            else " AND d.seq = (SELECT max(d2.seq) FROM documents d2 "
+            "WHERE d2.datastore_id = d.datastore_id AND d2.mid_key = d.mid_key)"
+        )
+        sql = (
+            f"SELECT d.seq, d.id, d.mid_key FROM documents d WHERE d.seq IN "
+            f"({' UNION '.join(parts)}) AND d.datastore_id = ? AND d.seq > ?{latest} "
+            "ORDER BY d.seq LIMIT ?"
+        )
+        rows = conn.execute(sql, [*params, datastore_id, after_seq, limit]).fetchall()
+        return [(row[0], bytes(row[1]), row[2]) for row in rows]
+
+    def events(
+        self, conn: sqlite3.Connection, datastore_id: int, doc_seq: int, expr: Expr
+    ) -> list[EventHit]:
+        """The events of one document that match a query, in time order.
+
+        Args:
+            conn: A read connection.
+            datastore_id: The document's DataStore.
+            doc_seq: The document's sequence number.
+            expr: The query (checked).
+
+        Returns:
+            Each matching event once, by start, end, then position.
+        """
+        for gen in reversed(self.generations(conn, datastore_id)):
+            if not gen.in_alias:
+                continue
+            span = conn.execute(
+                "SELECT first_row, last_row FROM index_docs WHERE generation_id = ? "
+                "AND doc_seq = ?",
+                (gen.id, doc_seq),
+            ).fetchone()
+            if span is None:
+                continue
+            time = next(c for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
+            where, values = _Compiler(gen).compile(expr, "r")
+            rows = conn.execute(
+                f"SELECT r.t, r.c, r.e, r.r, r.v{time.index}, r.v{time.index + 1} "
+                f"FROM ix{gen.id}_rows r WHERE r.id BETWEEN ? AND ? AND r.e >= 0 AND {where} "
+                "ORDER BY r.id",
+                [*span, *values],
+            ).fetchall()
+            hits: dict[tuple[int, int, int], tuple[float, float, list[int]]] = {}
+            for t, c, e, r, start, end in rows:
+                hit = hits.setdefault((t, c, e), (start, end, []))
+                if r >= 0:
+                    hit[2].append(r)
+            found = [EventHit(path, s, e, tuple(rs)) for path, (s, e, rs) in hits.items()]
+            return sorted(found, key=lambda h: (h.start, h.end, h.path))
+        return []
+
+
+class _Compiler:
+    """A query as an SQL condition over one generation's rows (``0``/``1``, never NULL)."""
+
+    def __init__(self, gen: Generation) -> None:
+        self.gen = gen
+        self.columns = {(c.level, c.name): c for c in gen.columns}
+
+    def compile(self, expr: Expr, alias: str) -> tuple[str, list[Any]]:
+        params: list[Any] = []
+        return self._expr(expr, alias, params), params
+
+    def _expr(self, expr: Expr, a: str, params: list[Any]) -> str:
+        if isinstance(expr, And | Or):
+            joiner = " AND " if isinstance(expr, And) else " OR "
+            return "(" + joiner.join(self._expr(item, a, params) for item in expr.items) + ")"
+        if isinstance(expr, Not):
+            return f"(NOT {self._expr(expr.item, a, params)})"
+        if isinstance(expr, Count):
+            return self._count(expr, a, params)
+        column = self.columns.get((expr.field.level, expr.field.name))
+        if column is None:
+            return "0"  # this generation has no such field: missing
+        v = f"{a}.v{column.index}"
+        if isinstance(expr, Compare):
+            params.append(_param(column, expr.value))
+            return f"({v} IS NOT NULL AND {v} {_OPS[expr.op]} ?)"
+        if isinstance(expr, In):
+            params.extend(_param(column, value) for value in expr.values)
+            return f"({v} IS NOT NULL AND {v} IN ({', '.join('?' * len(expr.values))}))"
+        if isinstance(expr, Contains):
+            return self._contains(expr.field, column, expr.text, a, params)
+        if isinstance(expr, Overlaps):
+            params += [float(expr.end), float(expr.start)]
+            hi = f"{a}.v{column.index + 1}"
+            return f"({v} IS NOT NULL AND {v} <= ? AND ? <= {hi})"
+        return self._box(expr, column, a, params)
+
+    def _contains(self, field: Field, column: Column, text: str, a: str, params: list[Any]) -> str:
+        tokens = [fts_token(s) for s in stems(text)]
+        if not tokens:
+            return "0"
+        node = f"{a}.{_NODE[field.level]}"
+        params.append(f'f{column.index} : "{" ".join(tokens)}"')
+        return (
+            f"({node} IS NOT NULL AND {node} IN "
+            f"(SELECT rowid FROM ix{self.gen.id}_fts WHERE ix{self.gen.id}_fts MATCH ?))"
+        )
+
+    def _box(self, expr: BoxTest, column: Column, a: str, params: list[Any]) -> str:
+        x0, y0, x1, y1 = (f"{a}.v{column.index + i}" for i in range(4))
+        qx, qy, qw, qh = (float(v) for v in (expr.box.x, expr.box.y, expr.box.w, expr.box.h))
+        if expr.op == "intersects":
+            params += [qx + qw, qx, qy + qh, qy]
+            test = f"{x0} <= ? AND ? <= {x1} AND {y0} <= ? AND ? <= {y1}"
+        else:
+            params += [qx, qx + qw, qy, qy + qh]
+            test = f"? <= {x0} AND {x1} <= ? AND ? <= {y0} AND {y1} <= ?"
+        return f"({x0} IS NOT NULL AND {test})"
+
+    def _count(self, expr: Count, a: str, params: list[Any]) -> str:
+        x = a + "x"
+        scope = f" AND {x}.c = {a}.c" if expr.scope == "component" else ""
+        where = ""
+        if expr.where is not None:
+            where = f" AND {self._expr(expr.where, x, params)}"
+        params.append(expr.value)
+        return (
+            f"((SELECT count(DISTINCT {x}.e0) FROM ix{self.gen.id}_rows {x} "
+            f"WHERE {x}.doc = {a}.doc AND {x}.t = {a}.t AND {a}.t >= 0{scope} "
+            f"AND {x}.e >= 0{where}) {_OPS[expr.op]} ?)"
+        )
+
+
+def _param(column: Column, value: Any) -> Any:
+    if isinstance(value, Decimal):
+        value = float(value)
+    if column.type in ("int", "float"):
+        return value
+    return scalar(column.type, value)
