@@ -246,10 +246,14 @@ def scalar(kind: str, value: Any) -> Any:
     """
     if kind == "bool":
         return int(value) if isinstance(value, bool) else None
-    if kind in ("int", "float"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+    if kind in ("int", "float", "enum") and isinstance(value, int | float):
+        if isinstance(value, bool):
             return None
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            return float(value)  # beyond 64 bits, numbers are doubles (as in queries)
         return value
+    if kind in ("int", "float"):
+        return None
     if kind == "timestamp":
         when = parse_timestamp(value) if isinstance(value, str) else None
         if when is None:

@@ -424,6 +424,4 @@ class _Compiler:
 def _param(column: Column, value: Any) -> Any:
     if isinstance(value, Decimal):
         value = float(value)
-    if column.type in ("int", "float"):
-        return value
     return scalar(column.type, value)

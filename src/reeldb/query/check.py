@@ -52,12 +52,12 @@ class FieldInfo:
     Attributes:
         type: The reeldb type (``text``, ``keyword``, ``int``, ``time_range``, ...).
         indexed: False when the schema says ``indexed: false``.
-        values: The allowed values of an ``enum``.
+        values: The allowed values of an ``enum`` (strings or numbers).
     """
 
     type: str
     indexed: bool = True
-    values: tuple[str, ...] = ()
+    values: tuple[Any, ...] = ()
 
 
 def searchable_fields(resolved: Mapping[str, Any]) -> dict[tuple[str, str], FieldInfo]:
@@ -75,7 +75,7 @@ def searchable_fields(resolved: Mapping[str, Any]) -> dict[tuple[str, str], Fiel
     for level in LEVELS:
         for name, spec in resolved.get(level, {}).items():
             schema = spec.get("schema", {})
-            values = tuple(str(v) for v in schema.get("enum", ())) if spec["type"] == "enum" else ()
+            values = tuple(schema.get("enum", ())) if spec["type"] == "enum" else ()
             out[level, name] = FieldInfo(spec["type"], bool(schema.get(X_INDEXED, True)), values)
     return out
 
@@ -177,14 +177,14 @@ class _Checker:
 
     def value(self, value: Scalar, info: FieldInfo, name: str, span: Span | None) -> None:
         kind = info.type
-        if kind in _STRINGS:
+        if kind == "enum":
+            if not any(_same(value, allowed) for allowed in info.values):
+                shown = ", ".join(_show(v) for v in info.values)
+                raise self.fail(span, f"{_show(value)} is not a value of {name} ({shown})")
+        elif kind in _STRINGS:
             if not isinstance(value, str):
                 raise self.fail(
                     span, f'{name} is {kind}: compare it with a "string", not {value!r}'
-                )
-            if kind == "enum" and value not in info.values:
-                raise self.fail(
-                    span, f"{value!r} is not a value of {name} ({', '.join(info.values)})"
                 )
             if kind == "timestamp" and parse_timestamp(value) is None:
                 raise self.fail(span, f"{value!r} is not an RFC 3339 timestamp ({name})")
@@ -193,6 +193,18 @@ class _Checker:
                 raise self.fail(span, f"{name} is bool: compare it with true or false")
         elif isinstance(value, bool) or not isinstance(value, int | Decimal):
             raise self.fail(span, f"{name} is {kind}: compare it with a number, not {value!r}")
+
+
+def _same(value: Scalar, allowed: Any) -> bool:
+    if isinstance(value, bool) or isinstance(allowed, bool):
+        return isinstance(value, bool) and isinstance(allowed, bool) and value == allowed
+    if isinstance(value, str) or isinstance(allowed, str):
+        return isinstance(value, str) and isinstance(allowed, str) and value == allowed
+    return isinstance(allowed, int | float) and float(value) == float(allowed)
+
+
+def _show(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 def parse_timestamp(text: str) -> datetime | None:

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -34,10 +36,12 @@ from reeldb.query.ast import (
     Overlaps,
     Scalar,
 )
+from reeldb.query.text import number
 
 __all__ = ["from_json", "to_json"]
 
 _PREDICATE_KEYS: Final = ("op", "in", "contains", "overlaps", "intersects", "within")
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def from_json(value: Any) -> Expr:
@@ -52,7 +56,10 @@ def from_json(value: Any) -> Expr:
     Raises:
         QueryError: Not a query; the message names the JSON pointer of the problem.
     """
-    return _node(value, "")
+    try:
+        return _node(value, "")
+    except RecursionError:
+        raise QueryError("the query is nested too deeply") from None
 
 
 def _fail(pointer: str, message: str) -> QueryError:
@@ -138,18 +145,21 @@ def _field(value: Any, at: str) -> Field:
     level, name = value.split(".")
     if level not in LEVELS:
         raise _fail(at, f"the level of {value!r} is one of {', '.join(LEVELS)}")
-    if not name.isidentifier():
-        raise _fail(at, f"{name!r} is not a property name")
+    if not _NAME.fullmatch(name):
+        raise _fail(at, f"{name!r} is not a property name (letters, digits and _)")
     return Field(level, name)  # type: ignore[arg-type]
 
 
 def _scalar(value: Any, at: str) -> Scalar:
-    if isinstance(value, bool | str | int):
+    if isinstance(value, bool | str):
         return value
-    if isinstance(value, float):
+    if isinstance(value, int):
+        try:
+            return number(value)
+        except QueryError:
+            raise _fail(at, f"the number {value} is too large") from None
+    if isinstance(value, float | Decimal):
         return _decimal(value, at)
-    if isinstance(value, Decimal) and value.is_finite():
-        return value
     raise _fail(at, f"a value is a string, a number or a boolean; got {_kind(value)}")
 
 
@@ -165,14 +175,17 @@ def _numbers(value: Any, n: int, at: str) -> list[Decimal]:
 
 
 def _decimal(value: float | int | Decimal, at: str) -> Decimal:
+    # Numbers are doubles (`reeldb.query.text.number`): the shortest decimal of the double.
     try:
-        # repr: the shortest decimal that reads back as this float (0.1, not 0.1000000000000000055)
-        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        finite = math.isfinite(value) if isinstance(value, float) else Decimal(value).is_finite()
     except InvalidOperation:
-        number = Decimal("NaN")
-    if not number.is_finite():
+        finite = False
+    if not finite:
         raise _fail(at, f"expected a finite number; got {value!r}")
-    return number
+    double = float(value)
+    if not math.isfinite(double):
+        raise _fail(at, f"the number {value} is too large")
+    return Decimal(repr(double))
 
 
 def _kind(value: Any) -> str:
@@ -214,5 +227,6 @@ def to_json(expr: Expr) -> dict[str, Any]:
 
 def _plain(value: Scalar) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        whole = value == value.to_integral_value() and -(2**63) <= value < 2**63
+        return int(value) if whole else float(value)
     return value

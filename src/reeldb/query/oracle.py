@@ -259,6 +259,8 @@ def _matches(stored: Any, op: str, wanted: Scalar, *, instant: bool) -> bool:
     if not isinstance(stored, int | float) or (isinstance(stored, float) and math.isnan(stored)):
         return False
     number = float(wanted) if isinstance(wanted, Decimal) else wanted
+    if isinstance(stored, int) and not -(2**63) <= stored < 2**63:
+        stored = float(stored)  # beyond 64 bits, numbers are doubles
     return _compare(stored, op, number)
 
 

@@ -18,6 +18,7 @@ Grammar, informally (keywords in any case)::
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 from typing import Any, Final
 
@@ -43,7 +44,9 @@ from reeldb.query.ast import (
     Span,
 )
 
-__all__ = ["parse_text", "to_text"]
+__all__ = ["number", "parse_text", "to_text"]
+
+_TOO_DEEP: Final = "the query is nested too deeply"
 
 _GRAMMAR: Final = r"""
 ?start: expr
@@ -70,19 +73,19 @@ field: LEVEL "." NAME
      | FALSE -> false
 number: SIGNED_NUMBER
 
-_OR: "or"i
-_AND: "and"i
-_NOT: "not"i
-_IN: "in"i
-_CONTAINS: "contains"i
-_OVERLAPS: "overlaps"i
-_COUNT: "count"i
-_EVENT: "event"i
-_WHERE: "where"i
-BOX_OP: "intersects"i | "within"i
-SCOPE: "track"i | "component"i
-TRUE: "true"i
-FALSE: "false"i
+_OR: /or\b/i
+_AND: /and\b/i
+_NOT: /not\b/i
+_IN: /in\b/i
+_CONTAINS: /contains\b/i
+_OVERLAPS: /overlaps\b/i
+_COUNT: /count\b/i
+_EVENT: /event\b/i
+_WHERE: /where\b/i
+BOX_OP: /(intersects|within)\b/i
+SCOPE: /(track|component)\b/i
+TRUE: /true\b/i
+FALSE: /false\b/i
 LEVEL: "asset" | "track" | "component" | "event" | "region"
 COMPARE: "=" | "!=" | "<=" | ">=" | "<" | ">"
 NAME: /[A-Za-z_][A-Za-z0-9_]*/
@@ -132,9 +135,45 @@ def _span(meta: Meta) -> Span | None:
 
 
 def _number(token: str) -> int | Decimal:
-    if any(c in token for c in ".eE"):
-        return Decimal(token)
-    return int(token)
+    return number(int(token) if not any(c in token for c in ".eE") else float(token))
+
+
+def _exact(value: int | Decimal) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def number(value: int | float) -> int | Decimal:
+    """A numeric literal as queries compare it: an integer of 64 bits, or a double.
+
+    Stored numbers are compared the same way (`reeldb.index.rows.scalar`), so a literal
+    that no double holds exactly means the double nearest to it.
+
+    Args:
+        value: The literal's value.
+
+    Returns:
+        The integer, or the double as its shortest exact decimal.
+
+    Raises:
+        QueryError: The number is too large for a double.
+    """
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    try:
+        double = float(value)
+    except OverflowError:
+        double = math.inf
+    if not math.isfinite(double):
+        raise QueryError(f"the number {value} is too large")
+    return Decimal(repr(double))
+
+
+class _Refused(Exception):
+    """A well-formed query with a value the language refuses, and where it is."""
+
+    def __init__(self, message: str, meta: Meta) -> None:
+        super().__init__(message)
+        self.meta = meta
 
 
 @v_args(meta=True)
@@ -144,7 +183,10 @@ class _ToAst(Transformer[Token, Expr]):
         return Field(str(level), str(name), _span(meta))  # type: ignore[arg-type]
 
     def number(self, meta: Meta, children: list[Token]) -> int | Decimal:
-        return _number(str(children[0]))
+        try:
+            return _number(str(children[0]))
+        except QueryError as exc:
+            raise _Refused(str(exc), meta) from None
 
     def string(self, meta: Meta, children: list[Token]) -> str:
         text: str = json.loads(str(children[0]))
@@ -166,15 +208,17 @@ class _ToAst(Transformer[Token, Expr]):
     def contains(self, meta: Meta, children: list[Any]) -> Contains:
         field, words = children
         text = json.loads(str(words)) if words.type == "STRING" else str(words)
+        if not text.strip():
+            raise _Refused("contains needs the words to find", meta)
         return Contains(field, text, _span(meta))
 
     def overlaps(self, meta: Meta, children: list[Any]) -> Overlaps:
         field, start, end = children
-        return Overlaps(field, Decimal(start), Decimal(end), _span(meta))
+        return Overlaps(field, _exact(start), _exact(end), _span(meta))
 
     def box(self, meta: Meta, children: list[Any]) -> BoxTest:
         field, op, x, y, w, h = children
-        box = Box(Decimal(x), Decimal(y), Decimal(w), Decimal(h))
+        box = Box(_exact(x), _exact(y), _exact(w), _exact(h))
         return BoxTest(field, str(op).lower(), box, _span(meta))  # type: ignore[arg-type]
 
     def count(self, meta: Meta, children: list[Any]) -> Count:
@@ -223,8 +267,15 @@ def parse_text(text: str) -> Expr:
         expr: Expr = _ToAst().transform(tree)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
-    except VisitError as exc:  # a literal that does not convert (e.g. a huge exponent)
-        raise QueryError(f"cannot read a value: {exc.orig_exc}") from None
+    except VisitError as exc:
+        cause = exc.orig_exc
+        if isinstance(cause, _Refused):
+            raise QueryError(str(cause), line=cause.meta.line, column=cause.meta.column) from None
+        if isinstance(cause, RecursionError):
+            raise QueryError(_TOO_DEEP) from None
+        raise
+    except RecursionError:
+        raise QueryError(_TOO_DEEP) from None
     return expr
 
 
@@ -240,10 +291,12 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
         expected = exc.allowed or ()
     else:
         token = getattr(exc, "token", None)
-        found = (
-            "the end of the query" if token is None or token.type == "$END" else repr(str(token))
-        )
+        at_end = token is None or token.type == "$END"
+        found = "the end of the query" if at_end else repr(str(token))
         expected = getattr(exc, "expected", ()) or getattr(exc, "accepts", ())
+        if at_end:
+            lines = text.split("\n")
+            line, column = len(lines), len(lines[-1]) + 1
     words = sorted({_WORDS.get(name, name.lower().strip("_")) for name in expected})
     hint = f"; expected {', '.join(words)}" if words else ""
     return QueryError(f"unexpected {found}{hint}", line=line, column=column)
