@@ -56,6 +56,11 @@ SETTINGS: Final = (
         32 * 1024 * 1024,
         "Recently read documents kept in memory per process, in bytes (0: none).",
     ),
+    Setting(
+        "index_rollover_rows",
+        50_000_000,
+        "Rows in a DataStore's newest index generation before a new one is opened.",
+    ),
     Setting("host", "127.0.0.1", "Address `reeldb serve` listens on."),
     Setting("port", 8000, "Port `reeldb serve` listens on."),
     Setting("workers", 1, "Worker processes of `reeldb serve` (they share the database)."),
@@ -80,6 +85,7 @@ class Settings:
     max_document_bytes: int = 64 * 1024 * 1024
     max_request_bytes: int = 80 * 1024 * 1024
     document_cache_bytes: int = 32 * 1024 * 1024
+    index_rollover_rows: int = 50_000_000
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -109,6 +115,7 @@ class Settings:
             "read_timeout",
             "max_document_bytes",
             "max_request_bytes",
+            "index_rollover_rows",
             "workers",
         ):
             value = getattr(self, name)
@@ -135,6 +142,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             "max_document_bytes",
             "max_request_bytes",
             "document_cache_bytes",
+            "index_rollover_rows",
             "port",
             "workers",
         ):

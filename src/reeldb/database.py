@@ -7,7 +7,7 @@ issue's policy layer wraps it and checks roles at the boundary.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -917,6 +917,74 @@ class Database:
         items = tuple(_event_match(data, hit) for hit in page)
         more = start + limit < len(hits)
         return Page(items, encode_cursor(start + limit) if more else None)
+
+    def rebuild_index(
+        self,
+        datastore: str | DataStoreRef,
+        *,
+        batch_size: int = 500,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Generation:
+        """Rebuild a DataStore's search index from its stored documents, without downtime.
+
+        A new generation is filled while queries keep reading the current ones; then, in one
+        transaction, the documents written meanwhile are indexed too and the alias moves to
+        the new generation alone, and the old generations are dropped. A rebuild that stops
+        half way (a crash, an interrupt) is resumed by the next call.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            batch_size: Documents per write transaction.
+            progress: Called as ``progress(done, total)`` after each batch.
+
+        Returns:
+            The new generation.
+
+        Raises:
+            NotFoundError: No such DataStore.
+            ConflictError: The DataStore moved to another schema version during the rebuild
+                (run it again).
+        """
+        ds = self._datastore(datastore, fresh=True)
+        schema = self.schemas.get(ds.ref.namespace, ds.schema_name, ds.schema_version)
+        columns = self._columns(schema)
+        generation = self.store.begin_index_rebuild(ds.id, columns)
+        done_seq = self.store.index_checkpoint(generation.id)
+        total = self.store.count_documents(ds.id)
+        done = generation.docs
+
+        def cut(records: Iterable[DocumentRecord]) -> list[tuple[int, DocumentRows]]:
+            return [
+                (record.seq, document_rows(_json.loads(record.body), list(columns)))
+                for record in records
+            ]
+
+        batch: list[DocumentRecord] = []
+        for record in self.store.iter_documents(ds.id, after_seq=done_seq):
+            batch.append(record)
+            if len(batch) >= batch_size:
+                self.store.index_documents(ds.id, generation, cut(batch))
+                done += len(batch)
+                batch = []
+                if progress is not None:
+                    progress(done, total)
+        if batch:
+            self.store.index_documents(ds.id, generation, cut(batch))
+            done += len(batch)
+
+        def catch_up(records: list[DocumentRecord]) -> list[tuple[int, DocumentRows]]:
+            current = self._datastore(ds.ref, fresh=True)
+            if current.schema_version != ds.schema_version:
+                raise ConflictError(
+                    f"DataStore {ds.ref} moved to schema version {current.schema_version} "
+                    "during the rebuild; run it again"
+                )
+            return cut(records)
+
+        self.store.finish_index_rebuild(ds.id, generation, catch_up)
+        if progress is not None:
+            progress(self.store.count_documents(ds.id), self.store.count_documents(ds.id))
+        return next(g for g in self.store.index_generations(ds.id) if g.id == generation.id)
 
     def index_status(self, datastore: str | DataStoreRef) -> list[Generation]:
         """The generations of a DataStore's search index, oldest first.

@@ -75,7 +75,14 @@ def _columns(text: str) -> tuple[Column, ...]:
 
 
 class SQLiteIndex:
-    """Index reads and writes on connections of the store (writes inside its transactions)."""
+    """Index reads and writes on connections of the store (writes inside its transactions).
+
+    Args:
+        rollover_rows: Open a new generation when the newest one holds this many rows.
+    """
+
+    def __init__(self, *, rollover_rows: int = 50_000_000) -> None:
+        self.rollover_rows = rollover_rows
 
     # -- generations ---------------------------------------------------------------------
 
@@ -115,7 +122,11 @@ class SQLiteIndex:
     ) -> Generation:
         found = [g for g in self.generations(conn, datastore_id) if g.in_alias]
         newest = found[-1] if found else None
-        if newest is not None and newest.columns == tuple(columns):
+        if (
+            newest is not None
+            and newest.columns == tuple(columns)
+            and newest.rows < self.rollover_rows
+        ):
             return newest
         return self.open_generation(conn, datastore_id, columns, alias=True)
 
@@ -176,6 +187,77 @@ class SQLiteIndex:
                 (datastore_id, gid),
             )
         return Generation(gid, f"g{count + 1}", state, tuple(columns), 0, 0, alias, now)
+
+    # -- rebuilds ------------------------------------------------------------------------
+
+    def begin_rebuild(
+        self, conn: sqlite3.Connection, datastore_id: int, columns: Sequence[Column]
+    ) -> Generation:
+        """The generation a rebuild fills: an unfinished one with these columns, or a new one.
+
+        Args:
+            conn: The writer connection, in a transaction.
+            datastore_id: The DataStore.
+            columns: The DataStore's current columns.
+
+        Returns:
+            A ``building`` generation, outside the alias.
+        """
+        for gen in self.generations(conn, datastore_id):
+            if gen.state != "building":
+                continue
+            if gen.columns == tuple(columns):
+                return gen  # resume: a rebuild that stopped half way
+            self.drop(conn, gen)
+        return self.open_generation(conn, datastore_id, columns, alias=False, state="building")
+
+    def checkpoint(self, conn: sqlite3.Connection, generation_id: int) -> int:
+        """The last document sequence number indexed in a generation (0 if none).
+
+        Args:
+            conn: A connection.
+            generation_id: The generation.
+
+        Returns:
+            The sequence number.
+        """
+        value: int = conn.execute(
+            "SELECT coalesce(max(doc_seq), 0) FROM index_docs WHERE generation_id = ?",
+            (generation_id,),
+        ).fetchone()[0]
+        return value
+
+    def swap(self, conn: sqlite3.Connection, datastore_id: int, generation: Generation) -> None:
+        """Make a rebuilt generation the only one queries read, atomically.
+
+        Args:
+            conn: The writer connection, in the transaction that caught the generation up.
+            datastore_id: The DataStore.
+            generation: The rebuilt generation.
+        """
+        conn.execute("DELETE FROM index_alias WHERE datastore_id = ?", (datastore_id,))
+        conn.execute(
+            "INSERT INTO index_alias (datastore_id, generation_id) VALUES (?, ?)",
+            (datastore_id, generation.id),
+        )
+        conn.execute(
+            "UPDATE index_generations SET state = CASE WHEN id = ? THEN 'active' "
+            "ELSE 'retired' END WHERE datastore_id = ?",
+            (generation.id, datastore_id),
+        )
+
+    def drop(self, conn: sqlite3.Connection, generation: Generation) -> None:
+        """Delete a generation and its tables.
+
+        Args:
+            conn: The writer connection, in a transaction.
+            generation: A generation outside the alias.
+        """
+        conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_rows")
+        conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_fts")
+        conn.execute("DELETE FROM index_docs WHERE generation_id = ?", (generation.id,))
+        conn.execute("DELETE FROM index_alias WHERE generation_id = ?", (generation.id,))
+        conn.execute("DELETE FROM index_generations WHERE id = ?", (generation.id,))
 
     # -- writing -------------------------------------------------------------------------
 

@@ -91,4 +91,5 @@ def load_store(url: str, settings: Settings | None = None) -> Store:
         synchronous=settings.sqlite_synchronous,
         busy_timeout=settings.busy_timeout,
         read_timeout=settings.read_timeout,
+        index_rollover_rows=settings.index_rollover_rows,
     )

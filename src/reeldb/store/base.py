@@ -412,6 +412,61 @@ class SearchStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def begin_index_rebuild(self, datastore_id: int, columns: Sequence[Column]) -> Generation:
+        """The generation a rebuild fills (an unfinished one with these columns is resumed).
+
+        Args:
+            datastore_id: The DataStore.
+            columns: The DataStore's current columns.
+
+        Returns:
+            A ``building`` generation that queries do not read.
+        """
+
+    @abc.abstractmethod
+    def index_checkpoint(self, generation_id: int) -> int:
+        """The last document sequence number a generation holds (0 if none).
+
+        Args:
+            generation_id: The generation.
+
+        Returns:
+            The sequence number.
+        """
+
+    @abc.abstractmethod
+    def index_documents(
+        self, datastore_id: int, generation: Generation, docs: Sequence[tuple[int, DocumentRows]]
+    ) -> None:
+        """Index stored documents into a generation (one transaction).
+
+        Args:
+            datastore_id: The DataStore.
+            generation: The generation (a rebuild's).
+            docs: ``(document seq, rows)`` per document, in sequence order.
+        """
+
+    @abc.abstractmethod
+    def finish_index_rebuild(
+        self,
+        datastore_id: int,
+        generation: Generation,
+        catch_up: Callable[[list[DocumentRecord]], list[tuple[int, DocumentRows]]],
+    ) -> None:
+        """Index what was written meanwhile and swap the alias to the generation, atomically.
+
+        In one transaction: the documents after the generation's checkpoint are passed to
+        ``catch_up`` (which cuts them into rows, or raises to abandon the swap), indexed,
+        and the generation becomes the only one queries read. The other generations are
+        dropped afterwards.
+
+        Args:
+            datastore_id: The DataStore.
+            generation: The rebuilt generation.
+            catch_up: Cuts the last documents into rows.
+        """
+
+    @abc.abstractmethod
     def index_generations(self, datastore_id: int) -> list[Generation]:
         """The generations of a DataStore's index, oldest first.
 

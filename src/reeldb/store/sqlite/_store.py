@@ -20,6 +20,7 @@ from reeldb.errors import (
     StaleSchemaError,
 )
 from reeldb.index.model import EventHit, Generation
+from reeldb.index.rows import Column, DocumentRows
 from reeldb.index.sqlite import SQLiteIndex
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.query.ast import Expr
@@ -135,12 +136,13 @@ class SQLiteStore(Store):
         synchronous: str = "full",
         busy_timeout: float = 30.0,
         read_timeout: float | None = None,
+        index_rollover_rows: int = 50_000_000,
     ) -> None:
         self.url = f"sqlite:///{path}" if path is not None else "memory:"
         self._db = SQLiteConnections(
             path, synchronous=synchronous, busy_timeout=busy_timeout, read_timeout=read_timeout
         )
-        self._index = SQLiteIndex()
+        self._index = SQLiteIndex(rollover_rows=index_rollover_rows)
         try:
             self._db.with_writer(migrate)
         except sqlite3.Error as exc:
@@ -667,6 +669,46 @@ class SQLiteStore(Store):
         """See `SearchStore.search_events`."""
         with self._db.read() as conn:
             return self._index.events(conn, datastore_id, doc_seq, expr)
+
+    def begin_index_rebuild(self, datastore_id: int, columns: Sequence[Column]) -> Generation:
+        """See `SearchStore.begin_index_rebuild`."""
+        with self._db.write(changes_access=False) as conn:
+            return self._index.begin_rebuild(conn, datastore_id, columns)
+
+    def index_checkpoint(self, generation_id: int) -> int:
+        """See `SearchStore.index_checkpoint`."""
+        with self._db.read() as conn:
+            return self._index.checkpoint(conn, generation_id)
+
+    def index_documents(
+        self, datastore_id: int, generation: Generation, docs: Sequence[tuple[int, DocumentRows]]
+    ) -> None:
+        """See `SearchStore.index_documents`."""
+        with self._db.write(changes_access=False) as conn:
+            self._index.add(conn, datastore_id, generation.columns, docs, generation)
+
+    def finish_index_rebuild(
+        self,
+        datastore_id: int,
+        generation: Generation,
+        catch_up: Callable[[list[DocumentRecord]], list[tuple[int, DocumentRows]]],
+    ) -> None:
+        """See `SearchStore.finish_index_rebuild`."""
+        with self._db.write(changes_access=False) as conn:
+            done = self._index.checkpoint(conn, generation.id)
+            rows = conn.execute(
+                f"SELECT {_DOC_COLUMNS}, body FROM documents WHERE datastore_id = ? "
+                "AND seq > ? ORDER BY seq",
+                (datastore_id, done),
+            ).fetchall()
+            docs = catch_up([_document(row, bytes(row[7])) for row in rows])
+            self._index.add(conn, datastore_id, generation.columns, docs, generation)
+            self._index.swap(conn, datastore_id, generation)
+        # Readers that began before the swap keep their snapshot of the old tables.
+        with self._db.write(changes_access=False) as conn:
+            for old in self._index.generations(conn, datastore_id):
+                if old.id != generation.id:
+                    self._index.drop(conn, old)
 
     def index_generations(self, datastore_id: int) -> list[Generation]:
         """See `SearchStore.index_generations`."""
