@@ -407,3 +407,62 @@ def test_unsupported_urls_and_settings() -> None:
         reeldb.connect("mysql://x")
     with pytest.raises(ConfigError, match="unknown setting"):
         reeldb.connect("memory:", colour="blue")
+
+
+# -- queries ------------------------------------------------------------------------------------
+
+
+def test_queries_and_the_index(vision: Api) -> None:
+    """Both query types, paging, the index status and a rebuild, embedded and over HTTP."""
+    alice = vision.put_document(DS, MID, face_document(3, person="Alice", title="Storms"))
+    bob = vision.put_document(DS, {**MID, "title_id": "2"}, face_document(2, person="Bob"))
+    newer = vision.put_document(DS, MID, face_document(1, person="Carol"))
+    query = 'region.person = "Alice" or asset.title contains storm'
+    assert vision.query_datastore(DS, query).items == ()  # Alice's MID moved on to Carol
+    every = vision.query_datastore(DS, query, all_versions=True)
+    assert [m.id for m in every.items] == [alice.id]
+    assert every.items[0].mid == MID
+    page = vision.query_datastore(
+        DS, {"not": {"field": "region.person", "op": "=", "value": "X"}}, limit=1
+    )
+    assert [m.id for m in page.items] == [bob.id] and page.next_cursor is not None
+    rest = vision.query_datastore(DS, 'not region.person = "X"', limit=1, cursor=page.next_cursor)
+    assert [m.id for m in rest.items] == [newer.id] and rest.next_cursor is None
+
+    events = vision.query_document(alice.id, "event.time_range overlaps(1, 1.2)")
+    [match] = events.items
+    assert match.path == "/tracks/0/components/0/events/1"
+    assert (match.time.start, match.time.end) == (Fraction(1), Fraction(3, 2))
+    assert match.track == {"kind": "video", "frame_rate": "24000/1001"}
+    assert match.component == {"algorithm": "face_detector"}
+    assert "regions" not in match.event and match.event["label"] == "face"
+    assert match.region_indexes == (0,) and match.regions[0]["person"] == "Alice"
+    paged = vision.query_document(alice.id, 'event.label = "face"', limit=2)
+    assert len(paged.items) == 2 and paged.next_cursor is not None
+    last = vision.query_document(
+        alice.id, 'event.label = "face"', limit=2, cursor=paged.next_cursor
+    )
+    assert len(last.items) == 1 and last.next_cursor is None
+
+    [generation] = vision.index_status(DS)
+    assert generation.in_alias and generation.docs == 3
+    rebuilt = vision.rebuild_index(DS)
+    assert vision.index_status(DS) == [rebuilt] and rebuilt.name == "g2"
+    assert [m.id for m in vision.query_datastore(DS, query, all_versions=True).items] == [alice.id]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ('event.label == "x"', r"unexpected '='.*line 1, column 14"),
+        ('event.lable = "x"', "did you mean event.label"),
+        ('event.confidence > "high"', "compare it with a number"),
+        ({"field": "event.label", "op": "~", "value": 1}, "op is one of"),
+    ],
+)
+def test_bad_queries_are_query_errors(vision: Api, query: Any, message: str) -> None:
+    doc = vision.put_document(DS, MID, face_document(1))
+    with pytest.raises(reeldb.QueryError, match=message):
+        vision.query_datastore(DS, query)
+    with pytest.raises(reeldb.QueryError, match=message):
+        vision.query_document(doc.id, query)

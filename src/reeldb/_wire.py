@@ -7,6 +7,7 @@ objects in `reeldb.client`. Times are ISO 8601 strings, IDs are strings.
 from __future__ import annotations
 
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 from uuid import UUID
 
@@ -14,8 +15,12 @@ import orjson
 
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.errors import Incompatibility, Violation
+from reeldb.index.model import Generation
+from reeldb.index.rows import Column
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.model.document import Document, DocumentInfo
+from reeldb.model.search import DocumentMatch, EventMatch
+from reeldb.model.timing import TimeRange
 from reeldb.schema.model import (
     CompatibilityMode,
     SchemaKind,
@@ -290,3 +295,72 @@ def principal(p: Principal) -> Json:
 def principal_from(d: Json) -> Principal:
     roles = {ns: Role(role) for ns, role in d["roles"].items()}
     return Principal(d["name"], d["system_admin"], roles, d.get("key_id"))
+
+
+def document_match(m: DocumentMatch) -> Json:
+    return {"id": str(m.id), "mid": m.mid}
+
+
+def document_match_from(d: Json) -> DocumentMatch:
+    return DocumentMatch(UUID(d["id"]), d["mid"])
+
+
+def event_match(m: EventMatch) -> Json:
+    span = m.time
+    return {
+        "path": m.path,
+        "time": {
+            "start": float(span.start),
+            "end": float(span.end),
+            "exact": [str(span.start), str(span.end)],
+        },
+        "event": m.event,
+        "track": m.track,
+        "component": m.component,
+        "regions": list(m.regions),
+        "region_indexes": list(m.region_indexes),
+    }
+
+
+def event_match_from(d: Json) -> EventMatch:
+    start, end = (Fraction(v) for v in d["time"]["exact"])
+    return EventMatch(
+        d["path"],
+        TimeRange(start, end),
+        d["event"],
+        d["track"],
+        d["component"],
+        tuple(d["regions"]),
+        tuple(d["region_indexes"]),
+    )
+
+
+def generation(g: Generation) -> Json:
+    return {
+        "id": g.id,
+        "name": g.name,
+        "state": g.state,
+        "in_alias": g.in_alias,
+        "docs": g.docs,
+        "rows": g.rows,
+        "created_at": _ts(g.created_at),
+        "columns": [{"level": c.level, "name": c.name, "type": c.type} for c in g.columns],
+    }
+
+
+def generation_from(d: Json) -> Generation:
+    columns, index = [], 0
+    for c in d["columns"]:
+        width = {"time_range": 2, "bounding_box": 4}.get(c["type"], 1)
+        columns.append(Column(c["level"], c["name"], c["type"], index, width))
+        index += width
+    return Generation(
+        d["id"],
+        d["name"],
+        d["state"],
+        tuple(columns),
+        d["docs"],
+        d["rows"],
+        d["in_alias"],
+        _dt(d["created_at"]),
+    )

@@ -838,6 +838,13 @@ class Database:
             expr = query
         schema = self.schemas.get(ds.ref.namespace, ds.schema_name, ds.schema_version)
         check_query(expr, searchable_fields(schema.resolved), what=f"DataStore {ds.ref}")
+        indexed, stored = self.store.index_coverage(ds.id)
+        if indexed < stored:
+            raise ConflictError(
+                f"{stored - indexed} of the {stored} documents of DataStore {ds.ref} are not "
+                f"in its search index (written before reeldb indexed them, or a rebuild is "
+                f"needed): run `reeldb index rebuild {ds.ref}`"
+            )
         return expr
 
     def query_datastore(

@@ -260,6 +260,15 @@ def _get_document(world: World, ns: str) -> Call:
     return Call("GET", f"/v1/documents/{world.vision_doc}", document_id=world.vision_doc)
 
 
+def _query_document(world: World, ns: str) -> Call:
+    return Call(
+        "POST",
+        f"/v1/documents/{world.vision_doc}/query",
+        json={"query": "event.time_range overlaps(0, 100)"},
+        document_id=world.vision_doc,
+    )
+
+
 _DS_ROUTE = "/v1/namespaces/{namespace}/datastores/{analysis_type}/{version}"
 
 REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
@@ -345,6 +354,16 @@ REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
     ("GET", _DS_ROUTE + "/documents/{document_id}"): (Need.READER, _get(_DS + "/documents/{doc}")),
     # Authenticated, then the reader role in the document's namespace (known once it is read).
     ("GET", "/v1/documents/{document_id}"): (Need.READER, _get_document),
+    ("POST", "/v1/documents/{document_id}/query"): (Need.READER, _query_document),
+    ("POST", _DS_ROUTE + "/query"): (
+        Need.READER,
+        _send("POST", _DS + "/query", lambda w: {"query": 'event.label = "face"'}),
+    ),
+    ("GET", _DS_ROUTE + "/index"): (Need.READER, _get(_DS + "/index")),
+    ("POST", _DS_ROUTE + "/index/rebuild"): (
+        Need.ADMIN,
+        _send("POST", _DS + "/index/rebuild", lambda w: {"batch_size": 100}),
+    ),
     ("POST", "/v1/keys"): (
         Need.SYSTEM,
         _system("POST", "/v1/keys", lambda w: {"principal": "app:new"}),
@@ -429,7 +448,8 @@ def _as_missing(call: Call) -> tuple[Call, str]:
     """The same request for a namespace (or document) that does not exist, and its name."""
     if call.document_id is not None:
         missing_id = str(uuid.uuid4())
-        return Call(call.method, call.path.replace(call.document_id, missing_id)), missing_id
+        path = call.path.replace(call.document_id, missing_id)
+        return Call(call.method, path, call.params, call.json, document_id=missing_id), missing_id
     assert call.namespace == VISION
     old, new = f"/v1/namespaces/{VISION}", f"/v1/namespaces/{MISSING}"
     path = call.path.replace(old, new, 1)

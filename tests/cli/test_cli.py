@@ -972,3 +972,56 @@ def test_serve_refuses_workers_on_a_memory_database() -> None:
         invoke("--database", "memory:", "serve", "--workers", "2"),
         "an in-memory database cannot be shared by several workers",
     )
+
+
+# -- queries and the index ----------------------------------------------------------------------
+
+
+def test_query_a_datastore_and_a_document(vision: Cli) -> None:
+    first = put(vision, face_document(3, person="Alice"))
+    result = vision("query", DATASTORE, 'region.person = "Alice"')
+    assert result.exit_code == 0, result.output
+    [[doc_id, mid]] = table_rows(result.stdout)
+    assert doc_id == first and json.loads(mid) == {"title_id": "1", "video_stream_id": "v"}
+    result = vision(
+        "-o", "json", "query", DATASTORE, '{"field": "event.label", "op": "=", "value": "car"}'
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"items": [], "next_cursor": None}
+    result = vision("query", DATASTORE, "event.time_range overlaps(1, 1.2)", "--document", first)
+    assert result.exit_code == 0, result.output
+    assert [row[0] for row in table_rows(result.stdout)] == ["/tracks/0/components/0/events/1"]
+    result = vision(
+        "-o", "json", "query", DATASTORE, 'event.label = "face"', "--document", first,
+        "--limit", "2",
+    )  # fmt: skip
+    page = json.loads(result.stdout)
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    assert page["items"][0]["regions"][0]["person"] == "Alice"
+
+
+@pytest.mark.parametrize(
+    ("query", "contains"),
+    [
+        ('event.label == "x"', "unexpected '=' (line 1, column 14)"),
+        ("event.lable = 1", "did you mean event.label?"),
+        ('{"field": "event.label"', "JSON query"),
+    ],
+)
+def test_bad_queries_are_one_line_errors(vision: Cli, query: str, contains: str) -> None:
+    put(vision, face_document(1))
+    assert_error(vision("query", DATASTORE, query), contains=contains)
+
+
+def test_index_status_and_rebuild(vision: Cli) -> None:
+    put(vision, face_document(2))
+    result = vision("index", "status", DATASTORE)
+    assert result.exit_code == 0, result.output
+    assert [row[:4] for row in table_rows(result.stdout)] == [["g1", "active", "yes", "1"]]
+    result = vision("index", "rebuild", DATASTORE, "--batch-size", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"rebuilt {DATASTORE}: generation g2, 1 documents, 2 rows\n"
+    status = json.loads(vision("-o", "json", "index", "status", DATASTORE).stdout)
+    assert [(g["name"], g["in_alias"]) for g in status] == [("g2", True)]
+    assert_error(vision("index", "rebuild", DATASTORE, "--batch-size", "0"), contains="batch-size")
+    assert_error(vision("index", "status", "vision/nothing/1"), contains="does not exist")

@@ -255,3 +255,25 @@ def test_a_rebuild_refuses_to_swap_when_the_schema_moved(tmp_path: Path) -> None
 def test_status_of_an_unknown_datastore() -> None:
     with reeldb.connect("memory:") as db, pytest.raises(reeldb.NotFoundError):
         db.index_status("nope/nothing/1")
+
+
+def test_documents_stored_before_indexing_existed_are_reported(tmp_path: Path) -> None:
+    """A database from before the index: queries say to rebuild rather than miss documents."""
+    path = tmp_path / "r.db"
+    with reeldb.connect(f"sqlite:///{path}") as db:
+        setup(db)
+        docs = write(db, 0, 5)
+    with sqlite3.connect(path) as conn:  # as if written by a version without the index
+        for (gid,) in conn.execute("SELECT id FROM index_generations").fetchall():
+            conn.execute(f"DROP TABLE ix{gid}_rows")
+            conn.execute(f"DROP TABLE IF EXISTS ix{gid}_fts")
+        conn.execute("DELETE FROM index_docs")
+        conn.execute("DELETE FROM index_alias")
+        conn.execute("DELETE FROM index_generations")
+    with reeldb.connect(f"sqlite:///{path}") as db:
+        with pytest.raises(
+            reeldb.ConflictError, match="5 of the 5 documents .* `reeldb index rebuild"
+        ):
+            db.query_datastore(DS, 'region.person = "Alice"')
+        db.rebuild_index(DS)
+        assert_answers(db, docs)

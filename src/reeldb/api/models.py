@@ -334,3 +334,80 @@ class ProblemOut(BaseModel):
     incompatibilities: list[IncompatibilityOut] | None = None
     line: int | None = None
     column: int | None = None
+
+
+_QUERY_FIELD = Field(
+    description="The text form of a query, or its JSON form (docs/query-language.md).",
+    examples=['region.person = "Alice" and event.label = "face"'],
+)
+
+
+class DataStoreQuery(_Request):
+    """A DataStore-level filter."""
+
+    query: str | dict[str, Any] = _QUERY_FIELD
+    all_versions: bool = Field(False, description="Also superseded versions of each MID.")
+    limit: int = Field(50, ge=1, le=1000)
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
+
+
+class DocumentQuery(_Request):
+    """A document-level query."""
+
+    query: str | dict[str, Any] = _QUERY_FIELD
+    limit: int = Field(50, ge=1, le=1000)
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
+
+
+class RebuildRequest(_Request):
+    """Options of an index rebuild."""
+
+    batch_size: int = Field(500, ge=1, le=100_000, description="Documents per transaction.")
+
+
+class DocumentMatchOut(BaseModel):
+    """A document that matched: its coordinates."""
+
+    id: str
+    mid: dict[str, str]
+
+
+class TimeOut(BaseModel):
+    """A time range in seconds, as doubles and exactly (``"1001/24000"``)."""
+
+    start: float
+    end: float
+    exact: list[str]
+
+
+class EventMatchOut(BaseModel):
+    """An event that matched, with its context and the regions that matched."""
+
+    path: str
+    time: TimeOut
+    event: dict[str, Any]
+    track: dict[str, Any]
+    component: dict[str, Any]
+    regions: list[dict[str, Any]]
+    region_indexes: list[int]
+
+
+class ColumnOut(BaseModel):
+    """A searchable field of an index generation."""
+
+    level: str
+    name: str
+    type: str
+
+
+class GenerationOut(BaseModel):
+    """An index generation."""
+
+    id: int
+    name: str
+    state: str
+    in_alias: bool
+    docs: int
+    rows: int
+    created_at: str
+    columns: list[ColumnOut]

@@ -252,6 +252,85 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         items_out = [_wire.written(doc) for doc in docs]
         return json_response({"items": items_out, "next_cursor": None}, 201)
 
+    # -- queries and the index ---------------------------------------------------------------
+
+    @r.route(
+        "POST",
+        ds_path + "/query",
+        need=Need.READER,
+        response_model=m.Page[m.DocumentMatchOut],
+        tags=["search"],
+        summary="Documents of the DataStore that match a query (their coordinates)",
+    )
+    def query_datastore(
+        request: Request,
+        namespace: Namespace,
+        analysis_type: AnalysisType,
+        version: Version,
+        body: m.DataStoreQuery,
+    ) -> Response:
+        page = db_of(request).query_datastore(
+            DataStoreRef(namespace, analysis_type, version),
+            body.query,
+            all_versions=body.all_versions,
+            limit=body.limit,
+            cursor=body.cursor,
+        )
+        return json_response(page_json(page, _wire.document_match))
+
+    @r.route(
+        "POST",
+        "/documents/{document_id}/query",
+        need=Need.AUTHENTICATED,
+        response_model=m.Page[m.EventMatchOut],
+        tags=["search"],
+        summary="Events of a document that match a query (reader role in its namespace)",
+        openapi_extra={"x-reeldb-role": "reader"},
+    )
+    def query_document(request: Request, document_id: UUID, body: m.DocumentQuery) -> Response:
+        db = db_of(request)
+        doc = db.get_document(document_id)
+        try:
+            authorize(principal_of(request), Need.READER, doc.datastore.namespace)
+        except (NotFoundError, PermissionDeniedError):
+            raise NotFoundError(f"document {document_id} does not exist") from None
+        page = db.query_document(doc.id, body.query, limit=body.limit, cursor=body.cursor)
+        return json_response(page_json(page, _wire.event_match))
+
+    @r.route(
+        "GET",
+        ds_path + "/index",
+        need=Need.READER,
+        response_model=list[m.GenerationOut],
+        tags=["search"],
+        summary="The DataStore's index generations, and which ones queries read",
+    )
+    def index_status(
+        request: Request, namespace: Namespace, analysis_type: AnalysisType, version: Version
+    ) -> Response:
+        ref = DataStoreRef(namespace, analysis_type, version)
+        return json_response([_wire.generation(g) for g in db_of(request).index_status(ref)])
+
+    @r.route(
+        "POST",
+        ds_path + "/index/rebuild",
+        need=Need.ADMIN,
+        audit="index.rebuild",
+        response_model=m.GenerationOut,
+        tags=["search"],
+        summary="Rebuild the DataStore's index from its documents (queries go on meanwhile)",
+    )
+    def rebuild_index(
+        request: Request,
+        namespace: Namespace,
+        analysis_type: AnalysisType,
+        version: Version,
+        body: m.RebuildRequest,
+    ) -> Response:
+        ref = DataStoreRef(namespace, analysis_type, version)
+        generation = db_of(request).rebuild_index(ref, batch_size=body.batch_size)
+        return json_response(_wire.generation(generation))
+
     @r.route(
         "GET",
         ds_path + "/documents",

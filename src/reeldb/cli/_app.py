@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from typer.core import TyperGroup
 
 from reeldb import __version__, _json
@@ -58,6 +66,7 @@ datastore_app = typer.Typer(help="DataStores: where one kind of media analysis l
 doc_app = typer.Typer(help="Immutable media documents, keyed by MID.")
 keys_app = typer.Typer(help="API keys of the HTTP service (stored only as hashes).")
 audit_app = typer.Typer(help="The audit log of writes and admin actions.")
+index_app = typer.Typer(help="The search index of DataStores: generations, rebuilds.")
 for sub, name in (
     (namespace_app, "namespace"),
     (role_app, "role"),
@@ -66,6 +75,7 @@ for sub, name in (
     (doc_app, "doc"),
     (keys_app, "keys"),
     (audit_app, "audit"),
+    (index_app, "index"),
 ):
     app.add_typer(sub, name=name, no_args_is_help=True)
 
@@ -711,6 +721,138 @@ def doc_list(
     )
     if page.next_cursor:
         state.out.line(f"more: --cursor {page.next_cursor}")
+
+
+# -- queries and the index -------------------------------------------------------------------
+
+
+@app.command("query")
+def query(
+    ctx: typer.Context,
+    datastore: DataStoreArg,
+    text: Annotated[
+        str,
+        typer.Argument(
+            help='The query: text (event.label = "face") or its JSON form ({"field": ...}).'
+        ),
+    ],
+    document: Annotated[
+        str | None,
+        typer.Option("--document", "-D", help="Query the events of this DocumentID instead."),
+    ] = None,
+    all_versions: Annotated[
+        bool, typer.Option(help="Also superseded versions of each MID (DataStore queries).")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Page size (1-1000).")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+) -> None:
+    """Find the documents of a DataStore, or the events of one document, that match a query.
+
+    The query language is in docs/query-language.md.
+    """
+    state = _state(ctx)
+    db = state.db
+    spec: Any = _json.loads(text, what="JSON query") if text.lstrip().startswith("{") else text
+    if document is not None:
+        db.get_document(document, datastore=datastore)  # the document must be in this DataStore
+        events = db.query_document(document, spec, limit=limit, cursor=cursor)
+        if state.out.json:
+            state.out.data(events)
+        else:
+            state.out.table(
+                f"Events of document {document} that match",
+                ["path", "start s", "end s", "label", "regions"],
+                [
+                    (
+                        m.path,
+                        f"{float(m.time.start):.3f}",
+                        f"{float(m.time.end):.3f}",
+                        m.event.get("label", ""),
+                        ", ".join(str(i) for i in m.region_indexes),
+                    )
+                    for m in events.items
+                ],
+                events,
+            )
+        next_cursor = events.next_cursor
+    else:
+        docs = db.query_datastore(
+            datastore, spec, all_versions=all_versions, limit=limit, cursor=cursor
+        )
+        if state.out.json:
+            state.out.data(docs)
+        else:
+            state.out.table(
+                "Documents that match",
+                ["document id", "mid"],
+                [(m.id, _json.dumps(m.mid).decode()) for m in docs.items],
+                docs,
+            )
+        next_cursor = docs.next_cursor
+    if next_cursor and not state.out.json:
+        state.out.line(f"more: --cursor {next_cursor}")
+
+
+def _generations_table(out: Output, generations: list[Any]) -> None:
+    out.table(
+        "Index generations",
+        ["name", "state", "read by queries", "documents", "rows", "created"],
+        [
+            (
+                g.name,
+                g.state,
+                "yes" if g.in_alias else "no",
+                g.docs,
+                g.rows,
+                g.created_at.isoformat(timespec="seconds"),
+            )
+            for g in generations
+        ],  # fmt: skip
+        generations,
+    )
+
+
+@index_app.command("status")
+def index_status(ctx: typer.Context, datastore: DataStoreArg) -> None:
+    """Show a DataStore's index generations and which ones queries read."""
+    state = _state(ctx)
+    _generations_table(state.out, state.db.index_status(datastore))
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    ctx: typer.Context,
+    datastore: DataStoreArg,
+    batch_size: Annotated[int, typer.Option(help="Documents per transaction.")] = 500,
+) -> None:
+    """Rebuild a DataStore's index from its documents; queries go on meanwhile.
+
+    A rebuild that was interrupted is resumed.
+    """
+    state = _state(ctx)
+    if batch_size < 1:
+        raise ValidationError("--batch-size must be at least 1")
+    with Progress(
+        TextColumn("rebuilding {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=state.out.json or not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task(datastore, total=None)
+        generation = state.db.rebuild_index(
+            datastore,
+            batch_size=batch_size,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if state.out.json:
+        state.out.data(generation)
+    else:
+        state.out.line(
+            f"rebuilt {datastore}: generation {generation.name}, {generation.docs} documents, "
+            f"{generation.rows} rows"
+        )
 
 
 # -- API keys and audit -----------------------------------------------------------------------

@@ -30,6 +30,7 @@ from reeldb.errors import (
     ValidationError,
     Violation,
 )
+from reeldb.index.model import Generation
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.model.document import Document, DocumentInfo, Page
 from reeldb.model.mid import check_mid_keys
@@ -39,6 +40,9 @@ from reeldb.model.names import (
     check_schema_name,
     check_version,
 )
+from reeldb.model.search import DocumentMatch, EventMatch
+from reeldb.query import to_json
+from reeldb.query.ast import Expr
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport
 
@@ -376,10 +380,7 @@ class Client:
         self, document_id: UUID | str, *, datastore: str | DataStoreRef | None = None
     ) -> Document:
         """See `reeldb.Database.get_document`."""
-        try:
-            checked = document_id if isinstance(document_id, UUID) else UUID(str(document_id))
-        except ValueError:
-            raise ValidationError(f"invalid DocumentID {document_id!r}: expected a UUID") from None
+        checked = _document_id(document_id)
         if datastore is None:
             return _wire.document_from(self._call("GET", f"/documents/{checked}"))
         path = self._ds_path(datastore) + f"/documents/{checked}"
@@ -406,6 +407,66 @@ class Client:
         return Page(
             tuple(_wire.document_info_from(d) for d in found["items"]), found["next_cursor"]
         )
+
+    # -- queries and the index ----------------------------------------------------------------
+
+    def query_datastore(
+        self,
+        datastore: str | DataStoreRef,
+        query: str | Mapping[str, Any] | Expr,
+        *,
+        all_versions: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[DocumentMatch]:
+        """See `reeldb.Database.query_datastore`."""
+        check_limit(limit)
+        body = {
+            "query": _query_json(query),
+            "all_versions": all_versions,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        found = self._call("POST", self._ds_path(datastore) + "/query", json=body)
+        return Page(
+            tuple(_wire.document_match_from(d) for d in found["items"]), found["next_cursor"]
+        )
+
+    def query_document(
+        self,
+        document_id: UUID | str,
+        query: str | Mapping[str, Any] | Expr,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[EventMatch]:
+        """See `reeldb.Database.query_document`."""
+        check_limit(limit)
+        checked = _document_id(document_id)
+        body = {"query": _query_json(query), "limit": limit, "cursor": cursor}
+        found = self._call("POST", f"/documents/{checked}/query", json=body)
+        return Page(tuple(_wire.event_match_from(d) for d in found["items"]), found["next_cursor"])
+
+    def index_status(self, datastore: str | DataStoreRef) -> list[Generation]:
+        """See `reeldb.Database.index_status`."""
+        found = self._call("GET", self._ds_path(datastore) + "/index")
+        return [_wire.generation_from(g) for g in found]
+
+    def rebuild_index(
+        self,
+        datastore: str | DataStoreRef,
+        *,
+        batch_size: int = 500,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Generation:
+        """See `reeldb.Database.rebuild_index` (``progress`` is called once, at the end)."""
+        found = self._call(
+            "POST", self._ds_path(datastore) + "/index/rebuild", json={"batch_size": batch_size}
+        )
+        generation = _wire.generation_from(found)
+        if progress is not None:
+            progress(generation.docs, generation.docs)
+        return generation
 
     # -- access -------------------------------------------------------------------------------
 
@@ -440,3 +501,18 @@ class Client:
         path = "/audit" if namespace is None else f"/namespaces/{_ns(namespace)}/audit"
         found = self._call("GET", path, params={"limit": limit, "cursor": cursor})
         return Page(tuple(_wire.audit_entry_from(e) for e in found["items"]), found["next_cursor"])
+
+
+def _query_json(query: str | Mapping[str, Any] | Expr) -> Any:
+    if isinstance(query, str):
+        return query
+    if isinstance(query, Mapping):
+        return dict(query)
+    return to_json(query)
+
+
+def _document_id(document_id: UUID | str) -> UUID:
+    try:
+        return document_id if isinstance(document_id, UUID) else UUID(str(document_id))
+    except ValueError:
+        raise ValidationError(f"invalid DocumentID {document_id!r}: expected a UUID") from None

@@ -151,8 +151,11 @@ class SQLiteIndex:
         Returns:
             The new generation.
         """
+        # Names only grow: g1, g2, ... (a dropped generation's name is not reused).
         count = conn.execute(
-            "SELECT count(*) FROM index_generations WHERE datastore_id = ?", (datastore_id,)
+            "SELECT coalesce(max(CAST(substr(name, 2) AS INTEGER)), 0) FROM index_generations "
+            "WHERE datastore_id = ?",
+            (datastore_id,),
         ).fetchone()[0]
         now = datetime.now(UTC)
         cursor = conn.execute(

@@ -467,6 +467,17 @@ class SearchStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def index_coverage(self, datastore_id: int) -> tuple[int, int]:
+        """How many of a DataStore's documents queries can find, in one consistent read.
+
+        Args:
+            datastore_id: The DataStore.
+
+        Returns:
+            ``(documents indexed in the alias's generations, documents stored)``.
+        """
+
+    @abc.abstractmethod
     def index_generations(self, datastore_id: int) -> list[Generation]:
         """The generations of a DataStore's index, oldest first.
 

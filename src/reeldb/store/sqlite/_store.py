@@ -710,6 +710,17 @@ class SQLiteStore(Store):
                 if old.id != generation.id:
                     self._index.drop(conn, old)
 
+    def index_coverage(self, datastore_id: int) -> tuple[int, int]:
+        """See `SearchStore.index_coverage`."""
+        with self._db.read() as conn:
+            indexed, stored = conn.execute(
+                "SELECT (SELECT coalesce(sum(g.docs), 0) FROM index_generations g "
+                "JOIN index_alias a ON a.generation_id = g.id WHERE a.datastore_id = ?), "
+                "(SELECT count(*) FROM documents WHERE datastore_id = ?)",
+                (datastore_id, datastore_id),
+            ).fetchone()
+        return int(indexed), int(stored)
+
     def index_generations(self, datastore_id: int) -> list[Generation]:
         """See `SearchStore.index_generations`."""
         with self._db.read() as conn:
