@@ -19,7 +19,7 @@ region), not per row, as the Porter stems of its words.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -101,6 +101,9 @@ class DocumentRows:
 def document_rows(data: Mapping[str, Any], columns: list[Column]) -> DocumentRows:
     """Cut a valid document into rows.
 
+    Each node's values are converted once; a row is the concatenation of its asset's,
+    track's, component's, event's and region's values (columns are ordered by level).
+
     Args:
         data: The decoded document.
         columns: From `columns_for`.
@@ -113,101 +116,66 @@ def document_rows(data: Mapping[str, Any], columns: list[Column]) -> DocumentRow
         by_level[column.level].append(column)
     texts: list[tuple[int, str, dict[str, str]]] = []
     rows: list[tuple[Any, ...]] = []
-    width = sum(column.width for column in columns)
+    text_levels = {level for level, cols in by_level.items() if any(c.type == "text" for c in cols)}
+
+    def values(
+        level: str, obj: Mapping[str, Any] | None, rate: FrameRate | None
+    ) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for column in by_level[level]:
+            value = None if obj is None else obj.get(column.name)
+            out.extend(convert(column.type, value, rate))
+        return tuple(out)
 
     def text_of(level: str, obj: Mapping[str, Any] | None, first: int) -> None:
+        if level not in text_levels or obj is None:
+            return
         found = {
             c.name: " ".join(stems(obj[c.name]))
             for c in by_level[level]
-            if c.type == "text" and obj is not None and isinstance(obj.get(c.name), str)
+            if c.type == "text" and isinstance(obj.get(c.name), str)
         }
         if found:
             texts.append((first, level, found))
 
     asset = data.get("asset")
-    asset_values = _values(by_level["asset"], asset, None)
+    row_asset = values("asset", asset, None)
+    empty = {level: values(level, None, None) for level in LEVELS}
     text_of("asset", asset, 0)
-    for ids, context in _walk(data):
-        t, c, e, r = ids
-        track, component, event, region, rate = context
-        values = [None] * width
-        for level, obj in (
-            ("asset", asset),
-            ("track", track),
-            ("component", component),
-            ("event", event),
-            ("region", region),
-        ):
-            if level == "asset":
-                for column, value in zip(by_level["asset"], asset_values, strict=True):
-                    values[column.index : column.index + column.width] = value
-                continue
-            if obj is None:
-                continue
-            for column, value in zip(
-                by_level[level], _values(by_level[level], obj, rate), strict=True
-            ):
-                values[column.index : column.index + column.width] = value
-        offset = len(rows)
-        firsts = _firsts(rows, ids, offset)
-        rows.append((t, c, e, r, *firsts, *values))
-        # A node's text is kept once, under the first row the node has.
-        if track is not None and firsts[0] == offset:
-            text_of("track", track, offset)
-        if component is not None and firsts[1] == offset:
-            text_of("component", component, offset)
-        if event is not None and firsts[2] == offset:
-            text_of("event", event, offset)
-        if region is not None:
-            text_of("region", region, offset)
-    return DocumentRows(rows, texts)
-
-
-def _firsts(rows: list[tuple[Any, ...]], ids: tuple[int, int, int, int], offset: int) -> list[int]:
-    t, c, e, _r = ids
-    if not rows:
-        return [offset if t >= 0 else -1, offset if c >= 0 else -1, offset if e >= 0 else -1]
-    prev = rows[-1]
-    pt, pc, pe = prev[0], prev[1], prev[2]
-    first_t = (prev[4] if pt == t else offset) if t >= 0 else -1
-    first_c = (prev[5] if (pt, pc) == (t, c) else offset) if c >= 0 else -1
-    first_e = (prev[6] if (pt, pc, pe) == (t, c, e) else offset) if e >= 0 else -1
-    return [first_t, first_c, first_e]
-
-
-Context = tuple[Any, Any, Any, Any, FrameRate | None]
-
-
-def _walk(data: Mapping[str, Any]) -> Iterator[tuple[tuple[int, int, int, int], Context]]:
     tracks = data.get("tracks") or []
     if not tracks:
-        yield (-1, -1, -1, -1), (None, None, None, None, None)
+        rows.append((-1, -1, -1, -1, -1, -1, -1, *row_asset, *empty["track"],
+                     *empty["component"], *empty["event"], *empty["region"]))  # fmt: skip
     for t, track in enumerate(tracks):
         spec = track.get("frame_rate")
         rate = None if spec is None else FrameRate.parse(spec)
+        t0 = len(rows)
+        text_of("track", track, t0)
+        above_t = (*row_asset, *values("track", track, rate))
         components = track.get("components") or []
         if not components:
-            yield (t, -1, -1, -1), (track, None, None, None, rate)
+            rows.append((t, -1, -1, -1, t0, -1, -1, *above_t, *empty["component"],
+                         *empty["event"], *empty["region"]))  # fmt: skip
         for c, component in enumerate(components):
+            c0 = len(rows)
+            text_of("component", component, c0)
+            above_c = (*above_t, *values("component", component, rate))
             events = component.get("events") or []
             if not events:
-                yield (t, c, -1, -1), (track, component, None, None, rate)
+                rows.append((t, c, -1, -1, t0, c0, -1, *above_c, *empty["event"],
+                             *empty["region"]))  # fmt: skip
             for e, event in enumerate(events):
+                e0 = len(rows)
+                text_of("event", event, e0)
+                above_e = (*above_c, *values("event", event, rate))
                 regions = event.get("regions") or []
                 if not regions:
-                    yield (t, c, e, -1), (track, component, event, None, rate)
+                    rows.append((t, c, e, -1, t0, c0, e0, *above_e, *empty["region"]))
                 for r, region in enumerate(regions):
-                    yield (t, c, e, r), (track, component, event, region, rate)
-
-
-def _values(
-    columns: list[Column], obj: Mapping[str, Any] | None, rate: FrameRate | None
-) -> list[list[Any]]:
-    out = []
-    for column in columns:
-        value = None if obj is None else obj.get(column.name)
-        out.append(convert(column.type, value, rate))
-    return out
+                    if text_levels:
+                        text_of("region", region, len(rows))
+                    rows.append((t, c, e, r, t0, c0, e0, *above_e, *values("region", region, rate)))
+    return DocumentRows(rows, texts)
 
 
 def convert(kind: str, value: Any, rate: FrameRate | None = None) -> list[Any]:
@@ -224,6 +192,10 @@ def convert(kind: str, value: Any, rate: FrameRate | None = None) -> list[Any]:
     if kind == "time_range":
         if not isinstance(value, dict):
             return [None, None]
+        start, end = value.get("start"), value.get("end")
+        if isinstance(start, int | float) and isinstance(end, int | float):
+            # Seconds: the nearest double of the exact value is the number itself.
+            return [float(start), float(end)]
         exact = TimeRange.from_json(value, rate)
         return [float(exact.start), float(exact.end)]
     if kind == "bounding_box":

@@ -172,7 +172,6 @@ class SQLiteIndex:
             f"t INTEGER, c INTEGER, e INTEGER, r INTEGER, d0 INTEGER, t0 INTEGER, "
             f"c0 INTEGER, e0 INTEGER{values})"
         )
-        conn.execute(f"CREATE INDEX ix{gid}_rows_doc ON ix{gid}_rows (doc, t, c, e)")
         for column in columns:
             if column.type not in ("text", "time_range", "bounding_box"):
                 conn.execute(
@@ -416,7 +415,7 @@ class SQLiteIndex:
             if span is None:
                 continue
             time = next(c for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
-            where, values = _Compiler(gen).compile(expr, "r")
+            where, values = _Compiler(gen, tuple(span)).compile(expr, "r")
             rows = conn.execute(
                 f"SELECT r.t, r.c, r.e, r.r, r.v{time.index}, r.v{time.index + 1} "
                 f"FROM ix{gen.id}_rows r WHERE r.id BETWEEN ? AND ? AND r.e >= 0 AND {where} "
@@ -436,9 +435,10 @@ class SQLiteIndex:
 class _Compiler:
     """A query as an SQL condition over one generation's rows (``0``/``1``, never NULL)."""
 
-    def __init__(self, gen: Generation) -> None:
+    def __init__(self, gen: Generation, span: tuple[int, int] | None = None) -> None:
         self.gen = gen
         self.columns = {(c.level, c.name): c for c in gen.columns}
+        self.span = span  # the row ids of one document, for document-level queries
 
     def compile(self, expr: Expr, alias: str) -> tuple[str, list[Any]]:
         params: list[Any] = []
@@ -493,17 +493,35 @@ class _Compiler:
         return f"({x0} IS NOT NULL AND {test})"
 
     def _count(self, expr: Count, a: str, params: list[Any]) -> str:
-        x = a + "x"
-        scope = f" AND {x}.c = {a}.c" if expr.scope == "component" else ""
-        where = ""
-        if expr.where is not None:
-            where = f" AND {self._expr(expr.where, x, params)}"
+        # Counted once per track (or component) by one grouped subquery, not per row. Nodes
+        # with no counted event are absent from the groups: their count is 0.
+        x, key = a + "x", "t0" if expr.scope == "track" else "c0"
+        where = "" if expr.where is None else f" AND {self._expr(expr.where, x, params)}"
+        span = ""
+        if self.span is not None:
+            span = f" AND {x}.id BETWEEN ? AND ?"
+            params.extend(self.span)
         params.append(expr.value)
-        return (
-            f"((SELECT count(DISTINCT {x}.e0) FROM ix{self.gen.id}_rows {x} "
-            f"WHERE {x}.doc = {a}.doc AND {x}.t = {a}.t AND {a}.t >= 0{scope} "
-            f"AND {x}.e >= 0{where}) {_OPS[expr.op]} ?)"
+        test = f"count(DISTINCT {x}.e0) {_OPS[expr.op]} ?"
+        zero_passes = _holds(0, expr.op, expr.value)
+        groups = (
+            f"SELECT {x}.{key} FROM ix{self.gen.id}_rows {x} WHERE {x}.e >= 0{where}{span} "
+            f"GROUP BY {x}.{key} HAVING {'NOT ' if zero_passes else ''}({test})"
         )
+        if zero_passes:
+            return f"({a}.{key} IS NULL OR {a}.{key} NOT IN ({groups}))"
+        return f"({a}.{key} IS NOT NULL AND {a}.{key} IN ({groups}))"
+
+
+def _holds(a: int, op: str, b: int) -> bool:
+    return {
+        "=": a == b,
+        "!=": a != b,
+        "<": a < b,
+        "<=": a <= b,
+        ">": a > b,
+        ">=": a >= b,
+    }[op]
 
 
 def _param(column: Column, value: Any) -> Any:
