@@ -61,6 +61,11 @@ SETTINGS: Final = (
         50_000_000,
         "Rows in a DataStore's newest index generation before a new one is opened.",
     ),
+    Setting(
+        "index_chunk_bytes",
+        4 * 1024 * 1024,
+        "Largest chunk of a document's events kept by the index for document-level queries.",
+    ),
     Setting("host", "127.0.0.1", "Address `reeldb serve` listens on."),
     Setting("port", 8000, "Port `reeldb serve` listens on."),
     Setting("workers", 1, "Worker processes of `reeldb serve` (they share the database)."),
@@ -86,6 +91,7 @@ class Settings:
     max_request_bytes: int = 80 * 1024 * 1024
     document_cache_bytes: int = 32 * 1024 * 1024
     index_rollover_rows: int = 50_000_000
+    index_chunk_bytes: int = 4 * 1024 * 1024
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -116,6 +122,7 @@ class Settings:
             "max_document_bytes",
             "max_request_bytes",
             "index_rollover_rows",
+            "index_chunk_bytes",
             "workers",
         ):
             value = getattr(self, name)
@@ -143,6 +150,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             "max_request_bytes",
             "document_cache_bytes",
             "index_rollover_rows",
+            "index_chunk_bytes",
             "port",
             "workers",
         ):

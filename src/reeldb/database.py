@@ -617,7 +617,8 @@ class Database:
                 violations += [Violation(prefix + v.pointer, v.message) for v in found]
             if not violations:
                 columns = self._columns(schema)
-                rows = tuple(document_rows(data, list(columns)) for _, data in pending)
+                chunk = self.settings.index_chunk_bytes
+                rows = tuple(document_rows(data, list(columns), chunk) for _, data in pending)
                 return PreparedWrite(ds, pending, audit, columns, rows)
             current = self._datastore(ds.ref, fresh=True)
             if current.schema_version == ds.schema_version:
@@ -917,12 +918,10 @@ class Database:
         ds = self._datastore(doc.datastore)
         expr = self._checked_query(ds, query)
         record = self.store.get_document(doc.id)
-        hits = self.store.search_events(ds.id, record.seq, expr)
         start = decode_cursor(cursor) if cursor is not None else 0
-        page = hits[start : start + limit]
-        data = doc.data
-        items = tuple(_event_match(data, hit) for hit in page)
-        more = start + limit < len(hits)
+        hits = self.store.search_events(ds.id, record.seq, expr, limit=limit + 1, offset=start)
+        items = tuple(_event_match(hit) for hit in hits[:limit])
+        more = len(hits) > limit
         return Page(items, encode_cursor(start + limit) if more else None)
 
     def rebuild_index(
@@ -962,7 +961,12 @@ class Database:
 
         def cut(records: Iterable[DocumentRecord]) -> list[tuple[int, DocumentRows]]:
             return [
-                (record.seq, document_rows(_json.loads(record.body), list(columns)))
+                (
+                    record.seq,
+                    document_rows(
+                        _json.loads(record.body), list(columns), self.settings.index_chunk_bytes
+                    ),
+                )
                 for record in records
             ]
 
@@ -1238,19 +1242,17 @@ def _uuid(value: UUID | str) -> UUID:
         raise ValidationError(f"invalid DocumentID {value!r}: expected a UUID") from None
 
 
-def _event_match(data: Mapping[str, Any], hit: EventHit) -> EventMatch:
+def _event_match(hit: EventHit) -> EventMatch:
     t, c, e = hit.path
-    track = data["tracks"][t]
-    component = track["components"][c]
-    event = component["events"][e]
+    event, track = hit.event, hit.track
     rate = FrameRate.parse(track["frame_rate"]) if "frame_rate" in track else None
     regions = event.get("regions") or []
     return EventMatch(
         f"/tracks/{t}/components/{c}/events/{e}",
         TimeRange.from_json(event["time_range"], rate),
         {k: v for k, v in event.items() if k != "regions"},
-        {k: v for k, v in track.items() if k != "components"},
-        {k: v for k, v in component.items() if k != "events"},
+        track,
+        hit.component,
         tuple(regions[r] for r in hit.regions),
         hit.regions,
     )

@@ -213,7 +213,8 @@ def test_the_index_agrees_with_the_oracle(
 
 
 def check_against_oracle(docs: list[dict[str, Any]], queries: list[q.Expr]) -> None:
-    with reeldb.connect("memory:") as db:
+    # Tiny chunks: the events of a component spread over several of them.
+    with reeldb.connect("memory:", index_chunk_bytes=200) as db:
         db.create_namespace("v")
         db.add_schema("v", SCHEMA)
         db.create_datastore(DS, mid_keys=["id"], schema="everything")
@@ -234,6 +235,13 @@ def check_against_oracle(docs: list[dict[str, Any]], queries: list[q.Expr]) -> N
                     for m in page.items
                 ]
                 assert got == want, (expr, doc)
+                for m in page.items:  # the context comes from the index's chunks
+                    t, c, e = (int(p) for p in m.path.split("/")[2::2])
+                    track = doc["tracks"][t]
+                    event = track["components"][c]["events"][e]
+                    assert m.event == {k: v for k, v in event.items() if k != "regions"}
+                    assert m.track == {k: v for k, v in track.items() if k != "components"}
+                    assert m.regions == tuple(event["regions"][r] for r in m.region_indexes)
 
 
 @settings(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from reeldb.index.rows import Column
 
@@ -45,9 +46,15 @@ class EventHit:
         start: Start in seconds.
         end: End in seconds.
         regions: Indexes of the regions that matched.
+        event: The event, as stored.
+        track: Its track's attributes (without components).
+        component: Its component's attributes (without events).
     """
 
     path: tuple[int, int, int]
     start: float
     end: float
     regions: tuple[int, ...]
+    event: dict[str, Any]
+    track: dict[str, Any]
+    component: dict[str, Any]

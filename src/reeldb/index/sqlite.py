@@ -45,7 +45,7 @@ __all__ = ["SQLiteIndex", "fts_token"]
 
 _NODE: Final = {"asset": "d0", "track": "t0", "component": "c0", "event": "e0", "region": "id"}
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0")
+_FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0", "k")
 
 
 def fts_token(stem: str) -> str:
@@ -170,8 +170,9 @@ class SQLiteIndex:
         conn.execute(
             f"CREATE TABLE ix{gid}_rows (id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, "
             f"t INTEGER, c INTEGER, e INTEGER, r INTEGER, d0 INTEGER, t0 INTEGER, "
-            f"c0 INTEGER, e0 INTEGER{values})"
+            f"c0 INTEGER, e0 INTEGER, k INTEGER{values})"
         )
+        conn.execute(f"CREATE TABLE ix{gid}_chunks (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
         for column in columns:
             if column.type not in ("text", "time_range", "bounding_box"):
                 conn.execute(
@@ -257,6 +258,7 @@ class SQLiteIndex:
         """
         conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_rows")
         conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_fts")
+        conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_chunks")
         conn.execute("DELETE FROM index_docs WHERE generation_id = ?", (generation.id,))
         conn.execute("DELETE FROM index_alias WHERE generation_id = ?", (generation.id,))
         conn.execute("DELETE FROM index_generations WHERE id = ?", (generation.id,))
@@ -285,6 +287,10 @@ class SQLiteIndex:
             return
         gen = generation or self._writable(conn, datastore_id, columns)
         first = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM ix{gen.id}_rows").fetchone()[0]
+        chunk_id = conn.execute(
+            f"SELECT coalesce(max(id), 0) + 1 FROM ix{gen.id}_chunks"
+        ).fetchone()[0]
+        chunks: list[tuple[int, bytes]] = []
         width = sum(c.width for c in gen.columns)
         insert_row = (
             f"INSERT INTO ix{gen.id}_rows ({', '.join(_FIXED)}"
@@ -298,9 +304,11 @@ class SQLiteIndex:
         texts: dict[int, dict[int, str]] = {}
         spans: list[tuple[int, int, int, int]] = []
         for seq, doc in docs:
-            base = first
+            base, chunk_base = first, chunk_id
+            chunks.extend((chunk_base + i, body) for i, body in enumerate(doc.chunks))
+            chunk_id += len(doc.chunks)
             for row in doc.rows:
-                t, c, e, r, t0, c0, e0 = row[:7]
+                t, c, e, r, t0, c0, e0, k = row[:8]
                 rows.append(
                     (
                         first,
@@ -313,7 +321,8 @@ class SQLiteIndex:
                         None if t0 < 0 else base + t0,
                         None if c0 < 0 else base + c0,
                         None if e0 < 0 else base + e0,
-                        *row[7:],
+                        None if k < 0 else chunk_base + k,
+                        *row[8:],
                     )
                 )
                 first += 1
@@ -325,6 +334,7 @@ class SQLiteIndex:
                         node[index] = " ".join(fts_token(w) for w in words.split())
             spans.append((gen.id, seq, base, first - 1))
         conn.executemany(insert_row, rows)
+        conn.executemany(f"INSERT INTO ix{gen.id}_chunks (id, body) VALUES (?, ?)", chunks)
         if texts:
             order = sorted(text_columns.values())
             conn.executemany(
@@ -391,15 +401,26 @@ class SQLiteIndex:
         return [(row[0], bytes(row[1]), row[2]) for row in rows]
 
     def events(
-        self, conn: sqlite3.Connection, datastore_id: int, doc_seq: int, expr: Expr
+        self,
+        conn: sqlite3.Connection,
+        datastore_id: int,
+        doc_seq: int,
+        expr: Expr,
+        *,
+        limit: int,
+        offset: int,
     ) -> list[EventHit]:
-        """The events of one document that match a query, in time order.
+        """The events of one document that match a query, in time order, one page.
+
+        Only the chunks of the page's events are read, never the whole document.
 
         Args:
             conn: A read connection.
             datastore_id: The document's DataStore.
             doc_seq: The document's sequence number.
             expr: The query (checked).
+            limit: At most this many events.
+            offset: Skip this many first.
 
         Returns:
             Each matching event once, by start, end, then position.
@@ -416,19 +437,38 @@ class SQLiteIndex:
                 continue
             time = next(c for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
             where, values = _Compiler(gen, tuple(span)).compile(expr, "r")
-            rows = conn.execute(
-                f"SELECT r.t, r.c, r.e, r.r, r.v{time.index}, r.v{time.index + 1} "
+            start, end = f"r.v{time.index}", f"r.v{time.index + 1}"
+            found = conn.execute(
+                f"SELECT r.t, r.c, r.e, r.k, min({start}), min({end}), group_concat(r.r) "
                 f"FROM ix{gen.id}_rows r WHERE r.id BETWEEN ? AND ? AND r.e >= 0 AND {where} "
-                "ORDER BY r.id",
-                [*span, *values],
+                "GROUP BY r.e0 ORDER BY 5, 6, r.t, r.c, r.e LIMIT ? OFFSET ?",
+                [*span, *values, limit, offset],
             ).fetchall()
-            hits: dict[tuple[int, int, int], tuple[float, float, list[int]]] = {}
-            for t, c, e, r, start, end in rows:
-                hit = hits.setdefault((t, c, e), (start, end, []))
-                if r >= 0:
-                    hit[2].append(r)
-            found = [EventHit(path, s, e, tuple(rs)) for path, (s, e, rs) in hits.items()]
-            return sorted(found, key=lambda h: (h.start, h.end, h.path))
+            wanted = sorted({row[3] for row in found})
+            bodies = {
+                chunk: orjson.loads(body)
+                for chunk, body in conn.execute(
+                    f"SELECT id, body FROM ix{gen.id}_chunks WHERE id IN "
+                    f"({', '.join('?' * len(wanted))})",
+                    wanted,
+                ).fetchall()
+            }
+            hits = []
+            for t, c, e, k, lo, hi, regions in found:
+                chunk = bodies[k]
+                matched = sorted(int(r) for r in str(regions).split(",") if int(r) >= 0)
+                hits.append(
+                    EventHit(
+                        (t, c, e),
+                        lo,
+                        hi,
+                        tuple(matched),
+                        chunk["events"][e - chunk["first"]],
+                        chunk["track"],
+                        chunk["component"],
+                    )
+                )
+            return hits
         return []
 
 

@@ -399,16 +399,21 @@ class SearchStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def search_events(self, datastore_id: int, doc_seq: int, expr: Expr) -> list[EventHit]:
-        """The events of one document that match a query, in time order.
+    def search_events(
+        self, datastore_id: int, doc_seq: int, expr: Expr, *, limit: int, offset: int
+    ) -> list[EventHit]:
+        """The events of one document that match a query, in time order, one page.
 
         Args:
             datastore_id: The document's DataStore.
             doc_seq: The document's sequence number.
             expr: The query, checked.
+            limit: At most this many events.
+            offset: Skip this many first.
 
         Returns:
-            Each matching event once, by start, end, then position in the document.
+            Each matching event once, by start, end, then position in the document, with
+            the event and its track and component attributes.
         """
 
     @abc.abstractmethod

@@ -665,10 +665,12 @@ class SQLiteStore(Store):
             )
         return [(seq, UUID(bytes=raw), mid) for seq, raw, mid in found]
 
-    def search_events(self, datastore_id: int, doc_seq: int, expr: Expr) -> list[EventHit]:
+    def search_events(
+        self, datastore_id: int, doc_seq: int, expr: Expr, *, limit: int, offset: int
+    ) -> list[EventHit]:
         """See `SearchStore.search_events`."""
         with self._db.read() as conn:
-            return self._index.events(conn, datastore_id, doc_seq, expr)
+            return self._index.events(conn, datastore_id, doc_seq, expr, limit=limit, offset=offset)
 
     def begin_index_rebuild(self, datastore_id: int, columns: Sequence[Column]) -> Generation:
         """See `SearchStore.begin_index_rebuild`."""
