@@ -466,3 +466,19 @@ def test_bad_queries_are_query_errors(vision: Api, query: Any, message: str) -> 
         vision.query_datastore(DS, query)
     with pytest.raises(reeldb.QueryError, match=message):
         vision.query_document(doc.id, query)
+
+
+def test_document_info_without_the_body(vision: Api) -> None:
+    doc = vision.put_document(DS, MID, face_document(2))
+    info = vision.get_document_info(doc.id)
+    assert (info.id, info.datastore, info.mid, info.size) == (
+        doc.id,
+        doc.datastore,
+        MID,
+        len(doc.body),
+    )
+    assert info.schema_version == 1 and info.created_at == doc.created_at
+    with pytest.raises(NotFoundError):
+        vision.get_document_info(uuid.uuid4())
+    with pytest.raises(reeldb.ValidationError):
+        vision.get_document_info("nope")

@@ -760,6 +760,32 @@ class Database:
         where = f" in DataStore {wanted}" if wanted is not None else ""
         raise NotFoundError(f"document {document_id} does not exist{where}")
 
+    def get_document_info(self, document_id: UUID | str) -> DocumentInfo:
+        """A document's coordinates and size, without reading its body.
+
+        Args:
+            document_id: The DocumentID.
+
+        Returns:
+            The document's DataStore, MID, schema version, creation time and size.
+
+        Raises:
+            ValidationError: The ID is not a UUID.
+            NotFoundError: No such document.
+        """
+        try:
+            record = self.store.locate_document(_uuid(document_id))
+        except NotFoundError:
+            raise NotFoundError(f"document {document_id} does not exist") from None
+        return DocumentInfo(
+            record.id,
+            self._ref_of(record),
+            _mid(record.mid_key),
+            record.schema_version,
+            record.created_at,
+            record.size,
+        )
+
     def latest_document(self, datastore: str | DataStoreRef, mid: Mapping[str, str]) -> Document:
         """Read the most recently written document for a MID.
 
@@ -914,10 +940,10 @@ class Database:
             NotFoundError: No such document.
         """
         check_limit(limit)
-        doc = self.get_document(document_id)
-        ds = self._datastore(doc.datastore)
+        info = self.get_document_info(document_id)  # not the body: it may be gigabytes
+        ds = self._datastore(info.datastore)
+        record = self.store.locate_document(info.id)
         expr = self._checked_query(ds, query)
-        record = self.store.get_document(doc.id)
         start = decode_cursor(cursor) if cursor is not None else 0
         hits = self.store.search_events(ds.id, record.seq, expr, limit=limit + 1, offset=start)
         items = tuple(_event_match(hit) for hit in hits[:limit])

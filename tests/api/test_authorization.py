@@ -260,6 +260,10 @@ def _get_document(world: World, ns: str) -> Call:
     return Call("GET", f"/v1/documents/{world.vision_doc}", document_id=world.vision_doc)
 
 
+def _document_info(world: World, ns: str) -> Call:
+    return Call("GET", f"/v1/documents/{world.vision_doc}/info", document_id=world.vision_doc)
+
+
 def _query_document(world: World, ns: str) -> Call:
     return Call(
         "POST",
@@ -355,6 +359,7 @@ REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
     # Authenticated, then the reader role in the document's namespace (known once it is read).
     ("GET", "/v1/documents/{document_id}"): (Need.READER, _get_document),
     ("POST", "/v1/documents/{document_id}/query"): (Need.READER, _query_document),
+    ("GET", "/v1/documents/{document_id}/info"): (Need.READER, _document_info),
     ("POST", _DS_ROUTE + "/query"): (
         Need.READER,
         _send("POST", _DS + "/query", lambda w: {"query": 'event.label = "face"'}),

@@ -32,7 +32,7 @@ from reeldb.auth.policy import Need, authorize
 from reeldb.database import Database, PreparedWrite
 from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
 from reeldb.model.datastore import DataStoreRef
-from reeldb.model.document import Document
+from reeldb.model.document import Document, DocumentInfo
 from reeldb.model.names import MAX_VERSION
 
 __all__ = ["DOCUMENT_PATH", "build_routes", "document_response"]
@@ -97,6 +97,16 @@ def document_response(
     except (NotFoundError, PermissionDeniedError):
         raise NotFoundError(f"document {document_id} does not exist") from None
     return _etag_response(if_none_match, str(doc.id), _wire.document(doc))
+
+
+def _readable_info(request: Request, document_id: UUID) -> DocumentInfo:
+    """A document's coordinates, if the caller may read it (else it "does not exist")."""
+    info = db_of(request).get_document_info(document_id)
+    try:
+        authorize(principal_of(request), Need.READER, info.datastore.namespace)
+    except (NotFoundError, PermissionDeniedError):
+        raise NotFoundError(f"document {document_id} does not exist") from None
+    return info
 
 
 def _etag_response(wanted: str | None, etag: str, body: Any) -> Response:
@@ -289,13 +299,21 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
     )
     def query_document(request: Request, document_id: UUID, body: m.DocumentQuery) -> Response:
         db = db_of(request)
-        doc = db.get_document(document_id)
-        try:
-            authorize(principal_of(request), Need.READER, doc.datastore.namespace)
-        except (NotFoundError, PermissionDeniedError):
-            raise NotFoundError(f"document {document_id} does not exist") from None
-        page = db.query_document(doc.id, body.query, limit=body.limit, cursor=body.cursor)
+        _readable_info(request, document_id)
+        page = db.query_document(document_id, body.query, limit=body.limit, cursor=body.cursor)
         return json_response(page_json(page, _wire.event_match))
+
+    @r.route(
+        "GET",
+        "/documents/{document_id}/info",
+        need=Need.AUTHENTICATED,
+        response_model=m.DocumentInfoOut,
+        tags=["documents"],
+        summary="A document's coordinates and size, without its body (reader role)",
+        openapi_extra={"x-reeldb-role": "reader"},
+    )
+    def get_document_info(request: Request, document_id: UUID) -> Response:
+        return json_response(_wire.document_info(_readable_info(request, document_id)))
 
     @r.route(
         "GET",

@@ -392,6 +392,11 @@ class Client:
         found = self._call("GET", self._ds_path(datastore) + "/documents/latest", params=params)
         return _wire.document_from(found)
 
+    def get_document_info(self, document_id: UUID | str) -> DocumentInfo:
+        """See `reeldb.Database.get_document_info`."""
+        checked = _document_id(document_id)
+        return _wire.document_info_from(self._call("GET", f"/documents/{checked}/info"))
+
     def list_documents(
         self,
         datastore: str | DataStoreRef,

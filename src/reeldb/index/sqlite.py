@@ -46,6 +46,7 @@ __all__ = ["SQLiteIndex", "fts_token"]
 _NODE: Final = {"asset": "d0", "track": "t0", "component": "c0", "event": "e0", "region": "id"}
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0", "k")
+_E0: Final = _FIXED.index("e0")
 
 
 def fts_token(stem: str) -> str:
@@ -178,6 +179,14 @@ class SQLiteIndex:
                 conn.execute(
                     f"CREATE INDEX ix{gid}_v{column.index} ON ix{gid}_rows (v{column.index})"
                 )
+        # Node ids grow with the row id: their B-trees are appended to, cheaply. They let a
+        # full-text hit (a node) or an R*Tree hit (an event) find the node's rows.
+        text_levels = {c.level for c in columns if c.type == "text"} | {"event"}
+        for level in sorted(text_levels - {"region"}):
+            node = _NODE[level]
+            conn.execute(f"CREATE INDEX ix{gid}_{node} ON ix{gid}_rows ({node})")
+        # Each event's time range, keyed by its first row: windows over many events.
+        conn.execute(f"CREATE VIRTUAL TABLE ix{gid}_time USING rtree(id, lo, hi)")
         texts = [f"f{c.index}" for c in columns if c.type == "text"]
         if texts:
             conn.execute(
@@ -259,6 +268,7 @@ class SQLiteIndex:
         conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_rows")
         conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_fts")
         conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_chunks")
+        conn.execute(f"DROP TABLE IF EXISTS ix{generation.id}_time")
         conn.execute("DELETE FROM index_docs WHERE generation_id = ?", (generation.id,))
         conn.execute("DELETE FROM index_alias WHERE generation_id = ?", (generation.id,))
         conn.execute("DELETE FROM index_generations WHERE id = ?", (generation.id,))
@@ -335,6 +345,12 @@ class SQLiteIndex:
             spans.append((gen.id, seq, base, first - 1))
         conn.executemany(insert_row, rows)
         conn.executemany(f"INSERT INTO ix{gen.id}_chunks (id, body) VALUES (?, ?)", chunks)
+        time = next(c.index for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
+        at = len(_FIXED) + time  # where the event start is in an inserted row
+        conn.executemany(
+            f"INSERT INTO ix{gen.id}_time (id, lo, hi) VALUES (?, ?, ?)",
+            [(row[0], row[at], row[at + 1]) for row in rows if row[_E0] == row[0]],
+        )
         if texts:
             order = sorted(text_columns.values())
             conn.executemany(
@@ -505,9 +521,18 @@ class _Compiler:
         if isinstance(expr, Contains):
             return self._contains(expr.field, column, expr.text, a, params)
         if isinstance(expr, Overlaps):
-            params += [float(expr.end), float(expr.start)]
             hi = f"{a}.v{column.index + 1}"
-            return f"({v} IS NOT NULL AND {v} <= ? AND ? <= {hi})"
+            exact = f"{v} <= ? AND ? <= {hi}"
+            if (expr.field.level, expr.field.name) != ("event", "time_range"):
+                params += [float(expr.end), float(expr.start)]
+                return f"({v} IS NOT NULL AND {exact})"
+            # The R*Tree (single precision, rounded outwards) finds candidate events; the
+            # exact test on the doubles decides.
+            params += [float(expr.end), float(expr.start), float(expr.end), float(expr.start)]
+            return (
+                f"({v} IS NOT NULL AND {a}.e0 IN (SELECT id FROM ix{self.gen.id}_time "
+                f"WHERE lo <= ? AND hi >= ?) AND {exact})"
+            )
         return self._box(expr, column, a, params)
 
     def _contains(self, field: Field, column: Column, text: str, a: str, params: list[Any]) -> str:

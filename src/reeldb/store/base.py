@@ -562,6 +562,20 @@ class DocumentStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def locate_document(self, document_id: UUID) -> DocumentRecord:
+        """A document's coordinates without its body (``body`` is empty).
+
+        Args:
+            document_id: The DocumentID.
+
+        Returns:
+            The record, body left out.
+
+        Raises:
+            NotFoundError: No such document.
+        """
+
+    @abc.abstractmethod
     def latest_document(self, datastore_id: int, mid_key: str) -> DocumentRecord:
         """Read the most recently written document for a MID.
 

@@ -560,6 +560,16 @@ class SQLiteStore(Store):
             raise NotFoundError(f"document {document_id} does not exist")
         return _document(row, bytes(row[7]))
 
+    def locate_document(self, document_id: UUID) -> DocumentRecord:
+        """See `DocumentStore.locate_document`."""
+        with self._db.read(snapshot=False) as conn:
+            row = conn.execute(
+                f"SELECT {_DOC_COLUMNS} FROM documents WHERE id = ?", (document_id.bytes,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"document {document_id} does not exist")
+        return _document(row)
+
     def latest_document(self, datastore_id: int, mid_key: str) -> DocumentRecord:
         """See `DocumentStore.latest_document`."""
         with self._db.read(snapshot=False) as conn:
