@@ -88,22 +88,23 @@ class DocumentRows:
     """A document cut into rows.
 
     Attributes:
-        rows: ``(t, c, e, r, t0, c0, e0, k, *values)`` per row: the track, component, event
-            and region indexes (-1 where the row has none), the offsets (within this
-            document's rows) of the first row of its track, component and event (-1
-            likewise), the chunk holding its event (-1 if none), then the column values.
+        rows: ``(t, c, e, r, t0, c0, e0, k, ko, kl, *values)`` per row: the track,
+            component, event and region indexes (-1 where the row has none), the offsets
+            (within this document's rows) of the first row of its track, component and
+            event (-1 likewise), the chunk holding its event with the event's byte offset and
+            length in it (-1 if none), then the column values.
         texts: ``(row offset of the node's first row, level, {name: stems})`` per node with
             text: the stems joined by spaces.
-        chunks: The events, as JSON chunks of consecutive events of one component, each at
-            most ``chunk_bytes`` (or one event): ``{"track": ..., "component": ...,
-            "first": index of the first event, "events": [...]}`` with the track and component
-            attributes (without their lists), so that a document-level query reads only the
-            chunks of the events it returns, never the whole document.
+        chunks: The events, in chunks of consecutive events of one component of at most
+            ``chunk_bytes`` (or one event): ``(head, events)``, the head being the JSON of
+            ``{"track": ..., "component": ...}`` (their attributes without their lists) and
+            ``events`` the events' JSON, comma-separated. A document-level query reads only
+            the bytes of the events it returns, never the whole document.
     """
 
     rows: list[tuple[Any, ...]]
     texts: list[tuple[int, str, dict[str, str]]]
-    chunks: list[bytes]
+    chunks: list[tuple[bytes, bytes]]
 
 
 def document_rows(
@@ -127,7 +128,7 @@ def document_rows(
         by_level[column.level].append(column)
     texts: list[tuple[int, str, dict[str, str]]] = []
     rows: list[tuple[Any, ...]] = []
-    chunks: list[bytes] = []
+    chunks: list[tuple[bytes, bytes]] = []
     text_levels = {level for level, cols in by_level.items() if any(c.type == "text" for c in cols)}
 
     def values(
@@ -156,7 +157,7 @@ def document_rows(
     text_of("asset", asset, 0)
     tracks = data.get("tracks") or []
     if not tracks:
-        rows.append((-1, -1, -1, -1, -1, -1, -1, -1, *row_asset, *empty["track"],
+        rows.append((-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, *row_asset, *empty["track"],
                      *empty["component"], *empty["event"], *empty["region"]))  # fmt: skip
     for t, track in enumerate(tracks):
         spec = track.get("frame_rate")
@@ -166,7 +167,7 @@ def document_rows(
         above_t = (*row_asset, *values("track", track, rate))
         components = track.get("components") or []
         if not components:
-            rows.append((t, -1, -1, -1, t0, -1, -1, -1, *above_t, *empty["component"],
+            rows.append((t, -1, -1, -1, t0, -1, -1, -1, -1, -1, *above_t, *empty["component"],
                          *empty["event"], *empty["region"]))  # fmt: skip
         for c, component in enumerate(components):
             c0 = len(rows)
@@ -174,57 +175,66 @@ def document_rows(
             above_c = (*above_t, *values("component", component, rate))
             events = component.get("events") or []
             if not events:
-                rows.append((t, c, -1, -1, t0, c0, -1, -1, *above_c, *empty["event"],
+                rows.append((t, c, -1, -1, t0, c0, -1, -1, -1, -1, *above_c, *empty["event"],
                              *empty["region"]))  # fmt: skip
             homes = _chunk(chunks, track, component, events, chunk_bytes)
             for e, event in enumerate(events):
-                k = homes[e]
+                k, ko, kl = homes[e]
                 e0 = len(rows)
                 text_of("event", event, e0)
                 above_e = (*above_c, *values("event", event, rate))
                 regions = event.get("regions") or []
                 if not regions:
-                    rows.append((t, c, e, -1, t0, c0, e0, k, *above_e, *empty["region"]))
+                    rows.append((t, c, e, -1, t0, c0, e0, k, ko, kl, *above_e, *empty["region"]))
                 for r, region in enumerate(regions):
                     if text_levels:
                         text_of("region", region, len(rows))
                     rows.append(
-                        (t, c, e, r, t0, c0, e0, k, *above_e, *values("region", region, rate))
+                        (
+                            t,
+                            c,
+                            e,
+                            r,
+                            t0,
+                            c0,
+                            e0,
+                            k,
+                            ko,
+                            kl,
+                            *above_e,
+                            *values("region", region, rate),
+                        )  # fmt: skip
                     )
     return DocumentRows(rows, texts, chunks)
 
 
 def _chunk(
-    chunks: list[bytes],
+    chunks: list[tuple[bytes, bytes]],
     track: Mapping[str, Any],
     component: Mapping[str, Any],
     events: list[Any],
     limit: int,
-) -> list[int]:
-    """Append a component's events to ``chunks``; the chunk of each event."""
+) -> list[tuple[int, int, int]]:
+    """Append a component's events to ``chunks``; where each event is (chunk, offset, size)."""
     head = orjson.dumps(
         {
             "track": {k: v for k, v in track.items() if k != "components"},
             "component": {k: v for k, v in component.items() if k != "events"},
         }
-    )[:-1]
-    homes: list[int] = []
+    )
+    homes: list[tuple[int, int, int]] = []
     parts: list[bytes] = []
-    first, size = 0, len(head)
-
-    def close() -> None:
-        chunks.append(head + b',"first":%d,"events":[' % first + b",".join(parts) + b"]}")
-
-    for e, event in enumerate(events):
+    size = 0
+    for event in events:
         part = orjson.dumps(event)
         if parts and size + len(part) + 1 > limit:
-            close()
-            parts, first, size = [], e, len(head)
+            chunks.append((head, b",".join(parts)))
+            parts, size = [], 0
+        homes.append((len(chunks), size + (1 if parts else 0), len(part)))
+        size += len(part) + (1 if parts else 0)
         parts.append(part)
-        size += len(part) + 1
-        homes.append(len(chunks))
     if parts:
-        close()
+        chunks.append((head, b",".join(parts)))
     return homes
 
 

@@ -45,7 +45,7 @@ __all__ = ["SQLiteIndex", "fts_token"]
 
 _NODE: Final = {"asset": "d0", "track": "t0", "component": "c0", "event": "e0", "region": "id"}
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0", "k")
+_FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0", "k", "ko", "kl")
 _E0: Final = _FIXED.index("e0")
 
 
@@ -171,9 +171,12 @@ class SQLiteIndex:
         conn.execute(
             f"CREATE TABLE ix{gid}_rows (id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, "
             f"t INTEGER, c INTEGER, e INTEGER, r INTEGER, d0 INTEGER, t0 INTEGER, "
-            f"c0 INTEGER, e0 INTEGER, k INTEGER{values})"
+            f"c0 INTEGER, e0 INTEGER, k INTEGER, ko INTEGER, kl INTEGER{values})"
         )
-        conn.execute(f"CREATE TABLE ix{gid}_chunks (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        conn.execute(
+            f"CREATE TABLE ix{gid}_chunks (id INTEGER PRIMARY KEY, head BLOB NOT NULL, "
+            "events BLOB NOT NULL)"
+        )
         for column in columns:
             if column.type not in ("text", "time_range", "bounding_box"):
                 conn.execute(
@@ -300,7 +303,7 @@ class SQLiteIndex:
         chunk_id = conn.execute(
             f"SELECT coalesce(max(id), 0) + 1 FROM ix{gen.id}_chunks"
         ).fetchone()[0]
-        chunks: list[tuple[int, bytes]] = []
+        chunks: list[tuple[int, bytes, bytes]] = []
         width = sum(c.width for c in gen.columns)
         insert_row = (
             f"INSERT INTO ix{gen.id}_rows ({', '.join(_FIXED)}"
@@ -315,10 +318,10 @@ class SQLiteIndex:
         spans: list[tuple[int, int, int, int]] = []
         for seq, doc in docs:
             base, chunk_base = first, chunk_id
-            chunks.extend((chunk_base + i, body) for i, body in enumerate(doc.chunks))
+            chunks.extend((chunk_base + i, *chunk) for i, chunk in enumerate(doc.chunks))
             chunk_id += len(doc.chunks)
             for row in doc.rows:
-                t, c, e, r, t0, c0, e0, k = row[:8]
+                t, c, e, r, t0, c0, e0, k, ko, kl = row[:10]
                 rows.append(
                     (
                         first,
@@ -332,7 +335,9 @@ class SQLiteIndex:
                         None if c0 < 0 else base + c0,
                         None if e0 < 0 else base + e0,
                         None if k < 0 else chunk_base + k,
-                        *row[8:],
+                        None if k < 0 else ko,
+                        None if k < 0 else kl,
+                        *row[10:],
                     )
                 )
                 first += 1
@@ -344,7 +349,9 @@ class SQLiteIndex:
                         node[index] = " ".join(fts_token(w) for w in words.split())
             spans.append((gen.id, seq, base, first - 1))
         conn.executemany(insert_row, rows)
-        conn.executemany(f"INSERT INTO ix{gen.id}_chunks (id, body) VALUES (?, ?)", chunks)
+        conn.executemany(
+            f"INSERT INTO ix{gen.id}_chunks (id, head, events) VALUES (?, ?, ?)", chunks
+        )
         time = next(c.index for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
         at = len(_FIXED) + time  # where the event start is in an inserted row
         conn.executemany(
@@ -455,23 +462,23 @@ class SQLiteIndex:
             where, values = _Compiler(gen, tuple(span)).compile(expr, "r")
             start, end = f"r.v{time.index}", f"r.v{time.index + 1}"
             found = conn.execute(
-                f"SELECT r.t, r.c, r.e, r.k, min({start}), min({end}), group_concat(r.r) "
+                f"SELECT r.t, r.c, r.e, r.k, min({start}), min({end}), group_concat(r.r), "
+                "min(r.ko), min(r.kl) "
                 f"FROM ix{gen.id}_rows r WHERE r.id BETWEEN ? AND ? AND r.e >= 0 AND {where} "
                 "GROUP BY r.e0 ORDER BY 5, 6, r.t, r.c, r.e LIMIT ? OFFSET ?",
                 [*span, *values, limit, offset],
             ).fetchall()
-            wanted = sorted({row[3] for row in found})
-            bodies = {
-                chunk: orjson.loads(body)
-                for chunk, body in conn.execute(
-                    f"SELECT id, body FROM ix{gen.id}_chunks WHERE id IN "
-                    f"({', '.join('?' * len(wanted))})",
-                    wanted,
-                ).fetchall()
-            }
+            heads: dict[int, Any] = {}
             hits = []
-            for t, c, e, k, lo, hi, regions in found:
-                chunk = bodies[k]
+            for t, c, e, k, lo, hi, regions, offset, size in found:
+                # Only the event's own bytes are read from its chunk.
+                head, event = conn.execute(
+                    f"SELECT {'head' if k not in heads else 'NULL'}, substr(events, ?, ?) "
+                    f"FROM ix{gen.id}_chunks WHERE id = ?",
+                    (offset + 1, size, k),
+                ).fetchone()
+                if k not in heads:
+                    heads[k] = orjson.loads(head)
                 matched = sorted(int(r) for r in str(regions).split(",") if int(r) >= 0)
                 hits.append(
                     EventHit(
@@ -479,9 +486,9 @@ class SQLiteIndex:
                         lo,
                         hi,
                         tuple(matched),
-                        chunk["events"][e - chunk["first"]],
-                        chunk["track"],
-                        chunk["component"],
+                        orjson.loads(event),
+                        heads[k]["track"],
+                        heads[k]["component"],
                     )
                 )
             return hits
