@@ -93,3 +93,24 @@ def test_http_bench_quick_smoke(tmp_path: Path) -> None:
     assert run["post_documents_stored"] >= run["post_2xx_measured"] > 0
     assert result["targets"]["met"] is None  # judged on two workers only
     assert list(tmp_path.iterdir()) == []  # temporary databases and servers were removed
+
+
+def test_search_bench_quick_smoke(tmp_path: Path) -> None:
+    result = _run("search_bench.py", "--quick", "--tmpdir", str(tmp_path))
+    assert result["benchmark"] == "search"
+    assert result["ingest"]["regions_per_s"] > 0
+    assert result["sizes"]["regions_total"] == (4 * 500 + 2000) * 10
+    assert result["index"][0]["docs"] == 5
+    for group in ("filters", "document_queries"):
+        for name, measured in result[group].items():
+            assert measured["p99_ms"] >= measured["p50_ms"] > 0, name
+            assert measured["sql_p50_ms"] > 0, name
+    # The selective queries find something (the data generator and the queries agree).
+    assert result["filters"]["title_words"]["mean_hits"] >= 1
+    assert result["document_queries"]["time_window_10s"]["mean_hits"] > 0
+    assert set(result["targets"]) == {
+        "filter_p50_ms_below_20",
+        "document_query_p50_ms_below_50",
+        "ingest_regions_per_s_at_least_100k",
+    }
+    assert list(tmp_path.iterdir()) == []
