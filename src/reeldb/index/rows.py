@@ -256,6 +256,12 @@ def convert(kind: str, value: Any, rate: FrameRate | None = None) -> list[Any]:
         if isinstance(start, int | float) and isinstance(end, int | float):
             # Seconds: the nearest double of the exact value is the number itself.
             return [float(start), float(end)]
+        first, last = value.get("start_frame"), value.get("end_frame")
+        if "rate" not in value and rate is not None and type(first) is int and type(last) is int:
+            # Frames at the track's rate: frame / rate = frame * den / num, and Python's
+            # division of integers rounds to the nearest double, as float(Fraction) does.
+            num, den = rate.value.numerator, rate.value.denominator
+            return [first * den / num, last * den / num]
         exact = TimeRange.from_json(value, rate)
         return [float(exact.start), float(exact.end)]
     if kind == "bounding_box":

@@ -16,6 +16,7 @@ alias (a field a generation lacks is missing there).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -71,6 +72,7 @@ def _column_json(columns: Sequence[Column]) -> str:
     return orjson.dumps([[c.level, c.name, c.type, c.index, c.width] for c in columns]).decode()
 
 
+@functools.lru_cache(maxsize=256)
 def _columns(text: str) -> tuple[Column, ...]:
     return tuple(Column(*spec) for spec in orjson.loads(text))
 
@@ -178,7 +180,14 @@ class SQLiteIndex:
             "events BLOB NOT NULL)"
         )
         for column in columns:
-            if column.type not in ("text", "time_range", "bounding_box"):
+            # B-trees for scalar fields of assets, events and regions. Tracks and components
+            # are few per document and their fields seldom select: a B-tree on every one of
+            # their rows would cost every write more than it saves (they stay searchable).
+            if column.type not in ("text", "time_range", "bounding_box") and column.level in (
+                "asset",
+                "event",
+                "region",
+            ):
                 conn.execute(
                     f"CREATE INDEX ix{gid}_v{column.index} ON ix{gid}_rows (v{column.index})"
                 )

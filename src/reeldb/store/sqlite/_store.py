@@ -534,17 +534,19 @@ class SQLiteStore(Store):
             # One writer holds the database during the transaction and AUTOINCREMENT never
             # reuses a number, so the rows got the consecutive numbers ending at `last`.
             seq = last - sum(len(rows[index]) for index in accepted)
+            # The documents of every batch of a DataStore (cut with the same columns) are
+            # indexed together: a group commit of small writes is a few statements.
+            to_index: dict[tuple[int, tuple[Column, ...]], list[tuple[int, DocumentRows]]] = {}
             for index in accepted:
-                results[index] = list(range(seq + 1, seq + 1 + len(rows[index])))
+                seqs = list(range(seq + 1, seq + 1 + len(rows[index])))
+                results[index] = seqs
                 seq += len(rows[index])
                 batch = batches[index]
                 if batch.index:
-                    self._index.add(
-                        conn,
-                        batch.datastore_id,
-                        batch.columns,
-                        list(zip(results[index], batch.index, strict=True)),  # type: ignore[arg-type]
-                    )
+                    key = (batch.datastore_id, tuple(batch.columns))
+                    to_index.setdefault(key, []).extend(zip(seqs, batch.index, strict=True))
+            for (datastore_id, columns), docs in to_index.items():
+                self._index.add(conn, datastore_id, columns, docs)
             audit = [entry for index in accepted for entry in batches[index].audit]
             if audit:
                 self._append_audit(conn, audit)
