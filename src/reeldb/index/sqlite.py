@@ -39,6 +39,7 @@ from reeldb.query.ast import (
     Not,
     Or,
     Overlaps,
+    holds,
 )
 from reeldb.query.fulltext import stems
 
@@ -584,7 +585,7 @@ class _Compiler:
             params.extend(self.span)
         params.append(expr.value)
         test = f"count(DISTINCT {x}.e0) {_OPS[expr.op]} ?"
-        zero_passes = _holds(0, expr.op, expr.value)
+        zero_passes = holds(0, expr.op, expr.value)
         groups = (
             f"SELECT {x}.{key} FROM ix{self.gen.id}_rows {x} WHERE {x}.e >= 0{where}{span} "
             f"GROUP BY {x}.{key} HAVING {'NOT ' if zero_passes else ''}({test})"
@@ -592,17 +593,6 @@ class _Compiler:
         if zero_passes:
             return f"({a}.{key} IS NULL OR {a}.{key} NOT IN ({groups}))"
         return f"({a}.{key} IS NOT NULL AND {a}.{key} IN ({groups}))"
-
-
-def _holds(a: int, op: str, b: int) -> bool:
-    return {
-        "=": a == b,
-        "!=": a != b,
-        "<": a < b,
-        "<=": a <= b,
-        ">": a > b,
-        ">=": a >= b,
-    }[op]
 
 
 def _param(column: Column, value: Any) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field as _attribute
 from decimal import Decimal
-from typing import Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 __all__ = [
     "COMPARISONS",
@@ -33,6 +33,8 @@ __all__ = [
     "Overlaps",
     "Scalar",
     "Span",
+    "fields_of",
+    "holds",
 ]
 
 LEVELS: Final = ("asset", "track", "component", "event", "region")
@@ -197,3 +199,27 @@ def fields_of(expr: Expr) -> list[Field]:
     if isinstance(expr, Count):
         return [] if expr.where is None else fields_of(expr.where)
     return [expr.field]
+
+
+def holds(a: Any, op: str, b: Any) -> bool:
+    """Whether ``a op b`` holds, for the six comparison operators.
+
+    Args:
+        a: The left value.
+        op: ``=``, ``!=``, ``<``, ``<=``, ``>`` or ``>=``.
+        b: The right value.
+
+    Returns:
+        The comparison's result.
+    """
+    if op == "=":
+        return bool(a == b)
+    if op == "!=":
+        return bool(a != b)
+    if op == "<":
+        return bool(a < b)
+    if op == "<=":
+        return bool(a <= b)
+    if op == ">":
+        return bool(a > b)
+    return bool(a >= b)

@@ -36,6 +36,7 @@ from reeldb.query.ast import (
     Or,
     Overlaps,
     Scalar,
+    holds,
 )
 from reeldb.query.check import parse_timestamp
 from reeldb.query.fulltext import contains_phrase
@@ -182,7 +183,7 @@ class _Evaluator:
         if isinstance(expr, Not):
             return not self(expr.item, row)
         if isinstance(expr, Count):
-            return _compare(self.count(expr, row), expr.op, expr.value)
+            return holds(self.count(expr, row), expr.op, expr.value)
         value = _value(expr.field, row)
         if value is _MISSING:
             return False
@@ -248,31 +249,17 @@ def _matches(stored: Any, op: str, wanted: Scalar, *, instant: bool) -> bool:
     if isinstance(wanted, bool) or isinstance(stored, bool):
         if not (isinstance(wanted, bool) and isinstance(stored, bool)):
             return False
-        return _compare(stored, op, wanted) if op in ("=", "!=") else False
+        return holds(stored, op, wanted) if op in ("=", "!=") else False
     if isinstance(wanted, str):
         if not isinstance(stored, str):
             return False
         if instant:
             when, at = parse_timestamp(stored), parse_timestamp(wanted)
-            return when is not None and at is not None and _compare(when, op, at)
-        return _compare(stored, op, wanted)
+            return when is not None and at is not None and holds(when, op, at)
+        return holds(stored, op, wanted)
     if not isinstance(stored, int | float) or (isinstance(stored, float) and math.isnan(stored)):
         return False
     number = float(wanted) if isinstance(wanted, Decimal) else wanted
     if isinstance(stored, int) and not -(2**63) <= stored < 2**63:
         stored = float(stored)  # beyond 64 bits, numbers are doubles
-    return _compare(stored, op, number)
-
-
-def _compare(a: Any, op: str, b: Any) -> bool:
-    if op == "=":
-        return bool(a == b)
-    if op == "!=":
-        return bool(a != b)
-    if op == "<":
-        return bool(a < b)
-    if op == "<=":
-        return bool(a <= b)
-    if op == ">":
-        return bool(a > b)
-    return bool(a >= b)
+    return holds(stored, op, number)
