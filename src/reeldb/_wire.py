@@ -16,7 +16,7 @@ import orjson
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.errors import Incompatibility, Violation
 from reeldb.index.model import Generation
-from reeldb.index.rows import Column
+from reeldb.index.rows import Column, column_width
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.model.document import Document, DocumentInfo
 from reeldb.model.search import DocumentMatch, EventMatch
@@ -351,7 +351,7 @@ def generation(g: Generation) -> Json:
 def generation_from(d: Json) -> Generation:
     columns, index = [], 0
     for c in d["columns"]:
-        width = {"time_range": 2, "bounding_box": 4}.get(c["type"], 1)
+        width = column_width(c["type"])
         columns.append(Column(c["level"], c["name"], c["type"], index, width))
         index += width
     return Generation(

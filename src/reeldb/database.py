@@ -51,7 +51,7 @@ from reeldb.model.names import (
 )
 from reeldb.model.search import DocumentMatch, EventMatch
 from reeldb.model.timing import FrameRate, TimeRange
-from reeldb.query import check_query, parse_query, searchable_fields
+from reeldb.query import FieldInfo, check_query, parse_query, searchable_fields
 from reeldb.query.ast import Expr
 from reeldb.schema.builtins import BUILTIN_NAMESPACE
 from reeldb.schema.model import CompatibilityMode, SchemaKind, SchemaSubject, SchemaVersion
@@ -59,7 +59,7 @@ from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
 from reeldb.store import NewDocument, Store, load_store
 from reeldb.store.base import DocumentBatch, DocumentRecord
 
-__all__ = ["LOCAL_OWNER", "Database", "PreparedWrite", "connect"]
+__all__ = ["LOCAL_OWNER", "Database", "PreparedWrite", "check_document_id", "connect"]
 
 _WRITE_RETRIES = 8
 MAX_PAGE_SIZE = 1000
@@ -153,8 +153,10 @@ class Database:
         # Documents never change under their DocumentID (nor are they deleted), so recently
         # read ones are kept, up to the `document_cache_bytes` setting.
         self._documents: ByteLRU[UUID, DocumentRecord] = ByteLRU(self.settings.document_cache_bytes)
-        # Searchable columns by schema version (a version never changes).
-        self._schema_columns: dict[tuple[str, str, int], tuple[Column, ...]] = {}
+        # Searchable fields and their columns by schema version (a version never changes).
+        self._schema_fields: dict[
+            tuple[str, str, int], tuple[dict[tuple[str, str], FieldInfo], tuple[Column, ...]]
+        ] = {}
         # Authenticated keys (by hash), valid while the store's access generation stays.
         self._authenticated: dict[bytes, tuple[int, Principal]] = {}
 
@@ -742,7 +744,7 @@ class Database:
             NotFoundError: No such document (in that DataStore).
         """
         wanted = None if datastore is None else DataStoreRef.parse(datastore)
-        key = _uuid(document_id)
+        key = check_document_id(document_id)
         record = self._documents.get(key)
         if record is None:
             try:
@@ -773,10 +775,7 @@ class Database:
             ValidationError: The ID is not a UUID.
             NotFoundError: No such document.
         """
-        try:
-            record = self.store.locate_document(_uuid(document_id))
-        except NotFoundError:
-            raise NotFoundError(f"document {document_id} does not exist") from None
+        record = self._locate(document_id)
         return DocumentInfo(
             record.id,
             self._ref_of(record),
@@ -785,6 +784,12 @@ class Database:
             record.created_at,
             record.size,
         )
+
+    def _locate(self, document_id: UUID | str) -> DocumentRecord:
+        try:  # the coordinates only: a document may be gigabytes
+            return self.store.locate_document(check_document_id(document_id))
+        except NotFoundError:
+            raise NotFoundError(f"document {document_id} does not exist") from None
 
     def latest_document(self, datastore: str | DataStoreRef, mid: Mapping[str, str]) -> Document:
         """Read the most recently written document for a MID.
@@ -848,13 +853,18 @@ class Database:
 
     # -- search -------------------------------------------------------------------------
 
-    def _columns(self, schema: SchemaVersion) -> tuple[Column, ...]:
+    def _fields(
+        self, schema: SchemaVersion
+    ) -> tuple[dict[tuple[str, str], FieldInfo], tuple[Column, ...]]:
         key = (schema.namespace, schema.name, schema.version)
-        found = self._schema_columns.get(key)
-        if found is None:
-            found = tuple(columns_for(searchable_fields(schema.resolved)))
-            self._schema_columns[key] = found
+        found = self._schema_fields.get(key)
+        if found is None:  # a stored schema version never changes
+            fields = searchable_fields(schema.resolved)
+            found = self._schema_fields[key] = (fields, tuple(columns_for(fields)))
         return found
+
+    def _columns(self, schema: SchemaVersion) -> tuple[Column, ...]:
+        return self._fields(schema)[1]
 
     def _checked_query(self, ds: DataStore, query: str | Mapping[str, Any] | Expr) -> Expr:
         if isinstance(query, str):
@@ -864,7 +874,7 @@ class Database:
         else:
             expr = query
         schema = self.schemas.get(ds.ref.namespace, ds.schema_name, ds.schema_version)
-        check_query(expr, searchable_fields(schema.resolved), what=f"DataStore {ds.ref}")
+        check_query(expr, self._fields(schema)[0], what=f"DataStore {ds.ref}")
         indexed, stored = self.store.index_coverage(ds.id)
         if indexed < stored:
             raise ConflictError(
@@ -940,9 +950,8 @@ class Database:
             NotFoundError: No such document.
         """
         check_limit(limit)
-        info = self.get_document_info(document_id)  # not the body: it may be gigabytes
-        ds = self._datastore(info.datastore)
-        record = self.store.locate_document(info.id)
+        record = self._locate(document_id)
+        ds = self._datastore(self._ref_of(record))
         expr = self._checked_query(ds, query)
         start = decode_cursor(cursor) if cursor is not None else 0
         hits = self.store.search_events(ds.id, record.seq, expr, limit=limit + 1, offset=start)
@@ -1020,7 +1029,8 @@ class Database:
 
         self.store.finish_index_rebuild(ds.id, generation, catch_up)
         if progress is not None:
-            progress(self.store.count_documents(ds.id), self.store.count_documents(ds.id))
+            final = self.store.count_documents(ds.id)
+            progress(final, final)
         return next(g for g in self.store.index_generations(ds.id) if g.id == generation.id)
 
     def index_status(self, datastore: str | DataStoreRef) -> list[Generation]:
@@ -1259,7 +1269,18 @@ def _mid(key: str) -> dict[str, str]:
     return value
 
 
-def _uuid(value: UUID | str) -> UUID:
+def check_document_id(value: UUID | str) -> UUID:
+    """Read a DocumentID.
+
+    Args:
+        value: A UUID, or its text.
+
+    Returns:
+        The UUID.
+
+    Raises:
+        ValidationError: Not a UUID.
+    """
     if isinstance(value, UUID):
         return value
     try:

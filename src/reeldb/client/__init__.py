@@ -22,7 +22,7 @@ import orjson
 from reeldb import _json, _wire
 from reeldb._problems import error_from_problem
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
-from reeldb.database import check_limit
+from reeldb.database import check_document_id, check_limit
 from reeldb.errors import (
     BackendUnavailableError,
     DatabaseClosedError,
@@ -380,7 +380,7 @@ class Client:
         self, document_id: UUID | str, *, datastore: str | DataStoreRef | None = None
     ) -> Document:
         """See `reeldb.Database.get_document`."""
-        checked = _document_id(document_id)
+        checked = check_document_id(document_id)
         if datastore is None:
             return _wire.document_from(self._call("GET", f"/documents/{checked}"))
         path = self._ds_path(datastore) + f"/documents/{checked}"
@@ -394,7 +394,7 @@ class Client:
 
     def get_document_info(self, document_id: UUID | str) -> DocumentInfo:
         """See `reeldb.Database.get_document_info`."""
-        checked = _document_id(document_id)
+        checked = check_document_id(document_id)
         return _wire.document_info_from(self._call("GET", f"/documents/{checked}/info"))
 
     def list_documents(
@@ -447,7 +447,7 @@ class Client:
     ) -> Page[EventMatch]:
         """See `reeldb.Database.query_document`."""
         check_limit(limit)
-        checked = _document_id(document_id)
+        checked = check_document_id(document_id)
         body = {"query": _query_json(query), "limit": limit, "cursor": cursor}
         found = self._call("POST", f"/documents/{checked}/query", json=body)
         return Page(tuple(_wire.event_match_from(d) for d in found["items"]), found["next_cursor"])
@@ -514,10 +514,3 @@ def _query_json(query: str | Mapping[str, Any] | Expr) -> Any:
     if isinstance(query, Mapping):
         return dict(query)
     return to_json(query)
-
-
-def _document_id(document_id: UUID | str) -> UUID:
-    try:
-        return document_id if isinstance(document_id, UUID) else UUID(str(document_id))
-    except ValueError:
-        raise ValidationError(f"invalid DocumentID {document_id!r}: expected a UUID") from None

@@ -31,10 +31,24 @@ from reeldb.query.ast import LEVELS
 from reeldb.query.check import FieldInfo, parse_timestamp
 from reeldb.query.fulltext import stems
 
-__all__ = ["Column", "DocumentRows", "columns_for", "document_rows"]
+__all__ = ["Column", "DocumentRows", "column_width", "columns_for", "document_rows"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _WIDTH: Final = {"time_range": 2, "bounding_box": 4}
+
+
+def column_width(kind: str) -> int:
+    """How many values a field of this type takes in a row (a time range 2, a box 4).
+
+    Args:
+        kind: The reeldb type.
+
+    Returns:
+        The width.
+    """
+    return _WIDTH.get(kind, 1)
+
+
 _SEARCHABLE: Final = frozenset(
     {"text", "keyword", "string", "enum", "int", "float", "bool", "timestamp", "time_range"}
     | {"bounding_box"}
@@ -77,7 +91,7 @@ def columns_for(fields: Mapping[tuple[str, str], FieldInfo]) -> list[Column]:
     columns, index = [], 0
     for level, name in keys:
         kind = fields[level, name].type
-        width = _WIDTH.get(kind, 1)
+        width = column_width(kind)
         columns.append(Column(level, name, kind, index, width))
         index += width
     return columns

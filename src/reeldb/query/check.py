@@ -30,6 +30,7 @@ from reeldb.query.ast import (
     Scalar,
     Span,
 )
+from reeldb.query.fulltext import tokens
 from reeldb.schema.builtins import X_INDEXED
 
 __all__ = ["FieldInfo", "check_query", "searchable_fields"]
@@ -150,7 +151,7 @@ class _Checker:
         if isinstance(expr, Contains):
             if kind != "text":
                 raise self.fail(span, f"contains needs a text field; {name} is {kind}")
-            if not _words(expr.text):
+            if not tokens(expr.text):
                 raise self.fail(span, f"contains {expr.text!r} has no word to search for")
             return
         if isinstance(expr, Overlaps):
@@ -221,9 +222,3 @@ def parse_timestamp(text: str) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
-
-
-def _words(text: str) -> list[str]:
-    from reeldb.query.fulltext import tokens
-
-    return tokens(text)
