@@ -19,7 +19,8 @@ region), not per row, as the Porter stems of its words.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -105,8 +106,11 @@ class DocumentRows:
         rows: ``(t, c, e, r, t0, c0, e0, k, ko, kl, *values)`` per row: the track,
             component, event and region indexes (-1 where the row has none), the offsets
             (within this document's rows) of the first row of its track, component and
-            event (-1 likewise), the chunk holding its event with the event's byte offset and
-            length in it (-1 if none), then the column values.
+            event (``None`` where it has none), the chunk (within this document's chunks)
+            holding its event with the event's byte offset and length in it (``None`` if
+            none), then the column values. A backend adds its own bases to the offsets as it
+            inserts, so the rows are bound as they are.
+        events: The offset of each event's first row.
         texts: ``(row offset of the node's first row, level, {name: stems})`` per node with
             text: the stems joined by spaces.
         chunks: The events, in chunks of consecutive events of one component of at most
@@ -117,8 +121,65 @@ class DocumentRows:
     """
 
     rows: list[tuple[Any, ...]]
+    events: list[int]
     texts: list[tuple[int, str, dict[str, str]]]
     chunks: list[tuple[bytes, bytes]]
+
+
+Extractor = Callable[[Mapping[str, Any], "FrameRate | None"], tuple[Any, ...]]
+
+
+@functools.lru_cache(maxsize=256)
+def _extractor(columns: tuple[Column, ...]) -> Extractor:
+    """A function from a node to its values for these columns (all of one level).
+
+    Indexing calls it once per region, so it is compiled: one expression per column, with
+    the common cases (strings, seconds, frames at the track's rate, boxes) inline and the
+    rest left to `convert`.
+    """
+    items = []
+    for i, column in enumerate(columns):
+        get = f"get({column.name!r})"
+        if column.type in ("text", "keyword", "string"):
+            items.append(f"(_v if type(_v := {get}) is str else None)")
+        elif column.type == "time_range":
+            items.append(f"*_range({get}, rate)")
+        elif column.type == "bounding_box":
+            items.append(f"*_box({get})")
+        else:
+            items.append(f"*convert(_kinds[{i}], {get}, rate)")
+    source = (
+        "def extract(obj, rate):\n"
+        "    get = obj.get\n"
+        f"    return ({', '.join(items)}{',' if len(items) == 1 else ''})\n"
+    )
+    namespace: dict[str, Any] = {
+        "_range": _range,
+        "_box": _box,
+        "convert": convert,
+        "_kinds": [c.type for c in columns],
+    }
+    exec(compile(source, f"<reeldb.index.rows extractor {len(columns)}>", "exec"), namespace)
+    extract: Extractor = namespace["extract"]
+    return extract
+
+
+def _range(value: Any, rate: FrameRate | None) -> tuple[Any, Any]:
+    if value is None:
+        return (None, None)
+    if type(value) is dict:
+        start, end = value.get("start"), value.get("end")
+        if type(start) in (int, float) and type(end) in (int, float):
+            return float(start), float(end)  # type: ignore[arg-type]
+    low, high = convert("time_range", value, rate)
+    return low, high
+
+
+def _box(value: Any) -> tuple[Any, ...]:
+    if type(value) is not dict:
+        return (None, None, None, None)
+    x, y = float(value["x"]), float(value["y"])
+    return x, y, x + float(value["w"]), y + float(value["h"])
 
 
 def document_rows(
@@ -140,19 +201,16 @@ def document_rows(
     by_level: dict[str, list[Column]] = {level: [] for level in LEVELS}
     for column in columns:
         by_level[column.level].append(column)
+    extract = {level: _extractor(tuple(cols)) for level, cols in by_level.items()}
     texts: list[tuple[int, str, dict[str, str]]] = []
     rows: list[tuple[Any, ...]] = []
+    firsts: list[int] = []
     chunks: list[tuple[bytes, bytes]] = []
     text_levels = {level for level, cols in by_level.items() if any(c.type == "text" for c in cols)}
+    empty = {level: (None,) * sum(c.width for c in by_level[level]) for level in LEVELS}
 
-    def values(
-        level: str, obj: Mapping[str, Any] | None, rate: FrameRate | None
-    ) -> tuple[Any, ...]:
-        out: list[Any] = []
-        for column in by_level[level]:
-            value = None if obj is None else obj.get(column.name)
-            out.extend(convert(column.type, value, rate))
-        return tuple(out)
+    def values(level: str, obj: Any, rate: FrameRate | None) -> tuple[Any, ...]:
+        return empty[level] if obj is None else extract[level](obj, rate)
 
     def text_of(level: str, obj: Mapping[str, Any] | None, first: int) -> None:
         if level not in text_levels or obj is None:
@@ -167,12 +225,13 @@ def document_rows(
 
     asset = data.get("asset")
     row_asset = values("asset", asset, None)
-    empty = {level: values(level, None, None) for level in LEVELS}
     text_of("asset", asset, 0)
     tracks = data.get("tracks") or []
     if not tracks:
-        rows.append((-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, *row_asset, *empty["track"],
-                     *empty["component"], *empty["event"], *empty["region"]))  # fmt: skip
+        none = (None,) * 6
+        rows.append((-1, -1, -1, -1, *none, *row_asset, *empty["track"], *empty["component"],
+                     *empty["event"], *empty["region"]))  # fmt: skip
+    region_values = extract["region"]
     for t, track in enumerate(tracks):
         spec = track.get("frame_rate")
         rate = None if spec is None else FrameRate.parse(spec)
@@ -181,45 +240,37 @@ def document_rows(
         above_t = (*row_asset, *values("track", track, rate))
         components = track.get("components") or []
         if not components:
-            rows.append((t, -1, -1, -1, t0, -1, -1, -1, -1, -1, *above_t, *empty["component"],
-                         *empty["event"], *empty["region"]))  # fmt: skip
+            rows.append((t, -1, -1, -1, t0, None, None, None, None, None, *above_t,
+                         *empty["component"], *empty["event"], *empty["region"]))  # fmt: skip
         for c, component in enumerate(components):
             c0 = len(rows)
             text_of("component", component, c0)
             above_c = (*above_t, *values("component", component, rate))
             events = component.get("events") or []
             if not events:
-                rows.append((t, c, -1, -1, t0, c0, -1, -1, -1, -1, *above_c, *empty["event"],
-                             *empty["region"]))  # fmt: skip
+                rows.append((t, c, -1, -1, t0, c0, None, None, None, None, *above_c,
+                             *empty["event"], *empty["region"]))  # fmt: skip
             homes = _chunk(chunks, track, component, events, chunk_bytes)
             for e, event in enumerate(events):
-                k, ko, kl = homes[e]
                 e0 = len(rows)
+                firsts.append(e0)
                 text_of("event", event, e0)
                 above_e = (*above_c, *values("event", event, rate))
+                fixed = (t, c, e, -1, t0, c0, e0, *homes[e], *above_e)
                 regions = event.get("regions") or []
                 if not regions:
-                    rows.append((t, c, e, -1, t0, c0, e0, k, ko, kl, *above_e, *empty["region"]))
-                for r, region in enumerate(regions):
-                    if text_levels:
-                        text_of("region", region, len(rows))
-                    rows.append(
-                        (
-                            t,
-                            c,
-                            e,
-                            r,
-                            t0,
-                            c0,
-                            e0,
-                            k,
-                            ko,
-                            kl,
-                            *above_e,
-                            *values("region", region, rate),
-                        )  # fmt: skip
-                    )
-    return DocumentRows(rows, texts, chunks)
+                    rows.append((*fixed, *empty["region"]))
+                    continue
+                if text_levels:
+                    for r, region in enumerate(regions):
+                        text_of("region", region, e0 + r)
+                head = fixed[:3]
+                tail = fixed[4:]
+                rows.extend(
+                    (*head, r, *tail, *region_values(region, rate))
+                    for r, region in enumerate(regions)
+                )
+    return DocumentRows(rows, firsts, texts, chunks)
 
 
 def _chunk(

@@ -48,7 +48,6 @@ __all__ = ["SQLiteIndex", "fts_token"]
 _NODE: Final = {"asset": "d0", "track": "t0", "component": "c0", "event": "e0", "region": "id"}
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0", "k", "ko", "kl")
-_E0: Final = _FIXED.index("e0")
 
 
 def fts_token(stem: str) -> str:
@@ -313,44 +312,41 @@ class SQLiteIndex:
         chunk_id = conn.execute(
             f"SELECT coalesce(max(id), 0) + 1 FROM ix{gen.id}_chunks"
         ).fetchone()[0]
-        chunks: list[tuple[int, bytes, bytes]] = []
         width = sum(c.width for c in gen.columns)
-        insert_row = (
-            f"INSERT INTO ix{gen.id}_rows ({', '.join(_FIXED)}"
-            f"{''.join(f', v{i}' for i in range(width))}) "
-            f"VALUES ({', '.join('?' * (len(_FIXED) + width))})"
-        )
+        names = ", ".join((*_FIXED[1:], *(f"v{i}" for i in range(width))))
+        time = next(c.index for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
+        at = len(_FIXED) - 3 + time  # where an event's start is in a document row
         text_columns = {(c.level, c.name): c.index for c in gen.columns if c.type == "text"}
-        rows: list[tuple[Any, ...]] = []
         # Nodes of several levels share their first row (a document's first event is also
         # its first track's): their texts go into one FTS row, each in its own column.
         texts: dict[int, dict[int, str]] = {}
         spans: list[tuple[int, int, int, int]] = []
+        count = 0
         for seq, doc in docs:
+            # The rows are bound as they were cut: the document's bases are literals of the
+            # statement (integers), added by SQLite (NULL + n is NULL). Row ids are not
+            # bound either: an INTEGER PRIMARY KEY left out is one more than the largest.
             base, chunk_base = first, chunk_id
-            chunks.extend((chunk_base + i, *chunk) for i, chunk in enumerate(doc.chunks))
+            conn.executemany(
+                f"INSERT INTO ix{gen.id}_rows ({names}) VALUES ({seq}, ?, ?, ?, ?, {base}, "
+                f"{base} + ?, {base} + ?, {base} + ?, {chunk_base} + ?, ?, ?"
+                f"{', ?' * width})",
+                doc.rows,
+            )
+            first += len(doc.rows)
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            if last != first - 1:  # pragma: no cover - SQLite's documented rowid choice
+                raise RuntimeError(f"index rows got ids up to {last}, not {first - 1}")
+            conn.executemany(
+                f"INSERT INTO ix{gen.id}_chunks (id, head, events) VALUES ({chunk_base} + ?, ?, ?)",
+                [(i, *chunk) for i, chunk in enumerate(doc.chunks)],
+            )
             chunk_id += len(doc.chunks)
-            for row in doc.rows:
-                t, c, e, r, t0, c0, e0, k, ko, kl = row[:10]
-                rows.append(
-                    (
-                        first,
-                        seq,
-                        t,
-                        c,
-                        e,
-                        r,
-                        base,
-                        None if t0 < 0 else base + t0,
-                        None if c0 < 0 else base + c0,
-                        None if e0 < 0 else base + e0,
-                        None if k < 0 else chunk_base + k,
-                        None if k < 0 else ko,
-                        None if k < 0 else kl,
-                        *row[10:],
-                    )
-                )
-                first += 1
+            # Each event's time range, keyed by its first row.
+            conn.executemany(
+                f"INSERT INTO ix{gen.id}_time (id, lo, hi) VALUES ({base} + ?, ?, ?)",
+                [(e0, doc.rows[e0][at], doc.rows[e0][at + 1]) for e0 in doc.events],
+            )
             for offset, level, found in doc.texts:
                 node = texts.setdefault(base + offset, {})
                 for name, words in found.items():
@@ -358,16 +354,7 @@ class SQLiteIndex:
                     if index is not None:
                         node[index] = " ".join(fts_token(w) for w in words.split())
             spans.append((gen.id, seq, base, first - 1))
-        conn.executemany(insert_row, rows)
-        conn.executemany(
-            f"INSERT INTO ix{gen.id}_chunks (id, head, events) VALUES (?, ?, ?)", chunks
-        )
-        time = next(c.index for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
-        at = len(_FIXED) + time  # where the event start is in an inserted row
-        conn.executemany(
-            f"INSERT INTO ix{gen.id}_time (id, lo, hi) VALUES (?, ?, ?)",
-            [(row[0], row[at], row[at + 1]) for row in rows if row[_E0] == row[0]],
-        )
+            count += len(doc.rows)
         if texts:
             order = sorted(text_columns.values())
             conn.executemany(
@@ -382,7 +369,7 @@ class SQLiteIndex:
         )
         conn.execute(
             "UPDATE index_generations SET docs = docs + ?, rows = rows + ? WHERE id = ?",
-            (len(docs), len(rows), gen.id),
+            (len(docs), count, gen.id),
         )
 
     # -- reading -------------------------------------------------------------------------
