@@ -451,6 +451,34 @@ def test_queries_and_the_index(vision: Api) -> None:
     assert [m.id for m in vision.query_datastore(DS, query, all_versions=True).items] == [alice.id]
 
 
+def test_filter_totals_and_asynchronous_queries(vision: Api) -> None:
+    docs = [
+        vision.put_document(DS, {**MID, "title_id": str(i)}, face_document(i)) for i in (1, 2, 3)
+    ]
+    query = 'event.label = "face"'
+    first = vision.query_datastore(DS, query, limit=2)
+    assert first.total == 3 and first.next_cursor is not None
+    assert vision.query_datastore(DS, query, limit=2, cursor=first.next_cursor).total is None
+    assert vision.query_datastore(DS, 'region.person = "Nobody"').total == 0
+
+    submitted = vision.submit_query(DS, query)
+    assert submitted.datastore == reeldb.DataStoreRef.parse(DS) and not submitted.all_versions
+    assert submitted.query == {"field": "event.label", "op": "=", "value": "face"}
+    done = vision.wait_query(submitted.id, timeout=30)
+    assert (done.state, done.found, done.error) == ("done", 3, None)
+    assert vision.get_query_request(str(submitted.id)) == done
+    page = vision.query_results(submitted.id, limit=2)
+    rest = vision.query_results(submitted.id, limit=2, cursor=page.next_cursor)
+    assert [m.id for m in page.items + rest.items] == [d.id for d in docs]
+    assert page.total == 3 and rest.next_cursor is None
+    with pytest.raises(reeldb.QueryError, match="did you mean"):
+        vision.submit_query(DS, 'event.lable = "face"')
+    with pytest.raises(reeldb.NotFoundError):
+        vision.get_query_request("01936f5e-0000-7000-8000-000000000000")
+    with pytest.raises(reeldb.ValidationError):
+        vision.query_results("nope")
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [

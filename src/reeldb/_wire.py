@@ -19,7 +19,7 @@ from reeldb.index.model import Generation
 from reeldb.index.rows import Column, column_width
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.model.document import Document, DocumentInfo
-from reeldb.model.search import DocumentMatch, EventMatch
+from reeldb.model.search import DocumentMatch, EventMatch, QueryRequest
 from reeldb.model.timing import TimeRange
 from reeldb.schema.model import (
     CompatibilityMode,
@@ -332,6 +332,34 @@ def event_match_from(d: Json) -> EventMatch:
         d["component"],
         tuple(d["regions"]),
         tuple(d["region_indexes"]),
+    )
+
+
+def query_request(q: QueryRequest) -> Json:
+    return {
+        "id": str(q.id),
+        "datastore": str(q.datastore),
+        "query": q.query,
+        "all_versions": q.all_versions,
+        "state": q.state,
+        "found": q.found,
+        "error": q.error,
+        "created_at": _ts(q.created_at),
+        "finished_at": None if q.finished_at is None else _ts(q.finished_at),
+    }
+
+
+def query_request_from(d: Json) -> QueryRequest:
+    return QueryRequest(
+        UUID(d["id"]),
+        DataStoreRef.parse(d["datastore"]),
+        d["query"],
+        d["all_versions"],
+        d["state"],
+        d["found"],
+        d["error"],
+        _dt(d["created_at"]),
+        None if d["finished_at"] is None else _dt(d["finished_at"]),
     )
 
 

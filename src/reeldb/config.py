@@ -66,6 +66,11 @@ SETTINGS: Final = (
         4 * 1024 * 1024,
         "Largest chunk of a document's events kept by the index for document-level queries.",
     ),
+    Setting(
+        "query_result_ttl",
+        86_400.0,
+        "Seconds an asynchronous query's results are kept after it finishes.",
+    ),
     Setting("host", "127.0.0.1", "Address `reeldb serve` listens on."),
     Setting("port", 8000, "Port `reeldb serve` listens on."),
     Setting("workers", 1, "Worker processes of `reeldb serve` (they share the database)."),
@@ -92,6 +97,7 @@ class Settings:
     document_cache_bytes: int = 32 * 1024 * 1024
     index_rollover_rows: int = 50_000_000
     index_chunk_bytes: int = 4 * 1024 * 1024
+    query_result_ttl: float = 86_400.0
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -123,6 +129,7 @@ class Settings:
             "max_request_bytes",
             "index_rollover_rows",
             "index_chunk_bytes",
+            "query_result_ttl",
             "workers",
         ):
             value = getattr(self, name)
@@ -143,7 +150,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if value is None or isinstance(value, str) and value.lower() in ("", "none"):
         return None if default is None else default
     try:
-        if name in ("busy_timeout", "read_timeout"):
+        if name in ("busy_timeout", "read_timeout", "query_result_ttl"):
             return float(value)
         if name in (
             "max_document_bytes",

@@ -7,9 +7,15 @@ issue's policy layer wraps it and checks roles at the boundary.
 from __future__ import annotations
 
 import hmac
+import logging
+import os
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -49,21 +55,37 @@ from reeldb.model.names import (
     check_schema_name,
     check_version,
 )
-from reeldb.model.search import DocumentMatch, EventMatch
+from reeldb.model.search import DocumentMatch, EventMatch, QueryRequest, QueryState
 from reeldb.model.timing import FrameRate, TimeRange
 from reeldb.query import FieldInfo, check_query, parse_query, searchable_fields
 from reeldb.query.ast import Expr
+from reeldb.query.json_form import to_json
 from reeldb.schema.builtins import BUILTIN_NAMESPACE
 from reeldb.schema.model import CompatibilityMode, SchemaKind, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
 from reeldb.store import NewDocument, Store, load_store
-from reeldb.store.base import DocumentBatch, DocumentRecord
+from reeldb.store.base import DocumentBatch, DocumentRecord, QueryRequestRecord
 
-__all__ = ["LOCAL_OWNER", "Database", "PreparedWrite", "check_document_id", "connect"]
+__all__ = [
+    "COUNT_BUDGET",
+    "LOCAL_OWNER",
+    "Database",
+    "PreparedWrite",
+    "check_document_id",
+    "check_request_id",
+    "connect",
+    "poll_query",
+]
 
 _WRITE_RETRIES = 8
 MAX_PAGE_SIZE = 1000
+COUNT_BUDGET = 2_000_000
+"""How much work a DataStore-level filter may spend counting its matches for ``total``
+(`SearchStore.count_matches`; on SQLite, virtual-machine instructions: ~10-20 ms)."""
 _AUTHENTICATED_ENTRIES = 10_000
+_QUERY_BATCH = 1000  # results an asynchronous query stores per transaction
+_QUERY_LEASE = timedelta(seconds=60)  # a runner silent this long is taken over
+_log = logging.getLogger(__name__)
 LOCAL_OWNER = "local:owner"
 """The principal of embedded use (the library and the CLI on the database file)."""
 
@@ -159,6 +181,12 @@ class Database:
         ] = {}
         # Authenticated keys (by hash), valid while the store's access generation stays.
         self._authenticated: dict[bytes, tuple[int, Principal]] = {}
+        # Asynchronous queries run on threads of this process, each held by a lease.
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid7()}"
+        self._queries_lock = threading.Lock()
+        self._queries: ThreadPoolExecutor | None = None
+        self._running_queries: set[UUID] = set()
+        self._closing = False
 
     @property
     def url(self) -> str:
@@ -166,7 +194,16 @@ class Database:
         return self.store.url
 
     def close(self) -> None:
-        """Close the database; later calls raise `DatabaseClosedError`."""
+        """Close the database; later calls raise `DatabaseClosedError`.
+
+        Asynchronous queries running here stop at their next batch and are handed back
+        (``pending``): the next poll, from any process, runs them again.
+        """
+        with self._queries_lock:
+            self._closing = True
+            queries, self._queries = self._queries, None
+        if queries is not None:
+            queries.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
     def __enter__(self) -> Database:
@@ -905,7 +942,10 @@ class Database:
             cursor: ``next_cursor`` of the previous page.
 
         Returns:
-            A page of ``(id, mid)``, each document once.
+            A page of ``(id, mid)``, each document once. The first page (no ``cursor``) also
+            carries ``total``, the number of documents on all pages, when it is cheap to
+            know: always if this page is the only one, else if the backend counts them
+            within `COUNT_BUDGET`; otherwise None.
 
         Raises:
             QueryError: The query is malformed or does not fit the DataStore's schema.
@@ -922,7 +962,191 @@ class Database:
         more = len(found) > limit
         found = found[:limit]
         items = tuple(DocumentMatch(doc_id, _mid(key)) for _, doc_id, key in found)
-        return Page(items, encode_cursor(found[-1][0]) if more else None)
+        total = None
+        if cursor is None:
+            total = (
+                len(items)
+                if not more
+                else self.store.count_matches(
+                    ds.id, expr, all_versions=all_versions, budget=COUNT_BUDGET
+                )
+            )
+        return Page(items, encode_cursor(found[-1][0]) if more else None, total)
+
+    # -- asynchronous queries (NMDB-19) -----------------------------------------------------
+
+    def submit_query(
+        self,
+        datastore: str | DataStoreRef,
+        query: str | Mapping[str, Any] | Expr,
+        *,
+        all_versions: bool = False,
+    ) -> QueryRequest:
+        """Run a DataStore-level filter asynchronously: its results are stored to be paged.
+
+        The request is durable when this returns; it runs on a thread of this process, and
+        if that process stops, a later `get_query_request` from any process runs it again.
+        Results are kept for the ``query_result_ttl`` setting after the query finishes.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            query: As for `query_datastore`; it is checked now.
+            all_versions: As for `query_datastore`.
+
+        Returns:
+            The request, ``pending`` or already further.
+
+        Raises:
+            QueryError: The query is malformed or does not fit the DataStore's schema.
+            NotFoundError: No such DataStore.
+        """
+        ds = self._datastore(datastore)
+        expr = self._checked_query(ds, query)
+        now = datetime.now(UTC)
+        self.store.delete_query_requests(now - timedelta(seconds=self.settings.query_result_ttl))
+        record = QueryRequestRecord(
+            uuid7(), ds.id, _json.dumps(to_json(expr)).decode(), all_versions, "pending",
+            created_at=now,
+        )  # fmt: skip
+        self.store.add_query_request(record)
+        self._start_query(record.id)
+        return self._public_query(self.store.get_query_request(record.id))
+
+    def get_query_request(self, request_id: UUID | str) -> QueryRequest:
+        """Where an asynchronous query stands (and, if its runner died, run it again).
+
+        Args:
+            request_id: From `submit_query`.
+
+        Returns:
+            The request.
+
+        Raises:
+            ValidationError: A malformed id.
+            NotFoundError: No such request, or its results expired.
+        """
+        record = self.store.get_query_request(check_request_id(request_id))
+        lapsed = record.lease_until is not None and record.lease_until < datetime.now(UTC)
+        if record.state == "pending" or (record.state == "running" and lapsed):
+            self._start_query(record.id)
+        return self._public_query(record)
+
+    def wait_query(
+        self, request_id: UUID | str, *, timeout: float | None = None, poll: float = 0.05
+    ) -> QueryRequest:
+        """Poll an asynchronous query until it is ``done`` or ``failed``, or time runs out.
+
+        Args:
+            request_id: From `submit_query`.
+            timeout: Give up after this many seconds (None: wait as long as it takes).
+            poll: Seconds between polls.
+
+        Returns:
+            The request as last seen (check its ``state``).
+        """
+        return poll_query(self.get_query_request, request_id, timeout, poll)
+
+    def query_results(
+        self, request_id: UUID | str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[DocumentMatch]:
+        """A page of a finished asynchronous query's documents, in write order.
+
+        Args:
+            request_id: From `submit_query`.
+            limit: Page size, 1 to 1000.
+            cursor: ``next_cursor`` of the previous page.
+
+        Returns:
+            The page; ``total`` is the number of documents on all pages.
+
+        Raises:
+            ConflictError: The query is not done yet, or it failed (the message says why).
+            ValidationError: A bad id, limit or cursor.
+            NotFoundError: No such request, or its results expired.
+        """
+        check_limit(limit)
+        record = self.store.get_query_request(check_request_id(request_id))
+        if record.state == "failed":
+            raise ConflictError(f"query request {record.id} failed: {record.error}")
+        if record.state != "done":
+            raise ConflictError(
+                f"query request {record.id} is {record.state}: poll it until it is done"
+            )
+        after = decode_cursor(cursor) if cursor is not None else 0
+        found = self.store.query_results(record.id, after=after, limit=limit + 1)
+        more = len(found) > limit
+        found = found[:limit]
+        items = tuple(DocumentMatch(doc_id, _mid(key)) for _, doc_id, key in found)
+        return Page(items, encode_cursor(found[-1][0]) if more else None, record.found)
+
+    def _start_query(self, request_id: UUID) -> None:
+        with self._queries_lock:
+            if self._closing or request_id in self._running_queries:
+                return
+            if self._queries is None:
+                self._queries = ThreadPoolExecutor(2, thread_name_prefix="reeldb-query")
+            self._running_queries.add(request_id)
+            self._queries.submit(self._run_query, request_id)
+
+    def _run_query(self, request_id: UUID) -> None:
+        owner = self._owner
+        try:
+            now = datetime.now(UTC)
+            record = self.store.claim_query_request(request_id, owner, now, now + _QUERY_LEASE)
+            if record is None:
+                return  # another runner has it, or it finished
+            try:
+                ds = self.store.get_datastore_by_id(record.datastore_id)
+                expr = self._checked_query(ds, _json.loads(record.query, what="stored query"))
+                after = 0
+                while True:
+                    if self._closing:  # hand it back for the next poll to run
+                        self.store.finish_query_request(
+                            request_id, owner, error=None, finished_at=None
+                        )
+                        return
+                    found = self.store.search_documents(
+                        ds.id,
+                        expr,
+                        all_versions=record.all_versions,
+                        limit=_QUERY_BATCH,
+                        after_seq=after,
+                    )
+                    lease = datetime.now(UTC) + _QUERY_LEASE
+                    matches = [(doc_id, key) for _, doc_id, key in found]
+                    if found and not self.store.add_query_results(
+                        request_id, owner, matches, lease
+                    ):
+                        return  # taken over after our lease ran out
+                    if len(found) < _QUERY_BATCH:
+                        break
+                    after = found[-1][0]
+                error = None
+            except ReelError as exc:
+                error = str(exc)
+            self.store.finish_query_request(
+                request_id, owner, error=error, finished_at=datetime.now(UTC)
+            )
+        except Exception:  # a thread has nobody to raise to: log, the lease lets others retry
+            _log.exception("asynchronous query %s stopped", request_id)
+        finally:
+            with self._queries_lock:
+                self._running_queries.discard(request_id)
+
+    def _public_query(self, record: QueryRequestRecord) -> QueryRequest:
+        assert record.created_at is not None
+        state: QueryState = record.state  # type: ignore[assignment]
+        return QueryRequest(
+            record.id,
+            self.store.get_datastore_by_id(record.datastore_id).ref,
+            _json.loads(record.query, what="stored query"),
+            record.all_versions,
+            state,
+            record.found,
+            record.error,
+            record.created_at,
+            record.finished_at,
+        )
 
     def query_document(
         self,
@@ -1287,6 +1511,53 @@ def check_document_id(value: UUID | str) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise ValidationError(f"invalid DocumentID {value!r}: expected a UUID") from None
+
+
+def poll_query(
+    get: Callable[[UUID | str], QueryRequest],
+    request_id: UUID | str,
+    timeout: float | None,
+    poll: float,
+) -> QueryRequest:
+    """Call ``get`` until the query is ``done`` or ``failed``, or ``timeout`` seconds passed.
+
+    Args:
+        get: Reads the request (`Database.get_query_request` or the client's).
+        request_id: The request.
+        timeout: Seconds to wait at most (None: no limit).
+        poll: Seconds between reads.
+
+    Returns:
+        The request as last read.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        request = get(request_id)
+        if request.state in ("done", "failed"):
+            return request
+        if deadline is not None and time.monotonic() >= deadline:
+            return request
+        time.sleep(poll)
+
+
+def check_request_id(value: UUID | str) -> UUID:
+    """Read an asynchronous query's request id.
+
+    Args:
+        value: A UUID, or its text.
+
+    Returns:
+        The UUID.
+
+    Raises:
+        ValidationError: Not a UUID.
+    """
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValidationError(f"invalid query request id {value!r}: expected a UUID") from None
 
 
 def _event_match(hit: EventHit) -> EventMatch:

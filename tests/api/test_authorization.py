@@ -273,6 +273,16 @@ def _query_document(world: World, ns: str) -> Call:
     )
 
 
+def _query_request(suffix: str) -> Builder:
+    def build(world: World, ns: str) -> Call:
+        submitted = world.db.submit_query(f"{VISION}/{DATASTORE}", 'event.label = "face"')
+        assert world.db.wait_query(submitted.id, timeout=30).state == "done"
+        rid = str(submitted.id)
+        return Call("GET", f"/v1/queries/{rid}{suffix}", document_id=rid)
+
+    return build
+
+
 _DS_ROUTE = "/v1/namespaces/{namespace}/datastores/{analysis_type}/{version}"
 
 REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
@@ -364,6 +374,13 @@ REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
         Need.READER,
         _send("POST", _DS + "/query", lambda w: {"query": 'event.label = "face"'}),
     ),
+    ("POST", _DS_ROUTE + "/queries"): (
+        Need.READER,
+        _send("POST", _DS + "/queries", lambda w: {"query": 'event.label = "face"'}),
+    ),
+    # Authenticated, then the reader role in the query's namespace (known once it is read).
+    ("GET", "/v1/queries/{request_id}"): (Need.READER, _query_request("")),
+    ("GET", "/v1/queries/{request_id}/results"): (Need.READER, _query_request("/results")),
     ("GET", _DS_ROUTE + "/index"): (Need.READER, _get(_DS + "/index")),
     ("POST", _DS_ROUTE + "/index/rebuild"): (
         Need.ADMIN,

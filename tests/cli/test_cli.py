@@ -987,7 +987,7 @@ def test_query_a_datastore_and_a_document(vision: Cli) -> None:
         "-o", "json", "query", DATASTORE, '{"field": "event.label", "op": "=", "value": "car"}'
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"items": [], "next_cursor": None}
+    assert json.loads(result.stdout) == {"items": [], "next_cursor": None, "total": 0}
     result = vision("query", DATASTORE, "event.time_range overlaps(1, 1.2)", "--document", first)
     assert result.exit_code == 0, result.output
     assert [row[0] for row in table_rows(result.stdout)] == ["/tracks/0/components/0/events/1"]
@@ -998,6 +998,27 @@ def test_query_a_datastore_and_a_document(vision: Cli) -> None:
     page = json.loads(result.stdout)
     assert len(page["items"]) == 2 and page["next_cursor"]
     assert page["items"][0]["regions"][0]["person"] == "Alice"
+
+
+def test_asynchronous_queries(vision: Cli) -> None:
+    first = put(vision, face_document(3, person="Alice"))
+    result = vision("-o", "json", "query", DATASTORE, 'region.person = "Alice"', "--submit")
+    assert result.exit_code == 0, result.output
+    request_id = json.loads(result.stdout)["id"]
+    result = vision("queries", "wait", request_id, "--timeout", "30")
+    assert result.exit_code == 0, result.output
+    assert f"query request {request_id}" in result.stdout and ": done" in result.stdout
+    assert "1 matching document(s)" in result.stdout
+    result = vision("queries", "results", request_id)
+    assert result.exit_code == 0, result.output
+    assert [row[0] for row in table_rows(result.stdout)] == [first]
+    result = vision("-o", "json", "queries", "status", request_id)
+    assert json.loads(result.stdout)["state"] == "done"
+    assert_error(vision("queries", "status", "nope"), contains="invalid query request id")
+    assert_error(
+        vision("query", DATASTORE, "count(event) > 1", "--submit", "--document", first),
+        contains="--submit runs DataStore-level queries",
+    )
 
 
 @pytest.mark.parametrize(

@@ -351,6 +351,27 @@ class DataStoreQuery(_Request):
     cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
 
 
+class AsyncQuery(_Request):
+    """A DataStore-level filter to run asynchronously."""
+
+    query: str | dict[str, Any] = _QUERY_FIELD
+    all_versions: bool = Field(False, description="Also superseded versions of each MID.")
+
+
+class QueryRequestOut(BaseModel):
+    """An asynchronous DataStore-level filter and where it stands."""
+
+    id: str
+    datastore: str = Field(examples=["demo/face_detection/1"])
+    query: dict[str, Any] = Field(description="The query, in its JSON form.")
+    all_versions: bool
+    state: Literal["pending", "running", "done", "failed"]
+    found: int = Field(description="Matching documents stored so far (all, once done).")
+    error: str | None = Field(description="Why it failed.")
+    created_at: str
+    finished_at: str | None
+
+
 class DocumentQuery(_Request):
     """A document-level query."""
 
@@ -370,6 +391,16 @@ class DocumentMatchOut(BaseModel):
 
     id: str
     mid: dict[str, str]
+
+
+class FilterPage(Page[DocumentMatchOut]):
+    """One page of a DataStore-level filter's documents."""
+
+    total: int | None = Field(
+        None,
+        description="On the first page, the number of matching documents on all pages when "
+        "it is cheap to know; otherwise null.",
+    )
 
 
 class TimeOut(BaseModel):

@@ -34,6 +34,7 @@ from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.document import Document, DocumentInfo
 from reeldb.model.names import MAX_VERSION
+from reeldb.model.search import QueryRequest
 
 __all__ = ["DOCUMENT_PATH", "build_routes", "document_response"]
 
@@ -107,6 +108,16 @@ def _readable_info(request: Request, document_id: UUID) -> DocumentInfo:
     except (NotFoundError, PermissionDeniedError):
         raise NotFoundError(f"document {document_id} does not exist") from None
     return info
+
+
+def _readable_query(request: Request, request_id: UUID) -> QueryRequest:
+    """An asynchronous query, if the caller may read its DataStore (else it "does not exist")."""
+    try:
+        found = db_of(request).get_query_request(request_id)
+        authorize(principal_of(request), Need.READER, found.datastore.namespace)
+    except (NotFoundError, PermissionDeniedError):
+        raise NotFoundError(f"no query request {request_id}") from None
+    return found
 
 
 def _etag_response(wanted: str | None, etag: str, body: Any) -> Response:
@@ -268,7 +279,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         "POST",
         ds_path + "/query",
         need=Need.READER,
-        response_model=m.Page[m.DocumentMatchOut],
+        response_model=m.FilterPage,
         tags=["search"],
         summary="Documents of the DataStore that match a query (their coordinates)",
     )
@@ -286,7 +297,62 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
             limit=body.limit,
             cursor=body.cursor,
         )
-        return json_response(page_json(page, _wire.document_match))
+        return json_response({**page_json(page, _wire.document_match), "total": page.total})
+
+    @r.route(
+        "POST",
+        ds_path + "/queries",
+        need=Need.READER,
+        status_code=202,
+        response_model=m.QueryRequestOut,
+        tags=["search"],
+        summary="Run a DataStore-level filter asynchronously: poll it, then page its results",
+    )
+    def submit_query(
+        request: Request,
+        namespace: Namespace,
+        analysis_type: AnalysisType,
+        version: Version,
+        body: m.AsyncQuery,
+    ) -> Response:
+        submitted = db_of(request).submit_query(
+            DataStoreRef(namespace, analysis_type, version),
+            body.query,
+            all_versions=body.all_versions,
+        )
+        return json_response(
+            _wire.query_request(submitted),
+            202,
+            headers={"Location": f"/v1/queries/{submitted.id}"},
+        )
+
+    @r.route(
+        "GET",
+        "/queries/{request_id}",
+        need=Need.AUTHENTICATED,
+        response_model=m.QueryRequestOut,
+        tags=["search"],
+        summary="Where an asynchronous query stands (reader role in its namespace)",
+        openapi_extra={"x-reeldb-role": "reader"},
+    )
+    def get_query_request(request: Request, request_id: UUID) -> Response:
+        return json_response(_wire.query_request(_readable_query(request, request_id)))
+
+    @r.route(
+        "GET",
+        "/queries/{request_id}/results",
+        need=Need.AUTHENTICATED,
+        response_model=m.FilterPage,
+        tags=["search"],
+        summary="A page of a finished asynchronous query's documents (reader role)",
+        openapi_extra={"x-reeldb-role": "reader"},
+    )
+    def query_results(
+        request: Request, request_id: UUID, limit: Limit = 50, cursor: Cursor = None
+    ) -> Response:
+        _readable_query(request, request_id)
+        page = db_of(request).query_results(request_id, limit=limit, cursor=cursor)
+        return json_response({**page_json(page, _wire.document_match), "total": page.total})
 
     @r.route(
         "POST",

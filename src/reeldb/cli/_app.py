@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -67,6 +68,7 @@ doc_app = typer.Typer(help="Immutable media documents, keyed by MID.")
 keys_app = typer.Typer(help="API keys of the HTTP service (stored only as hashes).")
 audit_app = typer.Typer(help="The audit log of writes and admin actions.")
 index_app = typer.Typer(help="The search index of DataStores: generations, rebuilds.")
+queries_app = typer.Typer(help="Asynchronous DataStore-level queries (reeldb query --submit).")
 for sub, name in (
     (namespace_app, "namespace"),
     (role_app, "role"),
@@ -76,6 +78,7 @@ for sub, name in (
     (keys_app, "keys"),
     (audit_app, "audit"),
     (index_app, "index"),
+    (queries_app, "queries"),
 ):
     app.add_typer(sub, name=name, no_args_is_help=True)
 
@@ -745,6 +748,12 @@ def query(
     ] = False,
     limit: Annotated[int, typer.Option(help="Page size (1-1000).")] = 50,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--submit", help="Run it asynchronously: print a request id (see reeldb queries)."
+        ),
+    ] = False,
 ) -> None:
     """Find the documents of a DataStore, or the events of one document, that match a query.
 
@@ -753,6 +762,11 @@ def query(
     state = _state(ctx)
     db = state.db
     spec: Any = _json.loads(text, what="JSON query") if text.lstrip().startswith("{") else text
+    if submit:
+        if document is not None:
+            raise ValidationError("--submit runs DataStore-level queries, not --document ones")
+        _show_query_request(state.out, db.submit_query(datastore, spec, all_versions=all_versions))
+        return
     if document is not None:
         db.get_document(document, datastore=datastore)  # the document must be in this DataStore
         events = db.query_document(document, spec, limit=limit, cursor=cursor)
@@ -788,6 +802,8 @@ def query(
                 [(m.id, _json.dumps(m.mid).decode()) for m in docs.items],
                 docs,
             )
+            if docs.total is not None:
+                state.out.line(f"{docs.total} matching document(s) in all")
         next_cursor = docs.next_cursor
     if next_cursor and not state.out.json:
         state.out.line(f"more: --cursor {next_cursor}")
@@ -853,6 +869,70 @@ def index_rebuild(
             f"rebuilt {datastore}: generation {generation.name}, {generation.docs} documents, "
             f"{generation.rows} rows"
         )
+
+
+def _show_query_request(out: Output, request: Any) -> None:
+    if out.json:
+        out.data(request)
+        return
+    out.line(f"query request {request.id} on {request.datastore}: {request.state}")
+    if request.state == "done":
+        out.line(f"{request.found} matching document(s): reeldb queries results {request.id}")
+    elif request.state == "failed":
+        out.line(f"failed: {request.error}")
+    else:
+        out.line(f"follow it with: reeldb queries wait {request.id}")
+
+
+@queries_app.command("status")
+def queries_status(
+    ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request id.")]
+) -> None:
+    """Show where an asynchronous query stands."""
+    state = _state(ctx)
+    _show_query_request(state.out, state.db.get_query_request(request_id))
+
+
+@queries_app.command("wait")
+def queries_wait(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request id.")],
+    timeout: Annotated[
+        float | None, typer.Option(help="Give up after this many seconds (default: never).")
+    ] = None,
+) -> None:
+    """Wait until an asynchronous query is done or failed; exit 1 if it failed or timed out."""
+    state = _state(ctx)
+    spinner = not state.out.json and sys.stderr.isatty()
+    waiting = Console(stderr=True).status(f"waiting for query {request_id}")
+    with waiting if spinner else contextlib.nullcontext():
+        request = state.db.wait_query(request_id, timeout=timeout)
+    _show_query_request(state.out, request)
+    if request.state != "done":
+        raise typer.Exit(1)
+
+
+@queries_app.command("results")
+def queries_results(
+    ctx: typer.Context,
+    request_id: Annotated[str, typer.Argument(help="The request id.")],
+    limit: Annotated[int, typer.Option(help="Page size (1-1000).")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+) -> None:
+    """Page through the documents a finished asynchronous query found."""
+    state = _state(ctx)
+    docs = state.db.query_results(request_id, limit=limit, cursor=cursor)
+    if state.out.json:
+        state.out.data(docs)
+        return
+    state.out.table(
+        f"Documents query {request_id} found ({docs.total} in all)",
+        ["document id", "mid"],
+        [(m.id, _json.dumps(m.mid).decode()) for m in docs.items],
+        docs,
+    )
+    if docs.next_cursor:
+        state.out.line(f"more: --cursor {docs.next_cursor}")
 
 
 # -- API keys and audit -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from reeldb.errors import IncompatibleSchemaError, ReelError, ValidationError
+from reeldb.model.document import Page
 
 __all__ = ["Output", "OutputFormat", "plain"]
 
@@ -38,6 +39,8 @@ def plain(value: Any) -> Any:
     Returns:
         The same information as dicts, lists, strings and numbers.
     """
+    if isinstance(value, Page) and value.total is None:  # as over HTTP: no total, no key
+        return {"items": plain(value.items), "next_cursor": value.next_cursor}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):

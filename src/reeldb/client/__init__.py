@@ -22,7 +22,7 @@ import orjson
 from reeldb import _json, _wire
 from reeldb._problems import error_from_problem
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
-from reeldb.database import check_document_id, check_limit
+from reeldb.database import check_document_id, check_limit, check_request_id, poll_query
 from reeldb.errors import (
     BackendUnavailableError,
     DatabaseClosedError,
@@ -40,7 +40,7 @@ from reeldb.model.names import (
     check_schema_name,
     check_version,
 )
-from reeldb.model.search import DocumentMatch, EventMatch
+from reeldb.model.search import DocumentMatch, EventMatch, QueryRequest
 from reeldb.query import to_json
 from reeldb.query.ast import Expr
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
@@ -433,9 +433,43 @@ class Client:
             "cursor": cursor,
         }
         found = self._call("POST", self._ds_path(datastore) + "/query", json=body)
-        return Page(
-            tuple(_wire.document_match_from(d) for d in found["items"]), found["next_cursor"]
-        )
+        items = tuple(_wire.document_match_from(d) for d in found["items"])
+        return Page(items, found["next_cursor"], found.get("total"))
+
+    def submit_query(
+        self,
+        datastore: str | DataStoreRef,
+        query: str | Mapping[str, Any] | Expr,
+        *,
+        all_versions: bool = False,
+    ) -> QueryRequest:
+        """See `reeldb.Database.submit_query`."""
+        body = {"query": _query_json(query), "all_versions": all_versions}
+        found = self._call("POST", self._ds_path(datastore) + "/queries", json=body)
+        return _wire.query_request_from(found)
+
+    def get_query_request(self, request_id: UUID | str) -> QueryRequest:
+        """See `reeldb.Database.get_query_request`."""
+        found = self._call("GET", f"/queries/{check_request_id(request_id)}")
+        return _wire.query_request_from(found)
+
+    def wait_query(
+        self, request_id: UUID | str, *, timeout: float | None = None, poll: float = 0.2
+    ) -> QueryRequest:
+        """See `reeldb.Database.wait_query`."""
+        return poll_query(self.get_query_request, request_id, timeout, poll)
+
+    def query_results(
+        self, request_id: UUID | str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[DocumentMatch]:
+        """See `reeldb.Database.query_results`."""
+        check_limit(limit)
+        params: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        found = self._call("GET", f"/queries/{check_request_id(request_id)}/results", params=params)
+        items = tuple(_wire.document_match_from(d) for d in found["items"])
+        return Page(items, found["next_cursor"], found.get("total"))
 
     def query_document(
         self,

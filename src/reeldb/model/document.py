@@ -97,10 +97,12 @@ class Page(Generic[T]):
     Attributes:
         items: The items on this page.
         next_cursor: Pass it back to get the next page; None on the last page.
+        total: How many items all pages hold, where the listing tells (None: unknown).
     """
 
     items: tuple[T, ...]
     next_cursor: str | None
+    total: int | None = None
 
 
 _CURSOR_PREFIX = "rdb1:"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
+from reeldb.model.datastore import DataStoreRef
 from reeldb.model.timing import TimeRange
 
-__all__ = ["DocumentMatch", "EventMatch"]
+__all__ = ["DocumentMatch", "EventMatch", "QueryRequest", "QueryState"]
+
+QueryState = Literal["pending", "running", "done", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +50,31 @@ class EventMatch:
     component: dict[str, Any]
     regions: tuple[dict[str, Any], ...]
     region_indexes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRequest:
+    """A DataStore-level filter run asynchronously, and where it stands.
+
+    Attributes:
+        id: The request id (a UUIDv7).
+        datastore: The DataStore queried.
+        query: The query, in its JSON form.
+        all_versions: Whether superseded versions of each MID count.
+        state: ``pending`` (not started), ``running``, ``done`` (the results can be paged)
+            or ``failed`` (see ``error``).
+        found: How many matching documents are stored so far (all of them once ``done``).
+        error: Why it failed, or None.
+        created_at: When it was submitted.
+        finished_at: When it finished, or None.
+    """
+
+    id: UUID
+    datastore: DataStoreRef
+    query: dict[str, Any]
+    all_versions: bool
+    state: QueryState
+    found: int
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None

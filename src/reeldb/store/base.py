@@ -30,6 +30,7 @@ __all__ = [
     "DocumentStore",
     "MetadataStore",
     "NewDocument",
+    "QueryRequestRecord",
     "SearchStore",
     "Store",
 ]
@@ -372,6 +373,37 @@ class MetadataStore(abc.ABC):
         """
 
 
+@dataclass(frozen=True, slots=True)
+class QueryRequestRecord:
+    """A stored asynchronous DataStore-level filter (`reeldb.model.search.QueryRequest`).
+
+    Attributes:
+        id: The request id.
+        datastore_id: The DataStore.
+        query: The query's JSON form, as text.
+        all_versions: Whether superseded versions count.
+        state: ``pending``, ``running``, ``done`` or ``failed``.
+        found: Results stored so far.
+        error: Why it failed.
+        owner: The runner holding it (while ``running``).
+        lease_until: Until when the owner holds it; after that any runner may take it over.
+        created_at: When it was submitted.
+        finished_at: When it finished.
+    """
+
+    id: UUID
+    datastore_id: int
+    query: str
+    all_versions: bool
+    state: str
+    found: int = 0
+    error: str | None = None
+    owner: str | None = None
+    lease_until: datetime | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class SearchStore(abc.ABC):
     """The search index of each DataStore, written with its documents (see `DocumentBatch`)."""
 
@@ -396,6 +428,23 @@ class SearchStore(abc.ABC):
 
         Returns:
             ``(seq, document id, mid key)`` per document.
+        """
+
+    @abc.abstractmethod
+    def count_matches(
+        self, datastore_id: int, expr: Expr, *, all_versions: bool, budget: int
+    ) -> int | None:
+        """How many documents `search_documents` would return in all, if that is cheap.
+
+        Args:
+            datastore_id: The DataStore.
+            expr: The query, checked.
+            all_versions: As for `search_documents`.
+            budget: How much work the count may take, in the backend's own unit (SQLite:
+                virtual-machine instructions, about a millisecond per 100 000).
+
+        Returns:
+            The count, or None if counting would take more than the budget.
         """
 
     @abc.abstractmethod
@@ -480,6 +529,119 @@ class SearchStore(abc.ABC):
 
         Returns:
             ``(documents indexed in the alias's generations, documents stored)``.
+        """
+
+    @abc.abstractmethod
+    def add_query_request(self, request: QueryRequestRecord) -> None:
+        """Store a new asynchronous query (``pending``), durably.
+
+        Args:
+            request: The request.
+        """
+
+    @abc.abstractmethod
+    def get_query_request(self, request_id: UUID) -> QueryRequestRecord:
+        """An asynchronous query.
+
+        Args:
+            request_id: Its id.
+
+        Returns:
+            The request.
+
+        Raises:
+            NotFoundError: No such request (or it expired).
+        """
+
+    @abc.abstractmethod
+    def claim_query_request(
+        self, request_id: UUID, owner: str, now: datetime, lease_until: datetime
+    ) -> QueryRequestRecord | None:
+        """Take a request to run it, atomically.
+
+        Claimable is a request that is ``pending``, or ``running`` under a lease that ended
+        before ``now`` (its runner died). Results a previous runner stored are dropped; the
+        request is ``running``, held by ``owner`` until ``lease_until``.
+
+        Args:
+            request_id: The request.
+            owner: Who runs it.
+            now: The time the lease is judged by.
+            lease_until: The new lease's end.
+
+        Returns:
+            The claimed request, or None if it is not claimable (someone holds it, or it
+            finished).
+        """
+
+    @abc.abstractmethod
+    def add_query_results(
+        self,
+        request_id: UUID,
+        owner: str,
+        matches: Sequence[tuple[UUID, str]],
+        lease_until: datetime,
+    ) -> bool:
+        """Append results and renew the lease, if ``owner`` still holds the request.
+
+        Args:
+            request_id: The request.
+            owner: The runner.
+            matches: ``(document id, mid key)`` per document, in order.
+            lease_until: The renewed lease's end.
+
+        Returns:
+            False if the runner lost the request (nothing was stored).
+        """
+
+    @abc.abstractmethod
+    def finish_query_request(
+        self,
+        request_id: UUID,
+        owner: str,
+        *,
+        error: str | None,
+        finished_at: datetime | None,
+    ) -> bool:
+        """End a run.
+
+        The request becomes ``done`` (no error), ``failed`` (an error), or, with neither an
+        error nor a finish time, ``pending`` again for another runner (a clean shutdown).
+
+        Args:
+            request_id: The request.
+            owner: The runner.
+            error: Why it failed, or None.
+            finished_at: When it finished; None to hand the request back.
+
+        Returns:
+            False if the runner had lost the request (nothing changed).
+        """
+
+    @abc.abstractmethod
+    def query_results(
+        self, request_id: UUID, *, after: int, limit: int
+    ) -> list[tuple[int, UUID, str]]:
+        """Stored results of a request, in order.
+
+        Args:
+            request_id: The request.
+            after: Only results after this position (0: from the first).
+            limit: At most this many.
+
+        Returns:
+            ``(position, document id, mid key)`` per result; positions start at 1.
+        """
+
+    @abc.abstractmethod
+    def delete_query_requests(self, finished_before: datetime) -> int:
+        """Forget requests, and their results, that finished before a time.
+
+        Args:
+            finished_before: The cut-off.
+
+        Returns:
+            How many requests were deleted.
         """
 
     @abc.abstractmethod

@@ -31,7 +31,13 @@ from reeldb.schema.model import (
     SchemaSubject,
     SchemaVersion,
 )
-from reeldb.store.base import DataStoreMove, DocumentBatch, DocumentRecord, Store
+from reeldb.store.base import (
+    DataStoreMove,
+    DocumentBatch,
+    DocumentRecord,
+    QueryRequestRecord,
+    Store,
+)
 from reeldb.store.sqlite._connection import SQLiteConnections
 from reeldb.store.sqlite.migrations import migrate
 
@@ -49,6 +55,10 @@ _SV_COLUMNS = (
 _ITER_BATCH = 256
 _KEY_COLUMNS = "key_id, principal, description, created_at, created_by, revoked_at"
 _AUDIT_COLUMNS = "seq, at, principal, action, namespace, target, request_id, status"
+_QUERY_COLUMNS = (
+    "id, datastore_id, query, all_versions, state, found, error, owner, lease_until, "
+    "created_at, finished_at"
+)
 
 
 def _ts(value: datetime) -> str:
@@ -57,6 +67,22 @@ def _ts(value: datetime) -> str:
 
 def _dt(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def _query_request(row: Sequence[Any]) -> QueryRequestRecord:
+    return QueryRequestRecord(
+        UUID(bytes=row[0]),
+        row[1],
+        row[2],
+        bool(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        None if row[8] is None else _dt(row[8]),
+        _dt(row[9]),
+        None if row[10] is None else _dt(row[10]),
+    )
 
 
 def _datastore(row: Sequence[Any]) -> DataStore:
@@ -677,6 +703,15 @@ class SQLiteStore(Store):
             )
         return [(seq, UUID(bytes=raw), mid) for seq, raw, mid in found]
 
+    def count_matches(
+        self, datastore_id: int, expr: Expr, *, all_versions: bool, budget: int
+    ) -> int | None:
+        """See `SearchStore.count_matches`."""
+        with self._db.read() as conn:
+            return self._index.count(
+                conn, datastore_id, expr, all_versions=all_versions, steps=budget
+            )
+
     def search_events(
         self, datastore_id: int, doc_seq: int, expr: Expr, *, limit: int, offset: int
     ) -> list[EventHit]:
@@ -734,6 +769,142 @@ class SQLiteStore(Store):
                 (datastore_id, datastore_id),
             ).fetchone()
         return int(indexed), int(stored)
+
+    def add_query_request(self, request: QueryRequestRecord) -> None:
+        """See `SearchStore.add_query_request`."""
+        assert request.created_at is not None
+        with self._db.write(changes_access=False) as conn:
+            conn.execute(
+                f"INSERT INTO query_requests ({_QUERY_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, 'pending', 0, NULL, NULL, NULL, ?, NULL)",
+                (
+                    request.id.bytes,
+                    request.datastore_id,
+                    request.query,
+                    int(request.all_versions),
+                    _ts(request.created_at),
+                ),
+            )
+
+    def get_query_request(self, request_id: UUID) -> QueryRequestRecord:
+        """See `SearchStore.get_query_request`."""
+        with self._db.read() as conn:
+            return self._query_request(conn, request_id)
+
+    @staticmethod
+    def _query_request(conn: sqlite3.Connection, request_id: UUID) -> QueryRequestRecord:
+        row = conn.execute(
+            f"SELECT {_QUERY_COLUMNS} FROM query_requests WHERE id = ?", (request_id.bytes,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no query request {request_id}")
+        return _query_request(row)
+
+    def claim_query_request(
+        self, request_id: UUID, owner: str, now: datetime, lease_until: datetime
+    ) -> QueryRequestRecord | None:
+        """See `SearchStore.claim_query_request`."""
+        with self._db.write(changes_access=False) as conn:
+            found = self._query_request(conn, request_id)
+            lapsed = found.lease_until is not None and found.lease_until < now
+            if not (found.state == "pending" or (found.state == "running" and lapsed)):
+                return None
+            conn.execute("DELETE FROM query_results WHERE request_id = ?", (request_id.bytes,))
+            conn.execute(
+                "UPDATE query_requests SET state = 'running', found = 0, owner = ?, "
+                "lease_until = ? WHERE id = ?",
+                (owner, _ts(lease_until), request_id.bytes),
+            )
+            return self._query_request(conn, request_id)
+
+    def add_query_results(
+        self,
+        request_id: UUID,
+        owner: str,
+        matches: Sequence[tuple[UUID, str]],
+        lease_until: datetime,
+    ) -> bool:
+        """See `SearchStore.add_query_results`."""
+        with self._db.write(changes_access=False) as conn:
+            row = conn.execute(
+                "SELECT found FROM query_requests WHERE id = ? AND owner = ? AND state = 'running'",
+                (request_id.bytes, owner),
+            ).fetchone()
+            if row is None:
+                return False
+            conn.executemany(
+                "INSERT INTO query_results (request_id, position, document_id, mid_key) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (request_id.bytes, row[0] + i, doc_id.bytes, mid)
+                    for i, (doc_id, mid) in enumerate(matches, 1)
+                ],
+            )
+            conn.execute(
+                "UPDATE query_requests SET found = found + ?, lease_until = ? WHERE id = ?",
+                (len(matches), _ts(lease_until), request_id.bytes),
+            )
+            return True
+
+    def finish_query_request(
+        self,
+        request_id: UUID,
+        owner: str,
+        *,
+        error: str | None,
+        finished_at: datetime | None,
+    ) -> bool:
+        """See `SearchStore.finish_query_request`."""
+        if finished_at is None and error is None:
+            state, found = "pending", "0"  # handed back: the next runner starts over
+        else:
+            state, found = ("failed" if error is not None else "done"), "found"
+        with self._db.write(changes_access=False) as conn:
+            if state == "pending":
+                conn.execute(
+                    "DELETE FROM query_results WHERE request_id = (SELECT id FROM "
+                    "query_requests WHERE id = ? AND owner = ? AND state = 'running')",
+                    (request_id.bytes, owner),
+                )
+            cursor = conn.execute(
+                f"UPDATE query_requests SET state = ?, found = {found}, error = ?, "
+                "owner = NULL, lease_until = NULL, finished_at = ? "
+                "WHERE id = ? AND owner = ? AND state = 'running'",
+                (
+                    state,
+                    error,
+                    None if finished_at is None else _ts(finished_at),
+                    request_id.bytes,
+                    owner,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def query_results(
+        self, request_id: UUID, *, after: int, limit: int
+    ) -> list[tuple[int, UUID, str]]:
+        """See `SearchStore.query_results`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT position, document_id, mid_key FROM query_results "
+                "WHERE request_id = ? AND position > ? ORDER BY position LIMIT ?",
+                (request_id.bytes, after, limit),
+            ).fetchall()
+        return [(row[0], UUID(bytes=row[1]), row[2]) for row in rows]
+
+    def delete_query_requests(self, finished_before: datetime) -> int:
+        """See `SearchStore.delete_query_requests`."""
+        with self._db.write(changes_access=False) as conn:
+            gone = [
+                (row[0],)
+                for row in conn.execute(
+                    "SELECT id, finished_at FROM query_requests WHERE finished_at IS NOT NULL"
+                )
+                if _dt(row[1]) < finished_before
+            ]
+            conn.executemany("DELETE FROM query_results WHERE request_id = ?", gone)
+            conn.executemany("DELETE FROM query_requests WHERE id = ?", gone)
+            return len(gone)
 
     def index_generations(self, datastore_id: int) -> list[Generation]:
         """See `SearchStore.index_generations`."""

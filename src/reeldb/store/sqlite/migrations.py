@@ -140,6 +140,34 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "CREATE INDEX index_docs_by_seq ON index_docs (doc_seq)",
         ),
     ),
+    (
+        "0004_query_requests",
+        (
+            # DataStore-level filters run asynchronously; a runner holds a request by a lease.
+            """CREATE TABLE query_requests (
+                id BLOB PRIMARY KEY,
+                datastore_id INTEGER NOT NULL REFERENCES datastores (id),
+                query TEXT NOT NULL,
+                all_versions INTEGER NOT NULL,
+                state TEXT NOT NULL
+                    CHECK (state IN ('pending', 'running', 'done', 'failed')),
+                found INTEGER NOT NULL DEFAULT 0,
+                error TEXT,
+                owner TEXT,
+                lease_until TEXT,
+                created_at TEXT NOT NULL,
+                finished_at TEXT
+            ) WITHOUT ROWID""",
+            "CREATE INDEX query_requests_by_finish ON query_requests (finished_at)",
+            """CREATE TABLE query_results (
+                request_id BLOB NOT NULL REFERENCES query_requests (id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
+                document_id BLOB NOT NULL,
+                mid_key TEXT NOT NULL,
+                PRIMARY KEY (request_id, position)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 
