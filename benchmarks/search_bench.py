@@ -233,8 +233,8 @@ def filters(
     def title_q() -> tuple[str, str, list[Any]]:
         i = rng.randrange(0, args.docs, 7)
         inner = (
-            f"SELECT r.doc FROM {rows} r WHERE r.d0 IN (SELECT rowid FROM ix{gid}_fts "
-            f"WHERE ix{gid}_fts MATCH ?)"
+            f"SELECT r.doc FROM {rows} r WHERE r.r <= 0 AND r.d0 IN (SELECT rowid FROM "
+            f"ix{gid}_fts WHERE ix{gid}_fts MATCH ?)"
         )
         match = f'f{col["asset.title"]} : "word{i}"'
         return f'asset.title contains "word{i}"', latest.format(inner=inner), [match]

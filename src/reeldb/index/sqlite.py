@@ -39,6 +39,7 @@ from reeldb.query.ast import (
     Not,
     Or,
     Overlaps,
+    fields_of,
     holds,
 )
 from reeldb.query.fulltext import stems
@@ -48,6 +49,8 @@ __all__ = ["SQLiteIndex", "fts_token"]
 _NODE: Final = {"asset": "d0", "track": "t0", "component": "c0", "event": "e0", "region": "id"}
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0", "k", "ko", "kl")
+_FIRST_ROWS: Final = "r <= 0"
+"""The rows that stand for their event (its first region's, or its only one) or node."""
 
 
 def fts_token(stem: str) -> str:
@@ -183,20 +186,30 @@ class SQLiteIndex:
             # B-trees for scalar fields of assets, events and regions. Tracks and components
             # are few per document and their fields seldom select: a B-tree on every one of
             # their rows would cost every write more than it saves (they stay searchable).
-            if column.type not in ("text", "time_range", "bounding_box") and column.level in (
+            # An asset's or event's value is the same on all rows of the event, so its B-tree
+            # holds only each event's first row (``r <= 0``): ten times fewer entries for
+            # ten regions per event. Queries that name no region field read only those rows.
+            if column.type in ("text", "time_range", "bounding_box") or column.level not in (
                 "asset",
                 "event",
                 "region",
             ):
-                conn.execute(
-                    f"CREATE INDEX ix{gid}_v{column.index} ON ix{gid}_rows (v{column.index})"
-                )
+                continue
+            where = "" if column.level == "region" else f" WHERE {_FIRST_ROWS}"
+            conn.execute(
+                f"CREATE INDEX ix{gid}_v{column.index} ON ix{gid}_rows (v{column.index}){where}"
+            )
         # Node ids grow with the row id: their B-trees are appended to, cheaply. They let a
         # full-text hit (a node) or an R*Tree hit (an event) find the node's rows.
+        # Full-text hits on assets, tracks and components need only the nodes' first rows
+        # (queries without region fields read only those; with region fields, another
+        # B-tree leads). Events' need every row: a document-level query looks up all rows
+        # of the events an R*Tree window returns.
         text_levels = {c.level for c in columns if c.type == "text"} | {"event"}
         for level in sorted(text_levels - {"region"}):
             node = _NODE[level]
-            conn.execute(f"CREATE INDEX ix{gid}_{node} ON ix{gid}_rows ({node})")
+            where = "" if level == "event" else f" WHERE {_FIRST_ROWS}"
+            conn.execute(f"CREATE INDEX ix{gid}_{node} ON ix{gid}_rows ({node}){where}")
         # Each event's time range, keyed by its first row: windows over many events.
         conn.execute(f"CREATE VIRTUAL TABLE ix{gid}_time USING rtree(id, lo, hi)")
         texts = [f"f{c.index}" for c in columns if c.type == "text"]
@@ -459,11 +472,16 @@ class SQLiteIndex:
         self, conn: sqlite3.Connection, datastore_id: int, expr: Expr, *, all_versions: bool
     ) -> tuple[str, list[Any]] | None:
         """The condition on ``documents d`` of the documents that match (None: no index yet)."""
+        # Without region fields, a row decides as every other row of its event does: each
+        # event (and node without events) is decided by its first row alone.
+        first_rows = all(f.level != "region" for f in fields_of(expr))
         parts, params = [], []
         for gen in self.generations(conn, datastore_id):
             if not gen.in_alias:
                 continue
             where, values = _Compiler(gen).compile(expr, "r")
+            if first_rows:  # the same term as the partial B-trees', so they can be used
+                where = f"r.{_FIRST_ROWS} AND {where}"
             parts.append(f"SELECT r.doc FROM ix{gen.id}_rows r WHERE {where}")
             params += values
         if not parts:

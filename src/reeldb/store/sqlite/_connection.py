@@ -9,8 +9,8 @@ Driver errors become reeldb errors here.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,12 +28,58 @@ from reeldb.store.sqlite._queue import WriterQueue
 
 __all__ = ["SQLiteConnections"]
 
-if sys.platform != "win32":
-    pass
-
 T = TypeVar("T")
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
+_WAL_LIMIT = 1024 * 1024 * 1024
+"""A WAL this large after a commit is checkpointed by the writer itself (the background
+checkpointer is not keeping up, or readers hold it back)."""
+_COALESCE = 0.05  # seconds the checkpointer lets a burst of commits finish
+_log = logging.getLogger(__name__)
+
+
+class _Checkpointer:
+    """Copies committed pages from the WAL into the database file, on its own thread.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses its threshold, so the
+    writer (and whoever waits for it) pays for copying and syncing the database file. Here
+    the writer only signals after each commit; the copy runs beside the next writes (SQLite
+    releases the GIL while it works). A passive checkpoint never blocks writers or readers.
+
+    Args:
+        path: The database file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._due = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="reeldb-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        """Ask for a checkpoint (after a commit)."""
+        self._due.set()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._due.wait()
+            if not self._stopping:
+                time.sleep(_COALESCE)
+            self._due.clear()
+            if self._stopping:  # close() sets the flag before it wakes us
+                return
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # the next commit asks again
+                _log.debug("background checkpoint failed: %s", exc)
+
+    def close(self) -> None:
+        """Stop the thread (its pending checkpoint is left to the last connection's close)."""
+        self._stopping = True
+        self._due.set()
+        self._thread.join()
+        self._conn.close()
 
 
 class SQLiteConnections:
@@ -70,10 +116,16 @@ class SQLiteConnections:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
         self._queue: WriterQueue | None = None
+        self._checkpointer: _Checkpointer | None = None
         self._generation = 0
         if path is not None:
             self._writer.execute("PRAGMA journal_mode=WAL")
+            # Checkpoints run on their own thread (`_Checkpointer`), not inside commits; the
+            # WAL is cut back to 64 MiB when it restarts after one.
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            self._writer.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
             self._queue = WriterQueue(path, busy_timeout)
+            self._checkpointer = _Checkpointer(path)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -146,6 +198,8 @@ class SQLiteConnections:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise BackendUnavailableError(f"commit failed: {exc}") from exc
+                else:
+                    self._after_commit(conn)
                 finally:
                     # After the commit: a reader that saw the old generation re-reads.
                     if changes_access:
@@ -155,6 +209,18 @@ class SQLiteConnections:
             finally:
                 if self._queue is not None:
                     self._queue.leave()
+
+    def _after_commit(self, conn: sqlite3.Connection) -> None:
+        if self._checkpointer is None:
+            return
+        self._checkpointer.poke()
+        assert self.path is not None
+        try:
+            oversized = self.path.with_name(f"{self.path.name}-wal").stat().st_size > _WAL_LIMIT
+        except OSError:
+            return
+        if oversized:  # back-pressure: the writer catches up itself
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def with_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the writer connection under the write lock, managing no transaction.
@@ -235,6 +301,9 @@ class SQLiteConnections:
             if self._closed:
                 return
             self._closed = True
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
             with self._readers_lock:
                 for conn in self._readers:
                     conn.close()
