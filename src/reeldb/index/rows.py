@@ -127,41 +127,89 @@ class DocumentRows:
 
 
 Extractor = Callable[[Mapping[str, Any], "FrameRate | None"], tuple[Any, ...]]
+RegionRows = Callable[
+    [list[tuple[Any, ...]], tuple[Any, ...], tuple[Any, ...], list[Any], "FrameRate | None"], None
+]
+
+
+def _statements(columns: tuple[Column, ...]) -> tuple[list[str], list[str]]:
+    """Python statements that set one local per value of ``obj``'s columns, and the locals.
+
+    The common cases (strings, seconds, boxes) are inline; the rest is left to `convert`.
+    """
+    lines, names = ["get = obj.get"], []
+    for i, column in enumerate(columns):
+        value = f"_{i}"
+        lines.append(f"{value} = get({column.name!r})")
+        if column.type in ("text", "keyword", "string"):
+            lines.append(f"if type({value}) is not str: {value} = None")
+            names.append(value)
+        elif column.type == "bounding_box":
+            x0, y0, x1, y1 = (f"_{i}_{k}" for k in range(4))
+            lines += [
+                f"if type({value}) is dict:",
+                f"    {x0} = float({value}['x']); {y0} = float({value}['y'])",
+                f"    {x1} = {x0} + float({value}['w']); {y1} = {y0} + float({value}['h'])",
+                f"else: {x0} = {y0} = {x1} = {y1} = None",
+            ]
+            names += [x0, y0, x1, y1]
+        elif column.type == "time_range":
+            lo, hi = f"_{i}_0", f"_{i}_1"
+            lines += [
+                f"if {value} is None: {lo} = {hi} = None",
+                f"else: {lo}, {hi} = _range({value}, rate)",
+            ]
+            names += [lo, hi]
+        else:
+            lines.append(f"{value} = convert(_kinds[{i}], {value}, rate)")
+            names.append(f"*{value}")
+    return lines, names
+
+
+def _compiled(source: str, columns: tuple[Column, ...], name: str) -> Any:
+    namespace: dict[str, Any] = {
+        "_range": _range,
+        "convert": convert,
+        "_kinds": [c.type for c in columns],
+    }
+    exec(compile(source, f"<reeldb.index.rows {name}>", "exec"), namespace)
+    return namespace[name]
 
 
 @functools.lru_cache(maxsize=256)
 def _extractor(columns: tuple[Column, ...]) -> Extractor:
     """A function from a node to its values for these columns (all of one level).
 
-    Indexing calls it once per region, so it is compiled: one expression per column, with
-    the common cases (strings, seconds, frames at the track's rate, boxes) inline and the
-    rest left to `convert`.
+    Compiled (`_statements`), like `_region_rows`: one local per value, no call per column.
     """
-    items = []
-    for i, column in enumerate(columns):
-        get = f"get({column.name!r})"
-        if column.type in ("text", "keyword", "string"):
-            items.append(f"(_v if type(_v := {get}) is str else None)")
-        elif column.type == "time_range":
-            items.append(f"*_range({get}, rate)")
-        elif column.type == "bounding_box":
-            items.append(f"*_box({get})")
-        else:
-            items.append(f"*convert(_kinds[{i}], {get}, rate)")
-    source = (
-        "def extract(obj, rate):\n"
-        "    get = obj.get\n"
-        f"    return ({', '.join(items)}{',' if len(items) == 1 else ''})\n"
-    )
-    namespace: dict[str, Any] = {
-        "_range": _range,
-        "_box": _box,
-        "convert": convert,
-        "_kinds": [c.type for c in columns],
-    }
-    exec(compile(source, f"<reeldb.index.rows extractor {len(columns)}>", "exec"), namespace)
-    extract: Extractor = namespace["extract"]
+    lines, names = _statements(columns)
+    body = "".join(f"    {line}\n" for line in lines)
+    values = ", ".join(names) + ("," if len(names) == 1 else "")
+    source = f"def extract(obj, rate):\n{body}    return ({values})\n"
+    extract: Extractor = _compiled(source, columns, "extract")
     return extract
+
+
+@functools.lru_cache(maxsize=256)
+def _region_rows(columns: tuple[Column, ...]) -> RegionRows:
+    """A function appending an event's region rows: ``(*head, r, *tail, *values)`` each.
+
+    Indexing runs it for every event, over every region: compiled, so a region costs no
+    function call beyond its dictionary lookups and conversions.
+    """
+    lines, names = _statements(columns)
+    body = "".join(f"        {line}\n" for line in lines)
+    values = "".join(f", {name}" for name in names)
+    source = (
+        "def region_rows(out, head, tail, regions, rate):\n"
+        "    t, c, e = head\n"
+        "    append = out.append\n"
+        "    for r, obj in enumerate(regions):\n"
+        f"{body}"
+        f"        append((t, c, e, r, *tail{values}))\n"
+    )
+    region_rows: RegionRows = _compiled(source, columns, "region_rows")
+    return region_rows
 
 
 def _range(value: Any, rate: FrameRate | None) -> tuple[Any, Any]:
@@ -173,13 +221,6 @@ def _range(value: Any, rate: FrameRate | None) -> tuple[Any, Any]:
             return float(start), float(end)  # type: ignore[arg-type]
     low, high = convert("time_range", value, rate)
     return low, high
-
-
-def _box(value: Any) -> tuple[Any, ...]:
-    if type(value) is not dict:
-        return (None, None, None, None)
-    x, y = float(value["x"]), float(value["y"])
-    return x, y, x + float(value["w"]), y + float(value["h"])
 
 
 def document_rows(
@@ -231,7 +272,7 @@ def document_rows(
         none = (None,) * 6
         rows.append((-1, -1, -1, -1, *none, *row_asset, *empty["track"], *empty["component"],
                      *empty["event"], *empty["region"]))  # fmt: skip
-    region_values = extract["region"]
+    region_rows = _region_rows(tuple(by_level["region"]))
     for t, track in enumerate(tracks):
         spec = track.get("frame_rate")
         rate = None if spec is None else FrameRate.parse(spec)
@@ -264,12 +305,7 @@ def document_rows(
                 if text_levels:
                     for r, region in enumerate(regions):
                         text_of("region", region, e0 + r)
-                head = fixed[:3]
-                tail = fixed[4:]
-                rows.extend(
-                    (*head, r, *tail, *region_values(region, rate))
-                    for r, region in enumerate(regions)
-                )
+                region_rows(rows, fixed[:3], fixed[4:], regions, rate)
     return DocumentRows(rows, firsts, texts, chunks)
 
 

@@ -53,7 +53,7 @@ class _Checkpointer:
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._due = threading.Event()
-        self._stopping = False
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reeldb-checkpoint", daemon=True)
         self._thread.start()
 
@@ -62,12 +62,12 @@ class _Checkpointer:
         self._due.set()
 
     def _run(self) -> None:
-        while not self._stopping:
+        while not self._stopping.is_set():
             self._due.wait()
-            if not self._stopping:
+            if not self._stopping.is_set():
                 time.sleep(_COALESCE)
             self._due.clear()
-            if self._stopping:  # close() sets the flag before it wakes us
+            if self._stopping.is_set():  # close() sets it before it wakes us
                 return
             try:
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -76,7 +76,7 @@ class _Checkpointer:
 
     def close(self) -> None:
         """Stop the thread (its pending checkpoint is left to the last connection's close)."""
-        self._stopping = True
+        self._stopping.set()
         self._due.set()
         self._thread.join()
         self._conn.close()
