@@ -121,6 +121,12 @@ def main() -> int:
     parser.add_argument("--regions", type=int, default=10)
     parser.add_argument("--big-events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument(
+        "--rollover-rows",
+        type=int,
+        default=None,
+        help="index_rollover_rows (default: reeldb's default)",
+    )
     parser.add_argument("--quick", action="store_true", help="a few seconds: tiny sizes")
     parser.add_argument("--tmpdir", default=None)
     args = parser.parse_args()
@@ -145,7 +151,10 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
         path = Path(tmp) / "search.db"
-        with reeldb.connect(f"sqlite:///{path}", max_document_bytes=2**31) as db:
+        settings: dict[str, Any] = {"max_document_bytes": 2**31}
+        if args.rollover_rows is not None:
+            settings["index_rollover_rows"] = args.rollover_rows
+        with reeldb.connect(f"sqlite:///{path}", **settings) as db:
             db.create_namespace("bench")
             db.add_schema("bench", SCHEMA)
             db.create_datastore(DS, mid_keys=["title_id"], schema="detections")
@@ -184,60 +193,76 @@ def ingest(db: reeldb.Database, rng: random.Random, args: argparse.Namespace) ->
     }
 
 
-def _generation(path: Path) -> tuple[int, dict[str, int]]:
+def _generations(path: Path) -> list[tuple[int, dict[str, int]]]:
+    """Each generation queries read: its id and where each field's values are in a row."""
     with sqlite3.connect(path) as conn:
-        gid, columns = conn.execute(
-            "SELECT id, columns FROM index_generations WHERE state = 'active' ORDER BY id DESC"
-        ).fetchone()
-    return gid, {f"{c[0]}.{c[1]}": c[3] for c in json.loads(columns)}
+        found = conn.execute(
+            "SELECT g.id, g.columns FROM index_generations g JOIN index_alias a "
+            "ON a.generation_id = g.id ORDER BY g.id"
+        ).fetchall()
+    return [(gid, {f"{c[0]}.{c[1]}": c[3] for c in json.loads(cols)}) for gid, cols in found]
 
 
 def filters(
     db: reeldb.Database, path: Path, rng: random.Random, args: argparse.Namespace
 ) -> dict[str, Any]:
-    gid, col = _generation(path)
+    generations = _generations(path)
     conn = sqlite3.connect(path)
     latest = (
         "SELECT d.id FROM documents d WHERE d.seq IN ({inner}) AND d.seq = (SELECT max(seq) "
         "FROM documents d2 WHERE d2.datastore_id = d.datastore_id AND d2.mid_key = d.mid_key) "
         "ORDER BY d.seq LIMIT 51"
     )
-    rows, person, label = f"ix{gid}_rows", col["region.person"], col["event.label"]
-    start = col["event.time_range"]
+
+    def every_generation(
+        inner: Callable[[int, dict[str, int]], str], params: list[Any]
+    ) -> tuple[str, list[Any]]:
+        # The baseline asks each generation, as reeldb must (rollover: several).
+        union = " UNION ".join(inner(gid, col) for gid, col in generations)
+        return latest.format(inner=union), params * len(generations)
 
     def person_q() -> tuple[str, str, list[Any]]:
         p = f"p{rng.randrange(PEOPLE)}"
-        sql = latest.format(inner=f"SELECT doc FROM {rows} WHERE v{person} = ?")
-        return f'region.person = "{p}"', sql, [p]
+        sql, params = every_generation(
+            lambda g, col: f"SELECT doc FROM ix{g}_rows WHERE v{col['region.person']} = ?", [p]
+        )
+        return f'region.person = "{p}"', sql, params
 
     def person_label_q() -> tuple[str, str, list[Any]]:
         p, lab = f"p{rng.randrange(PEOPLE)}", rng.choice(LABELS)
-        inner = f"SELECT doc FROM {rows} WHERE v{person} = ? AND v{label} = ?"
-        return (
-            f'region.person = "{p}" and event.label = "{lab}"',
-            latest.format(inner=inner),
-            [
-                p,
-                lab,
-            ],
+        sql, params = every_generation(
+            lambda g, col: (
+                f"SELECT doc FROM ix{g}_rows WHERE v{col['region.person']} = ? "
+                f"AND v{col['event.label']} = ?"
+            ),
+            [p, lab],
         )
+        return f'region.person = "{p}" and event.label = "{lab}"', sql, params
 
     def person_time_q() -> tuple[str, str, list[Any]]:
         p, t = f"p{rng.randrange(PEOPLE)}", rng.uniform(0, args.events / 12)
-        inner = (
-            f"SELECT doc FROM {rows} WHERE v{person} = ? AND v{start} <= ? AND ? <= v{start + 1}"
-        )
+
+        def inner(g: int, col: dict[str, int]) -> str:
+            start = col["event.time_range"]
+            return (
+                f"SELECT doc FROM ix{g}_rows WHERE v{col['region.person']} = ? "
+                f"AND v{start} <= ? AND ? <= v{start + 1}"
+            )
+
+        sql, params = every_generation(inner, [p, round(t + 60, 3), round(t, 3)])
         text = f'region.person = "{p}" and event.time_range overlaps({t:.3f}, {t + 60:.3f})'
-        return text, latest.format(inner=inner), [p, round(t + 60, 3), round(t, 3)]
+        return text, sql, params
 
     def title_q() -> tuple[str, str, list[Any]]:
         i = rng.randrange(0, args.docs, 7)
-        inner = (
-            f"SELECT r.doc FROM {rows} r WHERE r.r <= 0 AND r.d0 IN (SELECT rowid FROM "
-            f"ix{gid}_fts WHERE ix{gid}_fts MATCH ?)"
+        sql, params = every_generation(
+            lambda g, col: (
+                f"SELECT r.doc FROM ix{g}_rows r WHERE r.r <= 0 AND r.d0 IN (SELECT rowid "
+                f"FROM ix{g}_fts WHERE ix{g}_fts MATCH 'f{col['asset.title']} : ' || ?)"
+            ),
+            [f'"word{i}"'],
         )
-        match = f'f{col["asset.title"]} : "word{i}"'
-        return f'asset.title contains "word{i}"', latest.format(inner=inner), [match]
+        return f'asset.title contains "word{i}"', sql, params
 
     kinds = {
         "person": person_q,
@@ -251,13 +276,13 @@ def filters(
 def document_queries(
     db: reeldb.Database, path: Path, big_id: Any, rng: random.Random, args: argparse.Namespace
 ) -> dict[str, Any]:
-    gid, col = _generation(path)
     conn = sqlite3.connect(path)
-    first, last = conn.execute(
-        "SELECT first_row, last_row FROM index_docs WHERE doc_seq = "
+    gid, first, last = conn.execute(
+        "SELECT generation_id, first_row, last_row FROM index_docs WHERE doc_seq = "
         "(SELECT seq FROM documents WHERE id = ?)",
         (big_id.bytes,),
     ).fetchone()
+    col = dict(_generations(path))[gid]
     rows, start = f"ix{gid}_rows", col["event.time_range"]
     person, label, box = col["region.person"], col["event.label"], col["region.bounding_box"]
     span = f"SELECT t, c, e, r FROM {rows} WHERE id BETWEEN {first} AND {last} AND e >= 0 AND "
