@@ -34,7 +34,7 @@ _SYNCHRONOUS = ("off", "normal", "full", "extra")
 _WAL_LIMIT = 1024 * 1024 * 1024
 """A WAL this large after a commit is checkpointed by the writer itself (the background
 checkpointer is not keeping up, or readers hold it back)."""
-_COALESCE = 0.05  # seconds the checkpointer lets a burst of commits finish
+_COALESCE = 0.5  # seconds the checkpointer lets commits gather (fewer syncs of the file)
 _log = logging.getLogger(__name__)
 
 
