@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -400,6 +401,12 @@ def create_app(db: Database | None = None, *, settings: Settings | None = None) 
             db if db is not None else connect(effective.database, **_overrides(effective))
         )
         app.state.committer = GroupCommitter()
+        # What exists now (modules, the app, its routes and models) lives as long as the
+        # process: move it out of the collector's reach. Otherwise every full collection
+        # walks it all again, stopping the worker for ~50 ms at a time under load (the
+        # POST p99, measured with gc.callbacks).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -31,9 +31,10 @@ __all__ = ["SQLiteConnections"]
 T = TypeVar("T")
 
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
+_AUTOCHECKPOINT = 1000  # pages: SQLite's default threshold of the automatic checkpoint
 _WAL_LIMIT = 1024 * 1024 * 1024
-"""A WAL this large after a commit is checkpointed by the writer itself (the background
-checkpointer is not keeping up, or readers hold it back)."""
+"""A WAL this large after a bulk commit is checkpointed by the writer itself (bulk commits
+follow each other faster than the background checkpointer copies them)."""
 _COALESCE = 0.5  # seconds the checkpointer lets commits gather (fewer syncs of the file)
 _log = logging.getLogger(__name__)
 
@@ -41,10 +42,13 @@ _log = logging.getLogger(__name__)
 class _Checkpointer:
     """Copies committed pages from the WAL into the database file, on its own thread.
 
-    SQLite's automatic checkpoint runs inside the commit that crosses its threshold, so the
-    writer (and whoever waits for it) pays for copying and syncing the database file. Here
-    the writer only signals after each commit; the copy runs beside the next writes (SQLite
-    releases the GIL while it works). A passive checkpoint never blocks writers or readers.
+    SQLite's automatic checkpoint runs inside the commit that crosses its threshold (1000
+    pages), so the writer pays for copying and syncing the database file. That is right for
+    small commits: the checkpoint is small, and done while no other write can append, the
+    WAL starts over afterwards and stays small. A bulk commit (a large document) leaves
+    hundreds of MB: its commit skips the automatic checkpoint and signals this thread, which
+    copies them beside the writer's next work (SQLite releases the GIL while it works). A
+    passive checkpoint never blocks writers or readers.
 
     Args:
         path: The database file.
@@ -120,9 +124,8 @@ class SQLiteConnections:
         self._generation = 0
         if path is not None:
             self._writer.execute("PRAGMA journal_mode=WAL")
-            # Checkpoints run on their own thread (`_Checkpointer`), not inside commits; the
-            # WAL is cut back to 64 MiB when it restarts after one.
-            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            # Bulk commits leave their checkpoint to a thread of its own (`_Checkpointer`);
+            # the WAL is cut back to 64 MiB when it restarts after one.
             self._writer.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
             self._queue = WriterQueue(path, busy_timeout)
             self._checkpointer = _Checkpointer(path)
@@ -162,13 +165,17 @@ class SQLiteConnections:
         return self._generation if self.path is None else None
 
     @contextmanager
-    def write(self, *, changes_access: bool = True) -> Iterator[sqlite3.Connection]:
+    def write(
+        self, *, changes_access: bool = True, bulk: bool = False
+    ) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back.
 
         Args:
             changes_access: Whether the transaction may change keys, roles or system
                 administrators: if so, the access generation moves on after the commit (so
                 by default; only writes known to touch none of them say False).
+            bulk: A large transaction: its checkpoint runs on a background thread instead of
+                inside its commit (`_Checkpointer`).
 
         Yields:
             The writer connection.
@@ -192,6 +199,9 @@ class SQLiteConnections:
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                background = bulk and self._checkpointer is not None
+                if background:
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
@@ -199,8 +209,11 @@ class SQLiteConnections:
                         conn.execute("ROLLBACK")
                     raise BackendUnavailableError(f"commit failed: {exc}") from exc
                 else:
-                    self._after_commit(conn)
+                    if background:
+                        self._after_bulk_commit(conn)
                 finally:
+                    if background:
+                        conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
                     # After the commit: a reader that saw the old generation re-reads.
                     if changes_access:
                         self._generation += 1
@@ -210,9 +223,8 @@ class SQLiteConnections:
                 if self._queue is not None:
                     self._queue.leave()
 
-    def _after_commit(self, conn: sqlite3.Connection) -> None:
-        if self._checkpointer is None:
-            return
+    def _after_bulk_commit(self, conn: sqlite3.Connection) -> None:
+        assert self._checkpointer is not None
         self._checkpointer.poke()
         assert self.path is not None
         try:

@@ -53,6 +53,7 @@ _SV_COLUMNS = (
     "created_at"
 )
 _ITER_BATCH = 256
+_BULK_ROWS = 20_000  # index rows from which a write's checkpoint is left to the background
 _KEY_COLUMNS = "key_id, principal, description, created_at, created_by, revoked_at"
 _AUDIT_COLUMNS = "seq, at, principal, action, namespace, target, request_id, status"
 _QUERY_COLUMNS = (
@@ -527,7 +528,8 @@ class SQLiteStore(Store):
         ]
         ids = sorted({batch.datastore_id for batch in batches})
         results: list[list[int] | ReelError] = []
-        with self._db.write(changes_access=False) as conn:
+        bulk = sum(len(doc.rows) for batch in batches for doc in batch.index) >= _BULK_ROWS
+        with self._db.write(changes_access=False, bulk=bulk) as conn:
             versions = dict(
                 conn.execute(
                     "SELECT id, schema_version FROM datastores WHERE id IN "
@@ -733,7 +735,8 @@ class SQLiteStore(Store):
         self, datastore_id: int, generation: Generation, docs: Sequence[tuple[int, DocumentRows]]
     ) -> None:
         """See `SearchStore.index_documents`."""
-        with self._db.write(changes_access=False) as conn:
+        bulk = sum(len(rows.rows) for _, rows in docs) >= _BULK_ROWS
+        with self._db.write(changes_access=False, bulk=bulk) as conn:
             self._index.add(conn, datastore_id, generation.columns, docs, generation)
 
     def finish_index_rebuild(
