@@ -110,7 +110,8 @@ class DocumentRows:
             holding its event with the event's byte offset and length in it (``None`` if
             none), then the column values. A backend adds its own bases to the offsets as it
             inserts, so the rows are bound as they are.
-        events: The offset of each event's first row.
+        events: ``(offset of the event's first row, box)`` per event, the box
+            ``(x0, x1, y0, y1)`` around its regions' ``bounding_box`` values (None if none).
         texts: ``(row offset of the node's first row, level, {name: stems})`` per node with
             text: the stems joined by spaces.
         chunks: The events, in chunks of consecutive events of one component of at most
@@ -121,14 +122,15 @@ class DocumentRows:
     """
 
     rows: list[tuple[Any, ...]]
-    events: list[int]
+    events: list[tuple[int, tuple[float, float, float, float] | None]]
     texts: list[tuple[int, str, dict[str, str]]]
     chunks: list[tuple[bytes, bytes]]
 
 
 Extractor = Callable[[Mapping[str, Any], "FrameRate | None"], tuple[Any, ...]]
 RegionRows = Callable[
-    [list[tuple[Any, ...]], tuple[Any, ...], tuple[Any, ...], list[Any], "FrameRate | None"], None
+    [list[tuple[Any, ...]], tuple[Any, ...], tuple[Any, ...], list[Any], "FrameRate | None"],
+    "tuple[float, float, float, float] | None",
 ]
 
 
@@ -168,6 +170,7 @@ def _statements(columns: tuple[Column, ...]) -> tuple[list[str], list[str]]:
 
 def _compiled(source: str, columns: tuple[Column, ...], name: str) -> Any:
     namespace: dict[str, Any] = {
+        "_INF": float("inf"),
         "_range": _range,
         "convert": convert,
         "_kinds": [c.type for c in columns],
@@ -194,19 +197,37 @@ def _extractor(columns: tuple[Column, ...]) -> Extractor:
 def _region_rows(columns: tuple[Column, ...]) -> RegionRows:
     """A function appending an event's region rows: ``(*head, r, *tail, *values)`` each.
 
+    It returns the box ``(x0, x1, y0, y1)`` around the regions' ``bounding_box`` values
+    (None if the regions have none, or the columns no such field).
+
     Indexing runs it for every event, over every region: compiled, so a region costs no
     function call beyond its dictionary lookups and conversions.
     """
     lines, names = _statements(columns)
-    body = "".join(f"        {line}\n" for line in lines)
     values = "".join(f", {name}" for name in names)
+    space = next(
+        (i for i, c in enumerate(columns) if (c.name, c.type) == ("bounding_box",) * 2), None
+    )
+    if space is not None:  # the box around the regions' boxes, for the R*Tree of events
+        x0, y0, x1, y1 = (f"_{space}_{k}" for k in range(4))
+        lines += [
+            f"if {x0} is not None:",
+            f"    if {x0} < bx0: bx0 = {x0}",
+            f"    if {x1} > bx1: bx1 = {x1}",
+            f"    if {y0} < by0: by0 = {y0}",
+            f"    if {y1} > by1: by1 = {y1}",
+        ]
+    body = "".join(f"        {line}\n" for line in lines)
     source = (
         "def region_rows(out, head, tail, regions, rate):\n"
         "    t, c, e = head\n"
         "    append = out.append\n"
+        "    bx0 = by0 = _INF\n"
+        "    bx1 = by1 = -_INF\n"
         "    for r, obj in enumerate(regions):\n"
         f"{body}"
         f"        append((t, c, e, r, *tail{values}))\n"
+        "    return None if bx0 > bx1 else (bx0, bx1, by0, by1)\n"
     )
     region_rows: RegionRows = _compiled(source, columns, "region_rows")
     return region_rows
@@ -245,7 +266,7 @@ def document_rows(
     extract = {level: _extractor(tuple(cols)) for level, cols in by_level.items()}
     texts: list[tuple[int, str, dict[str, str]]] = []
     rows: list[tuple[Any, ...]] = []
-    firsts: list[int] = []
+    firsts: list[tuple[int, tuple[float, float, float, float] | None]] = []
     chunks: list[tuple[bytes, bytes]] = []
     text_levels = {level for level, cols in by_level.items() if any(c.type == "text" for c in cols)}
     empty = {level: (None,) * sum(c.width for c in by_level[level]) for level in LEVELS}
@@ -294,18 +315,18 @@ def document_rows(
             homes = _chunk(chunks, track, component, events, chunk_bytes)
             for e, event in enumerate(events):
                 e0 = len(rows)
-                firsts.append(e0)
                 text_of("event", event, e0)
                 above_e = (*above_c, *values("event", event, rate))
                 fixed = (t, c, e, -1, t0, c0, e0, *homes[e], *above_e)
                 regions = event.get("regions") or []
                 if not regions:
                     rows.append((*fixed, *empty["region"]))
+                    firsts.append((e0, None))
                     continue
                 if text_levels:
                     for r, region in enumerate(regions):
                         text_of("region", region, e0 + r)
-                region_rows(rows, fixed[:3], fixed[4:], regions, rate)
+                firsts.append((e0, region_rows(rows, fixed[:3], fixed[4:], regions, rate)))
     return DocumentRows(rows, firsts, texts, chunks)
 
 

@@ -71,6 +71,18 @@ def fts_token(stem: str) -> str:
     return "\ue000" + stem.encode().hex()
 
 
+_NO_BOX: Final = 3.0e38
+"""The R*Tree box of an event without boxes: beyond any box a query names (exact tests decide)."""
+
+
+def _space_column(columns: Sequence[Column]) -> Column | None:
+    """The regions' box the R*Tree of events covers (``region.bounding_box``), if any."""
+    for column in columns:
+        if (column.level, column.name, column.type) == ("region", "bounding_box", "bounding_box"):
+            return column
+    return None
+
+
 def _column_json(columns: Sequence[Column]) -> str:
     return orjson.dumps([[c.level, c.name, c.type, c.index, c.width] for c in columns]).decode()
 
@@ -89,6 +101,25 @@ class SQLiteIndex:
 
     def __init__(self, *, rollover_rows: int = 2_000_000) -> None:
         self.rollover_rows = rollover_rows
+        self._space: dict[int, bool] = {}
+
+    def has_space(self, conn: sqlite3.Connection, generation: Generation) -> bool:
+        """Whether a generation's R*Tree of events also covers its regions' boxes.
+
+        Generations made before boxes were indexed have time only; either works.
+
+        Args:
+            conn: A connection.
+            generation: The generation.
+
+        Returns:
+            True if the R*Tree has ``x0, x1, y0, y1``.
+        """
+        found = self._space.get(generation.id)
+        if found is None:
+            info = conn.execute(f"PRAGMA table_info(ix{generation.id}_time)").fetchall()
+            found = self._space[generation.id] = len(info) == 7
+        return found
 
     # -- generations ---------------------------------------------------------------------
 
@@ -210,8 +241,10 @@ class SQLiteIndex:
             node = _NODE[level]
             where = "" if level == "event" else f" WHERE {_FIRST_ROWS}"
             conn.execute(f"CREATE INDEX ix{gid}_{node} ON ix{gid}_rows ({node}){where}")
-        # Each event's time range, keyed by its first row: windows over many events.
-        conn.execute(f"CREATE VIRTUAL TABLE ix{gid}_time USING rtree(id, lo, hi)")
+        # Each event's time range, keyed by its first row: windows over many events. With
+        # regions' boxes (`TEMPORAL_SPATIAL_BASE`), also the box around all of its regions'.
+        space = ", x0, x1, y0, y1" if _space_column(columns) is not None else ""
+        conn.execute(f"CREATE VIRTUAL TABLE ix{gid}_time USING rtree(id, lo, hi{space})")
         texts = [f"f{c.index}" for c in columns if c.type == "text"]
         if texts:
             conn.execute(
@@ -355,11 +388,22 @@ class SQLiteIndex:
                 [(i, *chunk) for i, chunk in enumerate(doc.chunks)],
             )
             chunk_id += len(doc.chunks)
-            # Each event's time range, keyed by its first row.
-            conn.executemany(
-                f"INSERT INTO ix{gen.id}_time (id, lo, hi) VALUES ({base} + ?, ?, ?)",
-                [(e0, doc.rows[e0][at], doc.rows[e0][at + 1]) for e0 in doc.events],
-            )
+            # Each event's time range (and box around its regions), keyed by its first row.
+            if self.has_space(conn, gen):
+                far = (_NO_BOX,) * 4  # no boxes: far from any box a query names
+                conn.executemany(
+                    f"INSERT INTO ix{gen.id}_time (id, lo, hi, x0, x1, y0, y1) "
+                    f"VALUES ({base} + ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (e0, doc.rows[e0][at], doc.rows[e0][at + 1], *(box or far))
+                        for e0, box in doc.events
+                    ],
+                )
+            else:
+                conn.executemany(
+                    f"INSERT INTO ix{gen.id}_time (id, lo, hi) VALUES ({base} + ?, ?, ?)",
+                    [(e0, doc.rows[e0][at], doc.rows[e0][at + 1]) for e0, _ in doc.events],
+                )
             for offset, level, found in doc.texts:
                 node = texts.setdefault(base + offset, {})
                 for name, words in found.items():
@@ -479,7 +523,7 @@ class SQLiteIndex:
         for gen in self.generations(conn, datastore_id):
             if not gen.in_alias:
                 continue
-            where, values = _Compiler(gen).compile(expr, "r")
+            where, values = _Compiler(gen, space=self.has_space(conn, gen)).compile(expr, "r")
             if first_rows:  # the same term as the partial B-trees', so they can be used
                 where = f"r.{_FIRST_ROWS} AND {where}"
             parts.append(f"SELECT r.doc FROM ix{gen.id}_rows r WHERE {where}")
@@ -531,7 +575,8 @@ class SQLiteIndex:
             if span is None:
                 continue
             time = next(c for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
-            where, values = _Compiler(gen, tuple(span)).compile(expr, "r")
+            compiler = _Compiler(gen, tuple(span), space=self.has_space(conn, gen))
+            where, values = compiler.compile(expr, "r")
             start, end = f"r.v{time.index}", f"r.v{time.index + 1}"
             found = conn.execute(
                 f"SELECT r.t, r.c, r.e, r.k, min({start}), min({end}), group_concat(r.r), "
@@ -568,21 +613,33 @@ class SQLiteIndex:
 
 
 class _Compiler:
-    """A query as an SQL condition over one generation's rows (``0``/``1``, never NULL)."""
+    """A query as an SQL condition over one generation's rows (``0``/``1``, never NULL).
 
-    def __init__(self, gen: Generation, span: tuple[int, int] | None = None) -> None:
+    Args:
+        gen: The generation.
+        span: The row ids of one document, for document-level queries.
+        space: Whether the generation's R*Tree of events covers regions' boxes.
+    """
+
+    def __init__(
+        self, gen: Generation, span: tuple[int, int] | None = None, *, space: bool = False
+    ) -> None:
         self.gen = gen
         self.columns = {(c.level, c.name): c for c in gen.columns}
-        self.span = span  # the row ids of one document, for document-level queries
+        self.span = span
+        self.space = space
 
     def compile(self, expr: Expr, alias: str) -> tuple[str, list[Any]]:
         params: list[Any] = []
-        return self._expr(expr, alias, params), params
+        items = expr.items if isinstance(expr, And) else (expr,)
+        return self._and(items, alias, params), params
 
-    def _expr(self, expr: Expr, a: str, params: list[Any]) -> str:
-        if isinstance(expr, And | Or):
-            joiner = " AND " if isinstance(expr, And) else " OR "
-            return "(" + joiner.join(self._expr(item, a, params) for item in expr.items) + ")"
+    def _expr(self, expr: Expr, a: str, params: list[Any], *, probe: bool = True) -> str:
+        if isinstance(expr, And):
+            return self._and(expr.items, a, params)
+        if isinstance(expr, Or):  # each branch may lead on its own (SQLite's OR plans)
+            branches = (i.items if isinstance(i, And) else (i,) for i in expr.items)
+            return "(" + " OR ".join(self._and(items, a, params) for items in branches) + ")"
         if isinstance(expr, Not):
             return f"(NOT {self._expr(expr.item, a, params)})"
         if isinstance(expr, Count):
@@ -601,18 +658,85 @@ class _Compiler:
             return self._contains(expr.field, column, expr.text, a, params)
         if isinstance(expr, Overlaps):
             hi = f"{a}.v{column.index + 1}"
-            exact = f"{v} <= ? AND ? <= {hi}"
-            if (expr.field.level, expr.field.name) != ("event", "time_range"):
-                params += [float(expr.end), float(expr.start)]
-                return f"({v} IS NOT NULL AND {exact})"
+            params += [float(expr.end), float(expr.start)]
+            exact = f"({v} IS NOT NULL AND {v} <= ? AND ? <= {hi})"
+            if not probe or not self._is_time(expr):
+                return exact
             # The R*Tree (single precision, rounded outwards) finds candidate events; the
             # exact test on the doubles decides.
-            params += [float(expr.end), float(expr.start), float(expr.end), float(expr.start)]
+            params += [float(expr.end), float(expr.start)]
             return (
-                f"({v} IS NOT NULL AND {a}.e0 IN (SELECT id FROM ix{self.gen.id}_time "
-                f"WHERE lo <= ? AND hi >= ?) AND {exact})"
+                f"({exact} AND {a}.e0 IN (SELECT id FROM ix{self.gen.id}_time "
+                "WHERE lo <= ? AND hi >= ?))"
             )
         return self._box(expr, column, a, params)
+
+    def _and(self, items: Sequence[Expr], a: str, params: list[Any]) -> str:
+        """Items that must all hold, with one R*Tree probe for a time window and a box.
+
+        The R*Tree only narrows the candidates (the exact tests decide), so it is used where
+        it should lead: for a box, together with a time window of the same group, or where
+        no B-tree could lead (no equality on a region field, no full-text test).
+        """
+        time = next((i for i in items if self._is_time(i)), None)
+        box = next((i for i in items if self._is_space_box(i)), None)
+        if (
+            box is not None
+            and time is None
+            and (self.span is not None or any(self._leads(i) for i in items))
+        ):
+            box = None  # a B-tree (or the document's rows) leads; no probe for the box
+        parts = [
+            self._expr(item, a, params, probe=box is None or item is not time) for item in items
+        ]
+        if box is not None:
+            assert isinstance(box, BoxTest)
+            where: list[str] = []
+            if time is not None:
+                assert isinstance(time, Overlaps)
+                where += ["lo <= ?", "hi >= ?"]
+                params += [float(time.end), float(time.start)]
+            qx, qy, qw, qh = (float(v) for v in (box.box.x, box.box.y, box.box.w, box.box.h))
+            where += ["x0 <= ?", "x1 >= ?", "y0 <= ?", "y1 >= ?"]
+            params += [qx + qw, qx, qy + qh, qy]  # a box within the query's intersects it
+            parts.append(
+                f"{a}.e0 IN (SELECT id FROM ix{self.gen.id}_time WHERE {' AND '.join(where)})"
+            )
+        return "(" + " AND ".join(parts) + ")"
+
+    def _is_time(self, expr: Expr) -> bool:
+        return (
+            isinstance(expr, Overlaps)
+            and (expr.field.level, expr.field.name)
+            == (
+                "event",
+                "time_range",
+            )
+            and ("event", "time_range") in self.columns
+        )
+
+    def _is_space_box(self, expr: Expr) -> bool:
+        if not self.space or not isinstance(expr, BoxTest):
+            return False
+        return (expr.field.level, expr.field.name) == ("region", "bounding_box")
+
+    def _leads(self, expr: Expr) -> bool:
+        """Whether SQLite could start from this item with a B-tree or the full-text index."""
+        if isinstance(expr, Contains):
+            return True
+        if isinstance(expr, Compare | In) and (isinstance(expr, In) or expr.op == "="):
+            column = self.columns.get((expr.field.level, expr.field.name))
+            return (
+                column is not None
+                and column.level == "region"
+                and column.type
+                not in (
+                    "text",
+                    "time_range",
+                    "bounding_box",
+                )
+            )
+        return False
 
     def _contains(self, field: Field, column: Column, text: str, a: str, params: list[Any]) -> str:
         tokens = [fts_token(s) for s in stems(text)]
