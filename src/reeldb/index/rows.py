@@ -323,7 +323,7 @@ def document_rows(
                     rows.append((*fixed, *empty["region"]))
                     firsts.append((e0, None))
                     continue
-                if text_levels:
+                if "region" in text_levels:
                     for r, region in enumerate(regions):
                         text_of("region", region, e0 + r)
                 firsts.append((e0, region_rows(rows, fixed[:3], fixed[4:], regions, rate)))
