@@ -58,7 +58,7 @@ SETTINGS: Final = (
     ),
     Setting(
         "index_rollover_rows",
-        2_000_000,
+        1_000_000,
         "Rows in a DataStore's newest index generation before a new one is opened (smaller "
         "generations keep writes fast; queries read every generation).",
     ),
@@ -96,7 +96,7 @@ class Settings:
     max_document_bytes: int = 64 * 1024 * 1024
     max_request_bytes: int = 80 * 1024 * 1024
     document_cache_bytes: int = 32 * 1024 * 1024
-    index_rollover_rows: int = 2_000_000
+    index_rollover_rows: int = 1_000_000
     index_chunk_bytes: int = 4 * 1024 * 1024
     query_result_ttl: float = 86_400.0
     host: str = "127.0.0.1"

@@ -99,7 +99,7 @@ class SQLiteIndex:
         rollover_rows: Open a new generation when the newest one holds this many rows.
     """
 
-    def __init__(self, *, rollover_rows: int = 2_000_000) -> None:
+    def __init__(self, *, rollover_rows: int = 1_000_000) -> None:
         self.rollover_rows = rollover_rows
         self._space: dict[int, bool] = {}
 

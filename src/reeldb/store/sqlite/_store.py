@@ -163,7 +163,7 @@ class SQLiteStore(Store):
         synchronous: str = "full",
         busy_timeout: float = 30.0,
         read_timeout: float | None = None,
-        index_rollover_rows: int = 2_000_000,
+        index_rollover_rows: int = 1_000_000,
     ) -> None:
         self.url = f"sqlite:///{path}" if path is not None else "memory:"
         self._db = SQLiteConnections(
