@@ -1505,12 +1505,7 @@ def check_document_id(value: UUID | str) -> UUID:
     Raises:
         ValidationError: Not a UUID.
     """
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise ValidationError(f"invalid DocumentID {value!r}: expected a UUID") from None
+    return _uuid(value, "DocumentID")
 
 
 def poll_query(
@@ -1552,12 +1547,16 @@ def check_request_id(value: UUID | str) -> UUID:
     Raises:
         ValidationError: Not a UUID.
     """
+    return _uuid(value, "query request id")
+
+
+def _uuid(value: UUID | str, what: str) -> UUID:
     if isinstance(value, UUID):
         return value
     try:
         return UUID(str(value))
     except ValueError:
-        raise ValidationError(f"invalid query request id {value!r}: expected a UUID") from None
+        raise ValidationError(f"invalid {what} {value!r}: expected a UUID") from None
 
 
 def _event_match(hit: EventHit) -> EventMatch:
