@@ -791,7 +791,7 @@ class Database:
             else:
                 self._documents.put(key, record, len(record.body))
         if record is not None:
-            ref = self._ref_of(record)
+            ref = self._ref_of(record.datastore_id)
             if wanted is None or wanted == ref:
                 return self._document(ref, record)
         # One message whether the ID is unknown or elsewhere: IDs in other tenants'
@@ -815,7 +815,7 @@ class Database:
         record = self._locate(document_id)
         return DocumentInfo(
             record.id,
-            self._ref_of(record),
+            self._ref_of(record.datastore_id),
             _mid(record.mid_key),
             record.schema_version,
             record.created_at,
@@ -959,19 +959,16 @@ class Database:
         found = self.store.search_documents(
             ds.id, expr, all_versions=all_versions, limit=limit + 1, after_seq=after
         )
-        more = len(found) > limit
-        found = found[:limit]
-        items = tuple(DocumentMatch(doc_id, _mid(key)) for _, doc_id, key in found)
         total = None
         if cursor is None:
             total = (
-                len(items)
-                if not more
+                len(found)
+                if len(found) <= limit
                 else self.store.count_matches(
                     ds.id, expr, all_versions=all_versions, budget=COUNT_BUDGET
                 )
             )
-        return Page(items, encode_cursor(found[-1][0]) if more else None, total)
+        return _match_page(found, limit, total)
 
     # -- asynchronous queries (NMDB-19) -----------------------------------------------------
 
@@ -1074,10 +1071,7 @@ class Database:
             )
         after = decode_cursor(cursor) if cursor is not None else 0
         found = self.store.query_results(record.id, after=after, limit=limit + 1)
-        more = len(found) > limit
-        found = found[:limit]
-        items = tuple(DocumentMatch(doc_id, _mid(key)) for _, doc_id, key in found)
-        return Page(items, encode_cursor(found[-1][0]) if more else None, record.found)
+        return _match_page(found, limit, record.found)
 
     def _start_query(self, request_id: UUID) -> None:
         with self._queries_lock:
@@ -1138,7 +1132,7 @@ class Database:
         state: QueryState = record.state  # type: ignore[assignment]
         return QueryRequest(
             record.id,
-            self.store.get_datastore_by_id(record.datastore_id).ref,
+            self._ref_of(record.datastore_id),
             _json.loads(record.query, what="stored query"),
             record.all_versions,
             state,
@@ -1175,7 +1169,7 @@ class Database:
         """
         check_limit(limit)
         record = self._locate(document_id)
-        ds = self._datastore(self._ref_of(record))
+        ds = self._datastore(self._ref_of(record.datastore_id))
         expr = self._checked_query(ds, query)
         start = decode_cursor(cursor) if cursor is not None else 0
         hits = self.store.search_events(ds.id, record.seq, expr, limit=limit + 1, offset=start)
@@ -1455,12 +1449,10 @@ class Database:
         entries = entries[:limit]
         return Page(tuple(entries), encode_cursor(entries[-1].seq) if more else None)
 
-    def _ref_of(self, record: DocumentRecord) -> DataStoreRef:
-        ref = self._refs.get(record.datastore_id)
+    def _ref_of(self, datastore_id: int) -> DataStoreRef:
+        ref = self._refs.get(datastore_id)
         if ref is None:
-            ref = self._refs[record.datastore_id] = self.store.get_datastore_by_id(
-                record.datastore_id
-            ).ref
+            ref = self._refs[datastore_id] = self.store.get_datastore_by_id(datastore_id).ref
         return ref
 
     @staticmethod
@@ -1486,6 +1478,15 @@ def check_limit(limit: object) -> None:
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
         raise ValidationError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}")
+
+
+def _match_page(
+    found: Sequence[tuple[int, UUID, str]], limit: int, total: int | None
+) -> Page[DocumentMatch]:
+    """A page of matching documents from ``limit + 1`` ``(position, id, mid key)`` rows."""
+    page = found[:limit]
+    items = tuple(DocumentMatch(doc_id, _mid(key)) for _, doc_id, key in page)
+    return Page(items, encode_cursor(page[-1][0]) if len(found) > limit else None, total)
 
 
 def _mid(key: str) -> dict[str, str]:

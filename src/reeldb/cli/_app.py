@@ -796,12 +796,7 @@ def query(
         if state.out.json:
             state.out.data(docs)
         else:
-            state.out.table(
-                "Documents that match",
-                ["document id", "mid"],
-                [(m.id, _json.dumps(m.mid).decode()) for m in docs.items],
-                docs,
-            )
+            _matches_table(state.out, "Documents that match", docs)
             if docs.total is not None:
                 state.out.line(f"{docs.total} matching document(s) in all")
         next_cursor = docs.next_cursor
@@ -871,6 +866,11 @@ def index_rebuild(
         )
 
 
+def _matches_table(out: Output, title: str, page: Any) -> None:
+    rows = [(m.id, _json.dumps(m.mid).decode()) for m in page.items]
+    out.table(title, ["document id", "mid"], rows, page)
+
+
 def _show_query_request(out: Output, request: Any) -> None:
     if out.json:
         out.data(request)
@@ -925,12 +925,7 @@ def queries_results(
     if state.out.json:
         state.out.data(docs)
         return
-    state.out.table(
-        f"Documents query {request_id} found ({docs.total} in all)",
-        ["document id", "mid"],
-        [(m.id, _json.dumps(m.mid).decode()) for m in docs.items],
-        docs,
-    )
+    _matches_table(state.out, f"Documents query {request_id} found ({docs.total} in all)", docs)
     if docs.next_cursor:
         state.out.line(f"more: --cursor {docs.next_cursor}")
 

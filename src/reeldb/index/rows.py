@@ -20,7 +20,7 @@ region), not per row, as the Porter stems of its words.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,7 +32,14 @@ from reeldb.query.ast import LEVELS
 from reeldb.query.check import FieldInfo, parse_timestamp
 from reeldb.query.fulltext import stems
 
-__all__ = ["Column", "DocumentRows", "column_width", "columns_for", "document_rows"]
+__all__ = [
+    "Column",
+    "DocumentRows",
+    "column_width",
+    "columns_for",
+    "document_rows",
+    "space_column",
+]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _WIDTH: Final = {"time_range": 2, "bounding_box": 4}
@@ -168,6 +175,21 @@ def _statements(columns: tuple[Column, ...]) -> tuple[list[str], list[str]]:
     return lines, names
 
 
+def space_column(columns: Sequence[Column]) -> Column | None:
+    """The regions' box a backend's spatial index covers (``region.bounding_box``), if any.
+
+    Args:
+        columns: From `columns_for`.
+
+    Returns:
+        The column, or None.
+    """
+    for column in columns:
+        if (column.level, column.name, column.type) == ("region", "bounding_box", "bounding_box"):
+            return column
+    return None
+
+
 def _compiled(source: str, columns: tuple[Column, ...], name: str) -> Any:
     namespace: dict[str, Any] = {
         "_INF": float("inf"),
@@ -205,11 +227,9 @@ def _region_rows(columns: tuple[Column, ...]) -> RegionRows:
     """
     lines, names = _statements(columns)
     values = "".join(f", {name}" for name in names)
-    space = next(
-        (i for i, c in enumerate(columns) if (c.name, c.type) == ("bounding_box",) * 2), None
-    )
-    if space is not None:  # the box around the regions' boxes, for the R*Tree of events
-        x0, y0, x1, y1 = (f"_{space}_{k}" for k in range(4))
+    box = space_column(columns)
+    if box is not None:  # the box around the regions' boxes, for the R*Tree of events
+        x0, y0, x1, y1 = (f"_{columns.index(box)}_{k}" for k in range(4))
         lines += [
             f"if {x0} is not None:",
             f"    if {x0} < bx0: bx0 = {x0}",

@@ -26,7 +26,7 @@ from typing import Any, Final
 import orjson
 
 from reeldb.index.model import EventHit, Generation
-from reeldb.index.rows import Column, DocumentRows, scalar
+from reeldb.index.rows import Column, DocumentRows, scalar, space_column
 from reeldb.query.ast import (
     And,
     BoxTest,
@@ -73,14 +73,6 @@ def fts_token(stem: str) -> str:
 
 _NO_BOX: Final = 3.0e38
 """The R*Tree box of an event without boxes: beyond any box a query names (exact tests decide)."""
-
-
-def _space_column(columns: Sequence[Column]) -> Column | None:
-    """The regions' box the R*Tree of events covers (``region.bounding_box``), if any."""
-    for column in columns:
-        if (column.level, column.name, column.type) == ("region", "bounding_box", "bounding_box"):
-            return column
-    return None
 
 
 def _column_json(columns: Sequence[Column]) -> str:
@@ -243,7 +235,7 @@ class SQLiteIndex:
             conn.execute(f"CREATE INDEX ix{gid}_{node} ON ix{gid}_rows ({node}){where}")
         # Each event's time range, keyed by its first row: windows over many events. With
         # regions' boxes (`TEMPORAL_SPATIAL_BASE`), also the box around all of its regions'.
-        space = ", x0, x1, y0, y1" if _space_column(columns) is not None else ""
+        space = ", x0, x1, y0, y1" if space_column(columns) is not None else ""
         conn.execute(f"CREATE VIRTUAL TABLE ix{gid}_time USING rtree(id, lo, hi{space})")
         texts = [f"f{c.index}" for c in columns if c.type == "text"]
         if texts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -64,6 +64,11 @@ _QUERY_COLUMNS = (
 
 def _ts(value: datetime) -> str:
     return value.isoformat()
+
+
+def _utc(value: datetime) -> str:
+    """A time as fixed-width UTC text: such texts sort as the times do (SQL compares them)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _dt(value: str) -> datetime:
@@ -785,7 +790,7 @@ class SQLiteStore(Store):
                     request.datastore_id,
                     request.query,
                     int(request.all_versions),
-                    _ts(request.created_at),
+                    _utc(request.created_at),
                 ),
             )
 
@@ -816,7 +821,7 @@ class SQLiteStore(Store):
             conn.execute(
                 "UPDATE query_requests SET state = 'running', found = 0, owner = ?, "
                 "lease_until = ? WHERE id = ?",
-                (owner, _ts(lease_until), request_id.bytes),
+                (owner, _utc(lease_until), request_id.bytes),
             )
             return self._query_request(conn, request_id)
 
@@ -845,7 +850,7 @@ class SQLiteStore(Store):
             )
             conn.execute(
                 "UPDATE query_requests SET found = found + ?, lease_until = ? WHERE id = ?",
-                (len(matches), _ts(lease_until), request_id.bytes),
+                (len(matches), _utc(lease_until), request_id.bytes),
             )
             return True
 
@@ -876,7 +881,7 @@ class SQLiteStore(Store):
                 (
                     state,
                     error,
-                    None if finished_at is None else _ts(finished_at),
+                    None if finished_at is None else _utc(finished_at),
                     request_id.bytes,
                     owner,
                 ),
@@ -898,16 +903,14 @@ class SQLiteStore(Store):
     def delete_query_requests(self, finished_before: datetime) -> int:
         """See `SearchStore.delete_query_requests`."""
         with self._db.write(changes_access=False) as conn:
-            gone = [
-                (row[0],)
-                for row in conn.execute(
-                    "SELECT id, finished_at FROM query_requests WHERE finished_at IS NOT NULL"
-                )
-                if _dt(row[1]) < finished_before
-            ]
-            conn.executemany("DELETE FROM query_results WHERE request_id = ?", gone)
-            conn.executemany("DELETE FROM query_requests WHERE id = ?", gone)
-            return len(gone)
+            cutoff = _utc(finished_before)
+            conn.execute(
+                "DELETE FROM query_results WHERE request_id IN (SELECT id FROM query_requests "
+                "WHERE finished_at < ?)",
+                (cutoff,),
+            )
+            cursor = conn.execute("DELETE FROM query_requests WHERE finished_at < ?", (cutoff,))
+            return cursor.rowcount
 
     def index_generations(self, datastore_id: int) -> list[Generation]:
         """See `SearchStore.index_generations`."""
