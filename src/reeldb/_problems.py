@@ -15,6 +15,7 @@ from reeldb.errors import (
     BackendUnavailableError,
     ConfigError,
     ConflictError,
+    DeletedError,
     Incompatibility,
     IncompatibleSchemaError,
     InvalidSchemaError,
@@ -27,6 +28,7 @@ from reeldb.errors import (
     StaleSchemaError,
     UnauthenticatedError,
     ValidationError,
+    VersionConflictError,
     Violation,
 )
 
@@ -63,9 +65,11 @@ PROBLEMS: Final = (
     Problem(InvalidSchemaError, 422, "invalid-schema", "The schema definition is malformed"),
     Problem(ValidationError, 422, "validation", "The input breaks one or more rules"),
     Problem(IncompatibleSchemaError, 409, "incompatible-schema", "The schema is incompatible"),
+    Problem(DeletedError, 410, "deleted", "It was deleted"),
     Problem(NotFoundError, 404, "not-found", "Not found"),
     Problem(AlreadyExistsError, 409, "already-exists", "It already exists"),
     Problem(StaleSchemaError, 409, "stale-schema", "The schema changed during the write"),
+    Problem(VersionConflictError, 409, "stale-version", "The version is not current"),
     Problem(ConflictError, 409, "conflict", "A concurrent change won; retry"),
     Problem(QueryError, 400, "invalid-query", "The query is malformed"),
     Problem(UnauthenticatedError, 401, "unauthenticated", "Authentication required"),
@@ -142,6 +146,8 @@ def problem_body(error: ReelError, *, instance: str, request_id: str) -> dict[st
         ]
     elif isinstance(error, QueryError) and error.line is not None:
         body["line"], body["column"] = error.line, error.column
+    elif isinstance(error, VersionConflictError) and error.current is not None:
+        body["current_version"] = error.current
     return body
 
 
@@ -176,4 +182,7 @@ def error_from_problem(status: int, body: Any) -> ReelError:
             if isinstance(i, dict)
         ]
         return cls(detail, found)
+    if issubclass(cls, VersionConflictError):
+        current = body.get("current_version")
+        return cls(detail, current if isinstance(current, int) else None)
     return cls(detail)

@@ -23,6 +23,7 @@ from uuid_utils.compat import uuid7
 
 from reeldb import _json
 from reeldb._cache import ByteLRU
+from reeldb.annotations import Annotations
 from reeldb.auth.keys import KEY_PREFIX, hash_secret, new_api_key, parse_api_key
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.auth.tokens import TokenVerifier
@@ -166,6 +167,8 @@ class Database:
         self.store = store
         self.settings = settings or Settings(database=store.url)
         self.schemas = SchemaRegistry(store)
+        self.annotations = Annotations(self)
+        """Annotations: create, version, delete, search (`reeldb.annotations.Annotations`)."""
         self._refs: dict[int, DataStoreRef] = {}  # a DataStore's identity never changes
         # DataStores by identity. Only `schema_version` of a cached one can be stale: reads
         # do not use it, and writes are checked against the current version in their own

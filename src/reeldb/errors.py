@@ -34,6 +34,7 @@ __all__ = [
     "BackendUnavailableError",
     "ConfigError",
     "ConflictError",
+    "DeletedError",
     "DatabaseClosedError",
     "Incompatibility",
     "IncompatibleSchemaError",
@@ -47,6 +48,7 @@ __all__ = [
     "StaleSchemaError",
     "UnauthenticatedError",
     "ValidationError",
+    "VersionConflictError",
     "Violation",
 ]
 
@@ -69,6 +71,22 @@ class ConflictError(ReelError):
 
 class StaleSchemaError(ConflictError):
     """A DataStore's document schema changed between validation and persistence."""
+
+
+class VersionConflictError(ConflictError):
+    """An update named a version that is no longer current (optimistic concurrency).
+
+    Attributes:
+        current: The current version, when known.
+    """
+
+    def __init__(self, message: str, current: int | None = None) -> None:
+        self.current = current
+        super().__init__(message)
+
+
+class DeletedError(NotFoundError):
+    """The annotation was deleted; its earlier versions stay readable."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -480,7 +480,7 @@ def syntax_error(text: Any) -> QueryError:
             1,
             1,
             "'Event'",
-            ["a level (asset, track, component, event, region)", "count", "not", "("],
+            ["a level (asset, track, component, event, region) or data", "count", "not", "("],
             id="capital-level",
         ),
         pytest.param("scene.label = 1", 1, 1, "'scene'", ["a level"], id="unknown-level"),

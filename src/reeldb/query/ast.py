@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, TypeAlias
 __all__ = [
     "COMPARISONS",
     "LEVELS",
+    "SCOPES",
     "And",
     "Box",
     "BoxTest",
@@ -40,7 +41,10 @@ __all__ = [
 LEVELS: Final = ("asset", "track", "component", "event", "region")
 """The levels of a media document, outermost first."""
 
-Level: TypeAlias = Literal["asset", "track", "component", "event", "region"]
+SCOPES: Final = (*LEVELS, "data")
+"""What a field may be prefixed with: a document level, or ``data`` (an annotation's data)."""
+
+Level: TypeAlias = Literal["asset", "track", "component", "event", "region", "data"]
 Comparison: TypeAlias = Literal["=", "!=", "<", "<=", ">", ">="]
 COMPARISONS: Final = ("=", "!=", "<", "<=", ">", ">=")
 
@@ -67,7 +71,10 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """``level.name``: a property of a level, or ``event.time_range``, ``region.bounding_box``."""
+    """``level.name``: a property of a level (or ``data.name``: of an annotation's data).
+
+    The media document model adds ``event.time_range`` and ``region.bounding_box``.
+    """
 
     level: Level
     name: str

@@ -21,7 +21,7 @@ from typing import Any, Final
 from reeldb.errors import QueryError
 from reeldb.query.ast import (
     COMPARISONS,
-    LEVELS,
+    SCOPES,
     And,
     Box,
     BoxTest,
@@ -143,8 +143,8 @@ def _field(value: Any, at: str) -> Field:
     if not isinstance(value, str) or value.count(".") != 1:
         raise _fail(at, f"a field is 'level.name'; got {value!r}")
     level, name = value.split(".")
-    if level not in LEVELS:
-        raise _fail(at, f"the level of {value!r} is one of {', '.join(LEVELS)}")
+    if level not in SCOPES:
+        raise _fail(at, f"the level of {value!r} is one of {', '.join(SCOPES)}")
     if not _NAME.fullmatch(name):
         raise _fail(at, f"{name!r} is not a property name (letters, digits and _)")
     return Field(level, name)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ Grammar, informally (keywords in any case)::
                | field ("intersects" | "within") "(" x "," y "," w "," h ")"
                | "count" "(" "event" ["in" ("track" | "component")] ["where" expr] ")" op INT
     field     := level "." name        level: asset | track | component | event | region
+                                       (or data: an annotation's property)
     value     := "string" | number | true | false
 
 ``and`` binds tighter than ``or``; ``not`` tighter than both.
@@ -86,7 +87,7 @@ BOX_OP: /(intersects|within)\b/i
 SCOPE: /(track|component)\b/i
 TRUE: /true\b/i
 FALSE: /false\b/i
-LEVEL: "asset" | "track" | "component" | "event" | "region"
+LEVEL: "asset" | "track" | "component" | "event" | "region" | "data"
 COMPARE: "=" | "!=" | "<=" | ">=" | "<" | ">"
 NAME: /[A-Za-z_][A-Za-z0-9_]*/
 INT: /[0-9]+/
@@ -114,7 +115,7 @@ _WORDS: Final = {
     "SCOPE": "track/component",
     "TRUE": "true",
     "FALSE": "false",
-    "LEVEL": "a level (asset, track, component, event, region)",
+    "LEVEL": "a level (asset, track, component, event, region) or data",
     "COMPARE": "a comparison (= != < <= > >=)",
     "NAME": "a name",
     "INT": "a whole number",

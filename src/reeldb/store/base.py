@@ -1,4 +1,4 @@
-"""Storage ports: `MetadataStore`, `DocumentStore` and `AccessStore`.
+"""Storage ports: metadata, documents, access, search and annotations.
 
 A backend implements both over one database, so that an operation spanning them (storing a
 schema version only if no document arrived since the stored-data check) is one transaction.
@@ -24,6 +24,10 @@ from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 
 __all__ = [
     "AccessStore",
+    "AnnotationQuery",
+    "AnnotationRecord",
+    "AnnotationStore",
+    "AnnotationWrite",
     "DataStoreMove",
     "DocumentRecord",
     "DocumentBatch",
@@ -922,7 +926,167 @@ class AccessStore(abc.ABC):
         """
 
 
-class Store(MetadataStore, DocumentStore, AccessStore, SearchStore):
+@dataclass(frozen=True, slots=True)
+class AnnotationWrite:
+    """One new version of an annotation, with what search reads of it.
+
+    Attributes:
+        id: The annotation id.
+        namespace: Its namespace.
+        expected_version: The version the annotation must be at (0: it must not exist).
+        type_name: The annotation type's name.
+        type_version: The type's version.
+        lineage: The type's lineage (`SchemaVersion.lineage`): search by a parent finds it.
+        deleted: True for a tombstone: the annotation leaves the index.
+        created_at: When the version is stored.
+        created_by: The principal storing it, if known.
+        body: ``{"associations": [...], "data": {...}}`` as JSON bytes.
+        associations: ``(type, id)`` pairs, as in ``body``.
+        time: ``(start, end)`` in seconds, if the type has a time.
+        box: ``(x0, y0, x1, y1)``, if the type has a box.
+        texts: ``(field, stems)`` per text field: the stems as one space-separated string of
+            `reeldb.index.sqlite.fts_token` tokens.
+        facets: ``{property: value}`` of comparable properties, as the index compares them
+            (JSON bytes; time ranges ``[start, end]``, boxes ``[x0, y0, x1, y1]``).
+    """
+
+    id: UUID
+    namespace: str
+    expected_version: int
+    type_name: str
+    type_version: int
+    lineage: tuple[str, ...]
+    deleted: bool
+    created_at: datetime
+    created_by: str | None
+    body: bytes
+    associations: tuple[tuple[str, str], ...]
+    time: tuple[float, float] | None = None
+    box: tuple[float, float, float, float] | None = None
+    texts: tuple[tuple[str, str], ...] = ()
+    facets: bytes = b"{}"
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationRecord:
+    """One stored version of an annotation."""
+
+    id: UUID
+    namespace: str
+    version: int
+    type_name: str
+    type_version: int
+    deleted: bool
+    created_at: datetime
+    created_by: str | None
+    body: bytes
+    latest: int
+    """The annotation's current version."""
+    score: float | None = None
+    """bm25 relevance when a search sorted by relevance (lower is better)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationQuery:
+    """A search over the live annotations of a namespace; every given condition must hold.
+
+    Attributes:
+        namespace: The namespace.
+        types: Lineage entries (``ns/NAME v3``), or prefixes ending in ``v`` (``ns/NAME v``,
+            any version): an annotation matches when its type's lineage has one.
+        subtypes: Whether a type's lineage counts (is-a), or only the type itself.
+        associations: ``(type, id)`` pairs that must all be among the annotation's.
+        time: ``(start, end)`` in seconds.
+        time_op: ``overlaps`` (closed ranges share an instant) or ``within``.
+        box: ``(x0, y0, x1, y1)``.
+        box_op: ``intersects`` (closed boxes touch or overlap) or ``within``.
+        text: FTS tokens that must appear in this order in one text field.
+        text_fields: Only these text fields (None: any).
+        where: A condition on ``data.*`` fields.
+        kinds: The reeldb type of each ``data`` field ``where`` names.
+        sort: ``time``, ``-time``, ``created``, ``-created`` or ``relevance``.
+        after: Where the previous page ended (from `AnnotationStore.search_annotations`).
+        limit: Page size.
+    """
+
+    namespace: str
+    types: tuple[str, ...] | None = None
+    subtypes: bool = True
+    associations: tuple[tuple[str, str], ...] = ()
+    time: tuple[float, float] | None = None
+    time_op: str = "overlaps"
+    box: tuple[float, float, float, float] | None = None
+    box_op: str = "intersects"
+    text: tuple[str, ...] = ()
+    text_fields: tuple[str, ...] | None = None
+    where: Expr | None = None
+    kinds: dict[str, str] | None = None
+    sort: str = "time"
+    after: tuple[float | int, ...] | None = None
+    limit: int = 100
+
+
+class AnnotationStore(abc.ABC):
+    """Annotations: every version (the source of truth) and the index of current ones."""
+
+    @abc.abstractmethod
+    def put_annotations(
+        self, writes: Sequence[AnnotationWrite], audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """Store new versions, all or none, each only if its annotation is where expected.
+
+        Raises:
+            AlreadyExistsError: A new annotation's id is taken.
+            VersionConflictError: An annotation is not at its expected version (or does not
+                exist, or is in another namespace).
+        """
+
+    @abc.abstractmethod
+    def get_annotation(
+        self, namespace: str, annotation_id: UUID, version: int | None = None
+    ) -> AnnotationRecord:
+        """One version (None: the current one) of an annotation of a namespace.
+
+        Raises:
+            NotFoundError: No such annotation in the namespace, or no such version.
+        """
+
+    @abc.abstractmethod
+    def annotation_versions(self, namespace: str, annotation_id: UUID) -> list[AnnotationRecord]:
+        """Every version of an annotation, oldest first.
+
+        Raises:
+            NotFoundError: No such annotation in the namespace.
+        """
+
+    @abc.abstractmethod
+    def search_annotations(
+        self, query: AnnotationQuery
+    ) -> tuple[list[AnnotationRecord], tuple[float | int, ...] | None]:
+        """One page of current, live annotations matching a query.
+
+        Returns:
+            The page, and the ``after`` of the next page (None on the last one).
+        """
+
+    @abc.abstractmethod
+    def count_annotations(self, namespace: str) -> int:
+        """The live annotations of a namespace."""
+
+    @abc.abstractmethod
+    def association_types(self, namespace: str) -> tuple[str, ...] | None:
+        """The association types a namespace allows (None: any)."""
+
+    @abc.abstractmethod
+    def set_association_types(self, namespace: str, types: Sequence[str] | None) -> None:
+        """Restrict (or, with None, free) the association types of a namespace.
+
+        Raises:
+            NotFoundError: No such namespace.
+        """
+
+
+class Store(MetadataStore, DocumentStore, AccessStore, SearchStore, AnnotationStore):
     """A backend: every port over one database, plus its lifecycle."""
 
     url: str

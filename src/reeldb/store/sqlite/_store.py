@@ -38,6 +38,7 @@ from reeldb.store.base import (
     QueryRequestRecord,
     Store,
 )
+from reeldb.store.sqlite._annotations import SQLiteAnnotations
 from reeldb.store.sqlite._connection import SQLiteConnections
 from reeldb.store.sqlite.migrations import migrate
 
@@ -151,7 +152,7 @@ def _principal(name: str, admin: int, roles: str, key_id: str | None) -> Princip
     return Principal(name, bool(admin), grants, key_id)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteAnnotations, Store):
     """The embedded backend: metadata and documents in one SQLite file (or in memory).
 
     Args:

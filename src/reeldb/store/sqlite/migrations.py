@@ -168,6 +168,82 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        "0005_annotations",
+        (
+            # Annotation types in use, each with its lineage (is-a) and live count.
+            """CREATE TABLE annotation_types (
+                id INTEGER PRIMARY KEY,
+                namespace TEXT NOT NULL REFERENCES namespaces (name),
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                lineage TEXT NOT NULL,
+                live INTEGER NOT NULL DEFAULT 0,
+                UNIQUE (namespace, name, version)
+            )""",
+            # Associations in use, interned; `span` bounds the length of their annotations'
+            # time ranges, so a time window is one range of `annotation_links`.
+            """CREATE TABLE annotation_keys (
+                id INTEGER PRIMARY KEY,
+                namespace TEXT NOT NULL,
+                type TEXT NOT NULL,
+                value TEXT NOT NULL,
+                live INTEGER NOT NULL DEFAULT 0,
+                span REAL NOT NULL DEFAULT 0,
+                UNIQUE (namespace, type, value)
+            )""",
+            # Text field names, interned: a full-text row's id is (annotation << 12) | field.
+            """CREATE TABLE annotation_fields (
+                id INTEGER PRIMARY KEY CHECK (id < 4096),
+                name TEXT NOT NULL UNIQUE
+            )""",
+            # One row per annotation: its current version, and what search reads of it.
+            """CREATE TABLE annotations (
+                pk INTEGER PRIMARY KEY,
+                id BLOB NOT NULL UNIQUE,
+                namespace TEXT NOT NULL REFERENCES namespaces (name),
+                version INTEGER NOT NULL,
+                deleted INTEGER NOT NULL,
+                type_id INTEGER NOT NULL REFERENCES annotation_types (id),
+                t0 REAL NOT NULL,
+                t1 REAL,
+                x0 REAL, y0 REAL, x1 REAL, y1 REAL,
+                facets TEXT NOT NULL
+            )""",
+            "CREATE INDEX annotations_live ON annotations (namespace, t0, pk) WHERE deleted = 0",
+            "CREATE INDEX annotations_by_type ON annotations (type_id, t0, pk) WHERE deleted = 0",
+            # Every version, as stored: the source of truth.
+            """CREATE TABLE annotation_versions (
+                pk INTEGER NOT NULL REFERENCES annotations (pk),
+                version INTEGER NOT NULL,
+                type_id INTEGER NOT NULL REFERENCES annotation_types (id),
+                deleted INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                created_by TEXT,
+                body BLOB NOT NULL,
+                PRIMARY KEY (pk, version)
+            ) WITHOUT ROWID""",
+            # The associations of live annotations, by association and start time.
+            """CREATE TABLE annotation_links (
+                key INTEGER NOT NULL,
+                t0 REAL NOT NULL,
+                pk INTEGER NOT NULL,
+                t1 REAL,
+                PRIMARY KEY (key, t0, pk)
+            ) WITHOUT ROWID""",
+            # Time and box of live annotations that have either (a missing one lies beyond
+            # any query's window).
+            "CREATE VIRTUAL TABLE annotation_space USING rtree(pk, t0, t1, x0, x1, y0, y1)",
+            # Porter stems of live annotations' text fields, one row per field.
+            "CREATE VIRTUAL TABLE annotation_text USING fts5(body)",
+            "CREATE VIRTUAL TABLE annotation_terms USING fts5vocab(annotation_text, row)",
+            # Per namespace: which association types annotations may use (NULL: any).
+            """CREATE TABLE annotation_settings (
+                namespace TEXT PRIMARY KEY REFERENCES namespaces (name),
+                association_types TEXT
+            )""",
+        ),
+    ),
 )
 
 

@@ -1,0 +1,688 @@
+"""Annotations on SQLite: every version, and the index of current ones, in one transaction.
+
+Tables (migration ``0005_annotations``):
+
+* ``annotations``: one row per annotation: its current version, type, time, box and
+  comparable properties (``facets``); ``t0`` is `NO_TIME` when it has no time, so it sorts last;
+* ``annotation_versions``: every version as stored (the source of truth);
+* ``annotation_links``: ``(association, start, annotation)`` of live annotations: listing an
+  association's annotations in time order is one index range;
+* ``annotation_space``: R*Tree over time and box; ``annotation_text``: FTS5 over the stems of
+  text fields, one row per field, with rowid ``(annotation << 12) | field``.
+
+A search starts from the smallest candidate set it can estimate cheaply (an association's
+or a type's live count, a term's row count, a bounded R*Tree count) and tests every other
+condition on each candidate row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+from uuid import UUID
+
+from reeldb import _json
+from reeldb.auth.model import AuditEntry
+from reeldb.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    ValidationError,
+    VersionConflictError,
+)
+from reeldb.index.rows import scalar
+from reeldb.index.sqlite import fts_token
+from reeldb.query.ast import And, BoxTest, Compare, Contains, Expr, In, Not, Or, Overlaps
+from reeldb.query.fulltext import stems
+from reeldb.store.base import AnnotationQuery, AnnotationRecord, AnnotationWrite
+from reeldb.store.sqlite._connection import SQLiteConnections
+
+__all__ = ["NO_TIME", "SQLiteAnnotations"]
+
+NO_TIME: Final = 1e300
+"""``t0`` of an annotation without a time: after every real time."""
+_FAR: Final = 3.0e38
+"""R*Tree coordinate of a missing time or box: beyond any window a query names."""
+_FIELD_BITS: Final = 12
+_OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_ROW: Final = (
+    "a.id, a.namespace, v.version, t.name, t.version, v.deleted, v.created_at, v.created_by, "
+    "v.body, a.version"
+)
+_PROBE_LIMIT: Final = 5000
+"""An R*Tree probe is counted up to this many candidates when choosing where to start."""
+
+
+def _record(row: Sequence[Any], score: float | None = None) -> AnnotationRecord:
+    return AnnotationRecord(
+        UUID(bytes=row[0]),
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        bool(row[5]),
+        datetime.fromisoformat(row[6]),
+        row[7],
+        bytes(row[8]),
+        row[9],
+        score,
+    )
+
+
+def fts_phrase(tokens: Sequence[str]) -> str:
+    """An FTS5 phrase query of tokens (each already one FTS token)."""
+    return '"' + " ".join(tokens) + '"'
+
+
+class SQLiteAnnotations:
+    """`reeldb.store.base.AnnotationStore` on the store's connections."""
+
+    _db: SQLiteConnections
+
+    def _annotation_state(self) -> tuple[threading.Lock, dict[str, Any]]:
+        state = self.__dict__.get("_ann_state")
+        if state is None:
+            state = self.__dict__.setdefault("_ann_state", (threading.Lock(), {}))
+        return state  # type: ignore[no-any-return]
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def put_annotations(
+        self, writes: Sequence[AnnotationWrite], audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        """See `AnnotationStore.put_annotations`."""
+        if len({w.id for w in writes}) < len(writes):
+            raise ValidationError("an annotation appears twice in one write")
+        with self._db.write(changes_access=False, bulk=len(writes) >= 20_000) as conn:
+            types = self._type_ids(conn, writes)
+            keys = self._key_ids(conn, writes)
+            fields = self._field_ids(conn, writes)
+            heads = self._heads(conn, writes)
+            versions = []
+            live_types: dict[int, int] = {}
+            live_keys: dict[int, int] = {}
+            spans: dict[int, float] = {}
+            links_out: list[tuple[int, float, int]] = []
+            links_in: list[tuple[int, float, int, float | None]] = []
+            space_out: list[tuple[int]] = []
+            space_in: list[tuple[Any, ...]] = []
+            text_out: list[tuple[int, int]] = []
+            text_in: list[tuple[int, str]] = []
+            new_heads: list[tuple[Any, ...]] = []
+            head_updates: list[tuple[Any, ...]] = []
+            next_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM annotations").fetchone()[0]
+            for w in writes:
+                type_id = types[w.namespace, w.type_name, w.type_version]
+                head = heads.get(w.id.bytes)
+                if w.expected_version == 0:
+                    if head is not None:
+                        raise AlreadyExistsError(f"annotation {w.id} already exists")
+                    next_pk += 1
+                    pk = next_pk
+                    heads[w.id.bytes] = (pk, w.namespace, 1, int(w.deleted), type_id, None, None)
+                else:
+                    if head is None or head[1] != w.namespace:
+                        raise NotFoundError(f"annotation {w.id} does not exist")
+                    pk, _, current, was_deleted, old_type, old_t0, old_links = head
+                    if current != w.expected_version:
+                        raise VersionConflictError(
+                            f"annotation {w.id} is at version {current}, not "
+                            f"{w.expected_version}: read it again and retry",
+                            current,
+                        )
+                    if was_deleted:
+                        raise VersionConflictError(f"annotation {w.id} is deleted", current)
+                    # The current version leaves the index.
+                    live_types[old_type] = live_types.get(old_type, 0) - 1
+                    for key in old_links:
+                        live_keys[key] = live_keys.get(key, 0) - 1
+                        links_out.append((key, old_t0, pk))
+                    space_out.append((pk,))
+                    text_out.append((pk << _FIELD_BITS, ((pk + 1) << _FIELD_BITS) - 1))
+                version = w.expected_version + 1
+                t0 = NO_TIME if w.time is None else w.time[0]
+                t1 = None if w.time is None else w.time[1]
+                box = w.box or (None, None, None, None)
+                link_keys = [keys[w.namespace, kind, ident] for kind, ident in w.associations]
+                row = (
+                    version,
+                    int(w.deleted),
+                    type_id,
+                    t0,
+                    t1,
+                    *box,
+                    w.facets.decode(),
+                    pk,
+                )
+                if version == 1:
+                    new_heads.append((pk, w.id.bytes, w.namespace, *row[:-1]))
+                else:
+                    head_updates.append(row)
+                heads[w.id.bytes] = (pk, w.namespace, version, int(w.deleted), type_id, t0, [])
+                versions.append(
+                    (
+                        pk,
+                        version,
+                        type_id,
+                        int(w.deleted),
+                        w.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+                        w.created_by,
+                        w.body,
+                    )
+                )
+                if w.deleted:
+                    continue
+                heads[w.id.bytes] = (pk, w.namespace, version, 0, type_id, t0, link_keys)
+                live_types[type_id] = live_types.get(type_id, 0) + 1
+                length = 0.0 if w.time is None else w.time[1] - w.time[0]
+                for key in link_keys:
+                    live_keys[key] = live_keys.get(key, 0) + 1
+                    links_in.append((key, t0, pk, t1))
+                    if length > spans.get(key, 0.0):
+                        spans[key] = length
+                if w.time is not None or w.box is not None:
+                    lo, hi = w.time if w.time is not None else (_FAR, _FAR)
+                    x0, y0, x1, y1 = w.box if w.box is not None else (_FAR,) * 4
+                    space_in.append((pk, lo, hi, x0, x1, y0, y1))
+                for name, body in w.texts:
+                    text_in.append(((pk << _FIELD_BITS) | fields[name], body))
+            conn.executemany(
+                "INSERT INTO annotations (pk, id, namespace, version, deleted, type_id, t0, t1, "
+                "x0, y0, x1, y1, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                new_heads,
+            )
+            conn.executemany(
+                "UPDATE annotations SET version = ?, deleted = ?, type_id = ?, t0 = ?, t1 = ?, "
+                "x0 = ?, y0 = ?, x1 = ?, y1 = ?, facets = ? WHERE pk = ?",
+                head_updates,
+            )
+            conn.executemany(
+                "INSERT INTO annotation_versions (pk, version, type_id, deleted, created_at, "
+                "created_by, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                versions,
+            )
+            conn.executemany(
+                "DELETE FROM annotation_links WHERE key = ? AND t0 = ? AND pk = ?", links_out
+            )
+            conn.executemany("INSERT INTO annotation_links VALUES (?, ?, ?, ?)", links_in)
+            conn.executemany("DELETE FROM annotation_space WHERE pk = ?", space_out)
+            conn.executemany("INSERT INTO annotation_space VALUES (?, ?, ?, ?, ?, ?, ?)", space_in)
+            conn.executemany("DELETE FROM annotation_text WHERE rowid BETWEEN ? AND ?", text_out)
+            conn.executemany("INSERT INTO annotation_text (rowid, body) VALUES (?, ?)", text_in)
+            conn.executemany(
+                "UPDATE annotation_types SET live = live + ? WHERE id = ?",
+                [(n, i) for i, n in live_types.items() if n],
+            )
+            conn.executemany(
+                "UPDATE annotation_keys SET live = live + ?, span = max(span, ?) WHERE id = ?",
+                [(n, spans.get(i, 0.0), i) for i, n in live_keys.items()],
+            )
+            if audit:
+                self._append_audit(conn, audit)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _type_ids(
+        conn: sqlite3.Connection, writes: Sequence[AnnotationWrite]
+    ) -> dict[tuple[str, str, int], int]:
+        wanted = {(w.namespace, w.type_name, w.type_version): w.lineage for w in writes}
+        conn.executemany(
+            "INSERT OR IGNORE INTO annotation_types (namespace, name, version, lineage) "
+            "VALUES (?, ?, ?, ?)",
+            [(*key, _json.dumps(list(lineage)).decode()) for key, lineage in wanted.items()],
+        )
+        out = {}
+        for key in wanted:
+            out[key] = conn.execute(
+                "SELECT id FROM annotation_types WHERE namespace = ? AND name = ? AND version = ?",
+                key,
+            ).fetchone()[0]
+        return out
+
+    @staticmethod
+    def _key_ids(
+        conn: sqlite3.Connection, writes: Sequence[AnnotationWrite]
+    ) -> dict[tuple[str, str, str], int]:
+        wanted = {(w.namespace, kind, ident) for w in writes for kind, ident in w.associations}
+        conn.executemany(
+            "INSERT OR IGNORE INTO annotation_keys (namespace, type, value) VALUES (?, ?, ?)",
+            sorted(wanted),
+        )
+        return {
+            key: conn.execute(
+                "SELECT id FROM annotation_keys WHERE namespace = ? AND type = ? AND value = ?",
+                key,
+            ).fetchone()[0]
+            for key in wanted
+        }
+
+    @staticmethod
+    def _field_ids(conn: sqlite3.Connection, writes: Sequence[AnnotationWrite]) -> dict[str, int]:
+        wanted = sorted({name for w in writes for name, _ in w.texts})
+        conn.executemany(
+            "INSERT OR IGNORE INTO annotation_fields (name) VALUES (?)", [(n,) for n in wanted]
+        )
+        return {
+            name: conn.execute(
+                "SELECT id FROM annotation_fields WHERE name = ?", (name,)
+            ).fetchone()[0]
+            for name in wanted
+        }
+
+    @staticmethod
+    def _heads(
+        conn: sqlite3.Connection, writes: Sequence[AnnotationWrite]
+    ) -> dict[bytes, tuple[Any, ...]]:
+        """The current state of each annotation the writes touch (and, if live, its links)."""
+        out: dict[bytes, tuple[Any, ...]] = {}
+        for w in writes:
+            key = w.id.bytes
+            if key in out:
+                continue
+            row = conn.execute(
+                "SELECT a.pk, a.namespace, a.version, a.deleted, a.type_id, a.t0, v.body "
+                "FROM annotations a JOIN annotation_versions v ON v.pk = a.pk "
+                "AND v.version = a.version WHERE a.id = ?",
+                (key,),
+            ).fetchone()
+            if row is None:
+                continue
+            links: list[int] = []
+            if not row[3]:
+                for kind, ident in (
+                    (a["type"], a["id"]) for a in _json.loads(row[6])["associations"]
+                ):
+                    found = conn.execute(
+                        "SELECT id FROM annotation_keys WHERE namespace = ? AND type = ? "
+                        "AND value = ?",
+                        (row[1], kind, ident),
+                    ).fetchone()
+                    links.append(found[0])
+            out[key] = (*row[:6], links)
+        return out
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_annotation(
+        self, namespace: str, annotation_id: UUID, version: int | None = None
+    ) -> AnnotationRecord:
+        """See `AnnotationStore.get_annotation`."""
+        with self._db.read(snapshot=False) as conn:
+            row = conn.execute(
+                f"SELECT {_ROW} FROM annotations a JOIN annotation_versions v ON v.pk = a.pk "
+                f"AND v.version = {'a.version' if version is None else '?'} "
+                "JOIN annotation_types t ON t.id = v.type_id WHERE a.id = ? AND a.namespace = ?",
+                (annotation_id.bytes, namespace)
+                if version is None
+                else (version, annotation_id.bytes, namespace),
+            ).fetchone()
+        if row is None:
+            what = f"annotation {annotation_id}"
+            if version is not None:
+                what += f" version {version}"
+            raise NotFoundError(f"{what} does not exist in namespace {namespace!r}")
+        return _record(row)
+
+    def annotation_versions(self, namespace: str, annotation_id: UUID) -> list[AnnotationRecord]:
+        """See `AnnotationStore.annotation_versions`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_ROW} FROM annotations a JOIN annotation_versions v ON v.pk = a.pk "
+                "JOIN annotation_types t ON t.id = v.type_id WHERE a.id = ? AND a.namespace = ? "
+                "ORDER BY v.version",
+                (annotation_id.bytes, namespace),
+            ).fetchall()
+        if not rows:
+            raise NotFoundError(
+                f"annotation {annotation_id} does not exist in namespace {namespace!r}"
+            )
+        return [_record(row) for row in rows]
+
+    def count_annotations(self, namespace: str) -> int:
+        """See `AnnotationStore.count_annotations`."""
+        with self._db.read() as conn:
+            found: int = conn.execute(
+                "SELECT coalesce(sum(live), 0) FROM annotation_types WHERE namespace = ?",
+                (namespace,),
+            ).fetchone()[0]
+        return found
+
+    def association_types(self, namespace: str) -> tuple[str, ...] | None:
+        """See `AnnotationStore.association_types`."""
+        with self._db.read(snapshot=False) as conn:
+            row = conn.execute(
+                "SELECT association_types FROM annotation_settings WHERE namespace = ?",
+                (namespace,),
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return tuple(_json.loads(row[0]))
+
+    def set_association_types(self, namespace: str, types: Sequence[str] | None) -> None:
+        """See `AnnotationStore.set_association_types`."""
+        with self._db.write() as conn:
+            if (
+                conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (namespace,)).fetchone()
+                is None
+            ):
+                raise NotFoundError(f"namespace {namespace!r} does not exist")
+            conn.execute(
+                "INSERT INTO annotation_settings (namespace, association_types) VALUES (?, ?) "
+                "ON CONFLICT (namespace) DO UPDATE SET "
+                "association_types = excluded.association_types",
+                (namespace, None if types is None else _json.dumps(sorted(set(types))).decode()),
+            )
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search_annotations(
+        self, query: AnnotationQuery
+    ) -> tuple[list[AnnotationRecord], tuple[float | int, ...] | None]:
+        """See `AnnotationStore.search_annotations`."""
+        with self._db.read() as conn:
+            return _Search(conn, query).run()
+
+
+class _Search:
+    """One annotation search on a read connection."""
+
+    def __init__(self, conn: sqlite3.Connection, query: AnnotationQuery) -> None:
+        self.conn = conn
+        self.q = query
+        self.params: list[Any] = []
+
+    def run(self) -> tuple[list[AnnotationRecord], tuple[float | int, ...] | None]:
+        q = self.q
+        type_ids: list[int] | None = None
+        if q.types is not None:
+            type_ids = self._types()
+            if not type_ids:
+                return [], None
+        keys: list[tuple[int, int, float]] = []
+        for kind, ident in q.associations:
+            row = self.conn.execute(
+                "SELECT id, live, span FROM annotation_keys WHERE namespace = ? AND type = ? "
+                "AND value = ?",
+                (q.namespace, kind, ident),
+            ).fetchone()
+            if row is None or row[1] <= 0:
+                return [], None
+            keys.append(row)
+        fields: list[int] | None = None
+        if q.text and q.text_fields is not None:
+            fields = [
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT id FROM annotation_fields WHERE name IN "
+                    f"({', '.join('?' * len(q.text_fields))})",
+                    q.text_fields,
+                )
+            ]
+            if not fields:
+                return [], None
+        driver = self._driver(type_ids, keys)
+        where: list[str] = ["h.namespace = ?", "h.deleted = 0"]
+        params: list[Any] = [q.namespace]
+        if type_ids is not None:
+            where.append(f"h.type_id IN ({', '.join(map(str, type_ids))})")
+        for key, _, _ in keys[1:] if driver == "link" else keys:
+            where.append(
+                "EXISTS (SELECT 1 FROM annotation_links l WHERE l.key = ? AND l.t0 = h.t0 "
+                "AND l.pk = h.pk)"
+            )
+            params.append(key)
+        if q.time is not None:
+            start, end = q.time
+            if q.time_op == "within":
+                where.append("h.t0 >= ? AND h.t1 <= ?")
+                params += [start, end]
+            else:
+                where.append("h.t0 <= ? AND h.t1 >= ?")
+                params += [end, start]
+        if q.box is not None:
+            x0, y0, x1, y1 = q.box
+            if q.box_op == "within":
+                where.append("h.x0 >= ? AND h.x1 <= ? AND h.y0 >= ? AND h.y1 <= ?")
+                params += [x0, x1, y0, y1]
+            else:
+                where.append("h.x0 <= ? AND h.x1 >= ? AND h.y0 <= ? AND h.y1 >= ?")
+                params += [x1, x0, y1, y0]
+        if q.text and driver != "text":
+            where.append(_text_exists("h.pk", fields))
+            params.append(fts_phrase(q.text))
+        if q.where is not None:
+            where.append(_Where(q.kinds or {}, params).expr(q.where))
+        source, source_params, score = self._source(driver, type_ids, keys, fields)
+        order, after = self._order(score)
+        if after:
+            where.append(after[0])
+            params += after[1]
+        limit = q.limit + 1
+        offset = 0
+        if q.sort == "relevance" and q.after:
+            offset = int(q.after[0])
+        sql = (
+            f"SELECT {_ROW.replace('a.', 'h.')}, {score or 'NULL'}, h.t0, h.pk FROM {source} "
+            "JOIN annotation_versions v ON v.pk = h.pk AND v.version = h.version "
+            "JOIN annotation_types t ON t.id = h.type_id "
+            f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+        )
+        rows = self.conn.execute(sql, [*source_params, *params]).fetchall()
+        more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        records = [_record(row, row[10]) for row in rows]
+        if not more or not rows:
+            return records, None
+        last = rows[-1]
+        if q.sort == "relevance":
+            return records, (offset + q.limit,)
+        if q.sort in ("created", "-created"):
+            return records, (last[12],)
+        return records, (last[11], last[12])
+
+    def _types(self) -> list[int]:
+        q = self.q
+        assert q.types is not None
+        rows = self.conn.execute(
+            "SELECT id, lineage FROM annotation_types WHERE namespace = ?", (q.namespace,)
+        ).fetchall()
+        out = []
+        for type_id, lineage in rows:
+            entries = _json.loads(lineage) if q.subtypes else _json.loads(lineage)[:1]
+            if any(
+                entry == want or (want.endswith(" v") and entry.startswith(want))
+                for want in q.types
+                for entry in entries
+            ):
+                out.append(type_id)
+        return out
+
+    def _driver(self, type_ids: list[int] | None, keys: list[tuple[int, int, float]]) -> str:
+        """Where to start: the candidate set estimated smallest."""
+        q = self.q
+        if q.sort == "relevance":
+            return "text"
+        estimates: list[tuple[float, int, str]] = []
+        if keys:
+            keys.sort(key=lambda k: k[1])
+            estimates.append((keys[0][1], 0, "link"))
+        if type_ids is not None:
+            live = self.conn.execute(
+                "SELECT coalesce(sum(live), 0) FROM annotation_types WHERE id IN "
+                f"({', '.join(map(str, type_ids))})"
+            ).fetchone()[0]
+            estimates.append((live, 3, "type"))
+        if q.text:
+            counts = [
+                row[0]
+                for token in q.text
+                for row in self.conn.execute(
+                    "SELECT doc FROM annotation_terms WHERE term = ?", (token,)
+                )
+            ]
+            estimates.append((min(counts) if len(counts) == len(q.text) else 0, 1, "text"))
+        best = min(estimates, default=(float("inf"), 9, "namespace"))
+        if (q.time is not None or q.box is not None) and best[0] > _PROBE_LIMIT // 5:
+            space = self._space()
+            found = self.conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM annotation_space WHERE {space[0]} "
+                f"LIMIT {_PROBE_LIMIT})",
+                space[1],
+            ).fetchone()[0]
+            estimates.append((found, 2, "space"))
+            best = min(estimates)
+        return best[2]
+
+    def _space(self, a: str = "") -> tuple[str, list[float]]:
+        """The R*Tree condition: candidates for the time and box tests (exact tests decide)."""
+        q = self.q
+        where: list[str] = []
+        params: list[float] = []
+        if q.time is not None:
+            start, end = q.time
+            if q.time_op == "within":
+                where.append(f"{a}t0 >= ? AND {a}t1 <= ?")
+                params += [start, end]
+            else:
+                where.append(f"{a}t0 <= ? AND {a}t1 >= ?")
+                params += [end, start]
+        if q.box is not None:
+            x0, y0, x1, y1 = q.box
+            if q.box_op == "within":
+                where.append(f"{a}x0 >= ? AND {a}x1 <= ? AND {a}y0 >= ? AND {a}y1 <= ?")
+                params += [x0, x1, y0, y1]
+            else:
+                where.append(f"{a}x0 <= ? AND {a}x1 >= ? AND {a}y0 <= ? AND {a}y1 >= ?")
+                params += [x1, x0, y1, y0]
+        return " AND ".join(where), params
+
+    def _source(
+        self,
+        driver: str,
+        type_ids: list[int] | None,
+        keys: list[tuple[int, int, float]],
+        fields: list[int] | None,
+    ) -> tuple[str, list[Any], str | None]:
+        q = self.q
+        if driver == "link":
+            key, _, span = keys[0]
+            condition, params = "l.key = ?", [float(key)]
+            if q.time is not None and q.time_op == "overlaps":
+                # An annotation overlapping [start, end] starts in [start - span, end].
+                condition += " AND l.t0 BETWEEN ? AND ? AND l.t1 >= ?"
+                # (widened a little: the stored span is a difference of doubles).
+                params += [q.time[0] - span * (1 + 1e-9) - 1e-9, q.time[1], q.time[0]]
+            elif q.time is not None:
+                condition += " AND l.t0 BETWEEN ? AND ?"
+                params += [q.time[0], q.time[1]]
+            return (
+                f"annotation_links l JOIN annotations h ON h.pk = l.pk AND {condition}",
+                params,
+                None,
+            )
+        if driver == "text":
+            field_test = (
+                "" if fields is None else f" AND (rowid & 4095) IN ({', '.join(map(str, fields))})"
+            )
+            return (
+                f"(SELECT rowid >> {_FIELD_BITS} AS pk, min(rank) AS score FROM annotation_text "
+                f"WHERE annotation_text MATCH ?{field_test} GROUP BY 1) m "
+                "JOIN annotations h ON h.pk = m.pk",
+                [fts_phrase(q.text)],
+                "m.score",
+            )
+        if driver == "space":
+            condition, params = self._space("s.")
+            return (
+                f"annotation_space s JOIN annotations h ON h.pk = s.pk AND {condition}",
+                params,
+                None,
+            )
+        return "annotations h", [], None
+
+    def _order(self, score: str | None) -> tuple[str, tuple[str, list[Any]] | None]:
+        q = self.q
+        after = q.after
+        if q.sort == "relevance":
+            return "m.score, h.pk", None
+        if q.sort == "created":
+            return "h.pk", None if not after else ("h.pk > ?", [after[0]])
+        if q.sort == "-created":
+            return "h.pk DESC", None if not after else ("h.pk < ?", [after[0]])
+        if q.sort == "-time":
+            return "h.t0 DESC, h.pk DESC", None if not after else (
+                "(h.t0, h.pk) < (?, ?)",
+                list(after),
+            )
+        return "h.t0, h.pk", None if not after else ("(h.t0, h.pk) > (?, ?)", list(after))
+
+
+def _text_exists(pk: str, fields: list[int] | None) -> str:
+    field_test = (
+        "" if fields is None else f" AND (f.rowid & 4095) IN ({', '.join(map(str, fields))})"
+    )
+    return (
+        "EXISTS (SELECT 1 FROM annotation_text f WHERE annotation_text MATCH ? "
+        f"AND f.rowid BETWEEN {pk} << {_FIELD_BITS} AND (({pk} + 1) << {_FIELD_BITS}) - 1"
+        f"{field_test})"
+    )
+
+
+class _Where:
+    """A condition on ``data.*`` fields as SQL over ``h.facets`` (``0``/``1``, never NULL)."""
+
+    def __init__(self, kinds: dict[str, str], params: list[Any]) -> None:
+        self.kinds = kinds
+        self.params = params
+
+    def expr(self, expr: Expr) -> str:
+        if isinstance(expr, And):
+            return "(" + " AND ".join(self.expr(item) for item in expr.items) + ")"
+        if isinstance(expr, Or):
+            return "(" + " OR ".join(self.expr(item) for item in expr.items) + ")"
+        if isinstance(expr, Not):
+            return f"(NOT {self.expr(expr.item)})"
+        if isinstance(expr, Contains):
+            tokens = [fts_token(s) for s in stems(expr.text)]
+            self.params.append(fts_phrase(tokens))
+            self.params.append(expr.field.name)
+            return (
+                "EXISTS (SELECT 1 FROM annotation_text f WHERE annotation_text MATCH ? "
+                f"AND f.rowid BETWEEN h.pk << {_FIELD_BITS} "
+                f"AND ((h.pk + 1) << {_FIELD_BITS}) - 1 AND (f.rowid & 4095) = "
+                "(SELECT id FROM annotation_fields WHERE name = ?))"
+            )
+        kind = self.kinds.get(expr.field.name, "string")  # type: ignore[union-attr]
+        path = '$."' + expr.field.name + '"'  # type: ignore[union-attr]
+        if isinstance(expr, Overlaps):
+            self.params += [path + "[0]", float(expr.end), path + "[1]", float(expr.start)]
+            return "coalesce(json_extract(h.facets, ?) <= ? AND json_extract(h.facets, ?) >= ?, 0)"
+        if isinstance(expr, BoxTest):
+            x, y, w, h = (float(v) for v in (expr.box.x, expr.box.y, expr.box.w, expr.box.h))
+            parts = [f"{path}[{i}]" for i in range(4)]
+            if expr.op == "intersects":
+                values = [x + w, y + h, x, y]
+                test = "{0} <= ? AND {1} <= ? AND {2} >= ? AND {3} >= ?"
+            else:
+                values = [x, y, x + w, y + h]
+                test = "{0} >= ? AND {1} >= ? AND {2} <= ? AND {3} <= ?"
+            sql = test.format(*(["json_extract(h.facets, ?)"] * 4))
+            for part, value in zip(parts, values, strict=True):
+                self.params += [part, value]
+            return f"coalesce({sql}, 0)"
+        column = "json_extract(h.facets, ?)"
+        self.params.append(path)
+        if isinstance(expr, Compare):
+            self.params.append(_param(kind, expr.value))
+            return f"coalesce({column} {_OPS[expr.op]} ?, 0)"
+        assert isinstance(expr, In)
+        self.params.extend(_param(kind, v) for v in expr.values)
+        return f"coalesce({column} IN ({', '.join('?' * len(expr.values))}), 0)"
+
+
+def _param(kind: str, value: Any) -> Any:
+    if isinstance(value, Decimal):
+        value = float(value)
+    return scalar(kind, value)
