@@ -42,6 +42,7 @@ from reeldb.query.check import FieldInfo, check_query
 from reeldb.query.fulltext import stems
 from reeldb.schema.builtins import X_INDEXED
 from reeldb.schema.model import SchemaKind, SchemaVersion
+from reeldb.schema.validator import SchemaValidator
 from reeldb.store.base import AnnotationQuery, AnnotationRecord, AnnotationWrite
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class _Layout:
     """What search reads of an annotation type version."""
 
     schema: SchemaVersion
+    validator: SchemaValidator
     time: str | None
     box: str | None
     texts: tuple[str, ...]
@@ -135,6 +137,7 @@ class Annotations:
         }
         layout = _Layout(
             schema,
+            self._db.schemas.validator(schema),
             _pick(resolved, "time_range", "temporal"),
             _pick(resolved, "bounding_box", "spatial"),
             texts,
@@ -239,6 +242,7 @@ class Annotations:
         writes: list[AnnotationWrite] = []
         out: list[Annotation] = []
         problems: list[Violation] = []
+        schemas: dict[Any, SchemaVersion] = {}  # each type is resolved once per batch
         count = 0
         for index, raw in enumerate(items):
             count += 1
@@ -249,7 +253,12 @@ class Annotations:
                 item = (
                     raw if isinstance(raw, NewAnnotation) else NewAnnotation.from_json(raw, at=at)
                 )
-                schema = self._schema(namespace, item.type, f"{at}/type")
+                key = _type_key(item.type)
+                schema = schemas.get(key) if key is not None else None
+                if schema is None:
+                    schema = self._schema(namespace, item.type, f"{at}/type")
+                    if key is not None:
+                        schemas[key] = schema
                 associations = parse_associations(list(item.associations), at=f"{at}/associations")
                 ident = item.id or uuid7()
                 write, annotation = self._write(
@@ -302,21 +311,35 @@ class Annotations:
                             f"{namespace} (allowed: {', '.join(allowed) or 'none'})",
                         )
                     )
-        validator = self._db.schemas.validator(schema)
-        problems += [
-            Violation(f"{at}/data{v.pointer}", v.message) for v in validator.violations(data)
-        ]
+        layout = self._layout(schema)
+        if not layout.validator.is_valid(data):
+            problems += [
+                Violation(f"{at}/data{v.pointer}", v.message)
+                for v in layout.validator.violations(data)
+            ]
         if problems:
             raise ValidationError(f"the annotation breaks {schema.ref}", problems)
         data = dict(data)
-        layout = self._layout(schema)
-        time = box = None
-        if layout.time is not None and data.get(layout.time) is not None:
-            low, high = convert("time_range", data[layout.time])
-            time = (low, high)
-        if layout.box is not None and data.get(layout.box) is not None:
-            x0, y0, x1, y1 = convert("bounding_box", data[layout.box])
-            box = (x0, y0, x1, y1)
+        facets: dict[str, Any] = {}
+        for name, kind in layout.kinds.items():
+            value = data.get(name)
+            if value is None:
+                continue
+            if kind == "time_range":
+                start, end = value.get("start"), value.get("end")
+                if type(start) in (int, float) and type(end) in (int, float):
+                    facets[name] = [float(start), float(end)]  # seconds: the common case
+                else:
+                    facets[name] = convert(kind, value)
+            elif kind == "bounding_box":
+                x, y = float(value["x"]), float(value["y"])
+                facets[name] = [x, y, x + value["w"], y + value["h"]]
+            else:
+                found = scalar(kind, value)
+                if found is not None:
+                    facets[name] = found
+        time = facets.get(layout.time) if layout.time is not None else None
+        box = facets.get(layout.box) if layout.box is not None else None
         texts = []
         for name in layout.texts:
             value = data.get(name)
@@ -324,17 +347,6 @@ class Annotations:
                 tokens = " ".join(fts_token(s) for s in stems(value))
                 if tokens:
                     texts.append((name, tokens))
-        facets: dict[str, Any] = {}
-        for name, kind in layout.kinds.items():
-            value = data.get(name)
-            if value is None:
-                continue
-            if kind in ("time_range", "bounding_box"):
-                facets[name] = convert(kind, value)
-            else:
-                found = scalar(kind, value)
-                if found is not None:
-                    facets[name] = found
         body = _json.dumps({"associations": [a.to_json() for a in associations], "data": data})
         write = AnnotationWrite(
             id=ident,
@@ -348,8 +360,8 @@ class Annotations:
             created_by=by,
             body=body,
             associations=tuple((a.type, a.id) for a in associations),
-            time=time,
-            box=box,
+            time=None if time is None else (time[0], time[1]),
+            box=None if box is None else (box[0], box[1], box[2], box[3]),
             texts=tuple(texts),
             facets=_json.dumps(facets),
         )
@@ -788,6 +800,17 @@ class Annotations:
             after=None if cursor is None else _decode_cursor(cursor, sort),
             limit=limit,
         )
+
+
+def _type_key(value: Any) -> Any:
+    """A hashable key of a type reference, to resolve it once per batch (None: don't)."""
+    if isinstance(value, str | TypeRef):
+        return value
+    if isinstance(value, Mapping):
+        name, version = value.get("name"), value.get("version")
+        if isinstance(name, str) and (version is None or isinstance(version, int)):
+            return (name, version)
+    return None
 
 
 def _walk(expr: Expr) -> Iterable[Expr]:

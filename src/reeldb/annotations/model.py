@@ -37,6 +37,8 @@ __all__ = [
 ASSOCIATION_TYPE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
 """An association type: a letter, then letters, digits, ``_ . -`` (64 at most)."""
 _MAX_ASSOCIATION_ID: Final = 512
+_TYPE_RULE: Final = "an association type is a letter, then letters, digits, _ . - (64 at most)"
+_ID_RULE: Final = "an association id is a string of 1 to 512 characters"
 MAX_ASSOCIATIONS: Final = 64
 """Associations one annotation may carry."""
 
@@ -52,6 +54,12 @@ class Association:
 
     type: str
     id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.type, str) or not ASSOCIATION_TYPE.match(self.type):
+            raise ValidationError(f"association type {self.type!r}: {_TYPE_RULE}")
+        if not isinstance(self.id, str) or not 0 < len(self.id) <= _MAX_ASSOCIATION_ID:
+            raise ValidationError(f"association id {self.id!r}: {_ID_RULE}")
 
     def to_json(self) -> dict[str, str]:
         """The association as JSON: ``{"type": ..., "id": ...}``."""
@@ -252,6 +260,13 @@ def parse_associations(value: Any, *, at: str = "/associations") -> tuple[Associ
             "an annotation needs at least one association",
             [Violation(at, "a non-empty list of {type, id} is required")],
         )
+    if (
+        type(value) is tuple
+        and len(value) <= MAX_ASSOCIATIONS
+        and all(type(item) is Association for item in value)
+        and len(set(value)) == len(value)
+    ):
+        return value  # every Association is checked when it is made
     if len(value) > MAX_ASSOCIATIONS:
         raise ValidationError(
             "too many associations",
@@ -268,16 +283,9 @@ def parse_associations(value: Any, *, at: str = "/associations") -> tuple[Associ
             problems.append(Violation(f"{at}/{i}", "an association is {type, id}"))
             continue
         if not isinstance(kind, str) or not ASSOCIATION_TYPE.match(kind):
-            problems.append(
-                Violation(
-                    f"{at}/{i}/type",
-                    "an association type is a letter, then letters, digits, _ . - (64 at most)",
-                )
-            )
+            problems.append(Violation(f"{at}/{i}/type", _TYPE_RULE))
         elif not isinstance(ident, str) or not ident or len(ident) > _MAX_ASSOCIATION_ID:
-            problems.append(
-                Violation(f"{at}/{i}/id", "an association id is a string of 1 to 512 characters")
-            )
+            problems.append(Violation(f"{at}/{i}/id", _ID_RULE))
         else:
             out[Association(kind, ident)] = None
     if problems:

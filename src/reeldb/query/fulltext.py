@@ -30,6 +30,8 @@ def tokens(text: str) -> list[str]:
     Returns:
         The words, in order.
     """
+    if text.isascii():  # nothing to fold but case
+        return _WORD.findall(text.lower())
     folded = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(c for c in folded if not unicodedata.combining(c))
     return _WORD.findall(plain)

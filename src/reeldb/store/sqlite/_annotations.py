@@ -116,13 +116,12 @@ class SQLiteAnnotations:
             next_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM annotations").fetchone()[0]
             for w in writes:
                 type_id = types[w.namespace, w.type_name, w.type_version]
-                head = heads.get(w.id.bytes)
+                ident = w.id.bytes
+                head = heads.get(ident)
                 if w.expected_version == 0:
-                    if head is not None:
-                        raise AlreadyExistsError(f"annotation {w.id} already exists")
                     next_pk += 1
                     pk = next_pk
-                    heads[w.id.bytes] = (pk, w.namespace, 1, int(w.deleted), type_id, None, None)
+                    heads[ident] = (pk, w.namespace, 1, int(w.deleted), type_id, None, None)
                 else:
                     if head is None or head[1] != w.namespace:
                         raise NotFoundError(f"annotation {w.id} does not exist")
@@ -158,10 +157,10 @@ class SQLiteAnnotations:
                     pk,
                 )
                 if version == 1:
-                    new_heads.append((pk, w.id.bytes, w.namespace, *row[:-1]))
+                    new_heads.append((pk, ident, w.namespace, *row[:-1]))
                 else:
                     head_updates.append(row)
-                heads[w.id.bytes] = (pk, w.namespace, version, int(w.deleted), type_id, t0, [])
+                heads[ident] = (pk, w.namespace, version, int(w.deleted), type_id, t0, [])
                 versions.append(
                     (
                         pk,
@@ -175,7 +174,7 @@ class SQLiteAnnotations:
                 )
                 if w.deleted:
                     continue
-                heads[w.id.bytes] = (pk, w.namespace, version, 0, type_id, t0, link_keys)
+                heads[ident] = (pk, w.namespace, version, 0, type_id, t0, link_keys)
                 live_types[type_id] = live_types.get(type_id, 0) + 1
                 length = 0.0 if w.time is None else w.time[1] - w.time[0]
                 for key in link_keys:
@@ -189,11 +188,19 @@ class SQLiteAnnotations:
                     space_in.append((pk, lo, hi, x0, x1, y0, y1))
                 for name, body in w.texts:
                     text_in.append(((pk << _FIELD_BITS) | fields[name], body))
-            conn.executemany(
-                "INSERT INTO annotations (pk, id, namespace, version, deleted, type_id, t0, t1, "
-                "x0, y0, x1, y1, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                new_heads,
-            )
+            try:
+                conn.executemany(
+                    "INSERT INTO annotations (pk, id, namespace, version, deleted, type_id, t0, "
+                    "t1, x0, y0, x1, y1, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    new_heads,
+                )
+            except sqlite3.IntegrityError:
+                taken = next(
+                    UUID(bytes=row[1])
+                    for row in new_heads
+                    if conn.execute("SELECT 1 FROM annotations WHERE id = ?", (row[1],)).fetchone()
+                )
+                raise AlreadyExistsError(f"annotation {taken} already exists") from None
             conn.executemany(
                 "UPDATE annotations SET version = ?, deleted = ?, type_id = ?, t0 = ?, t1 = ?, "
                 "x0 = ?, y0 = ?, x1 = ?, y1 = ?, facets = ? WHERE pk = ?",
@@ -278,6 +285,8 @@ class SQLiteAnnotations:
         """The current state of each annotation the writes touch (and, if live, its links)."""
         out: dict[bytes, tuple[Any, ...]] = {}
         for w in writes:
+            if w.expected_version == 0:
+                continue  # a taken id fails the insert (UNIQUE), and is reported then
             key = w.id.bytes
             if key in out:
                 continue
@@ -455,7 +464,9 @@ class _Search:
         if q.where is not None:
             where.append(_Where(q.kinds or {}, params).expr(q.where))
         source, source_params, score = self._source(driver, type_ids, keys, fields)
-        order, after = self._order(score)
+        # The driver is the outer loop (CROSS JOIN keeps SQLite from reordering), and an
+        # association's links are read in time order straight from their index.
+        order, after = self._order("l" if driver == "link" else "h")
         if after:
             where.append(after[0])
             params += after[1]
@@ -566,9 +577,10 @@ class _Search:
         fields: list[int] | None,
     ) -> tuple[str, list[Any], str | None]:
         q = self.q
+        params: list[Any]
         if driver == "link":
             key, _, span = keys[0]
-            condition, params = "l.key = ?", [float(key)]
+            condition, params = "l.key = ?", [key]
             if q.time is not None and q.time_op == "overlaps":
                 # An annotation overlapping [start, end] starts in [start - span, end].
                 condition += " AND l.t0 BETWEEN ? AND ? AND l.t1 >= ?"
@@ -578,7 +590,7 @@ class _Search:
                 condition += " AND l.t0 BETWEEN ? AND ?"
                 params += [q.time[0], q.time[1]]
             return (
-                f"annotation_links l JOIN annotations h ON h.pk = l.pk AND {condition}",
+                f"annotation_links l CROSS JOIN annotations h ON h.pk = l.pk AND {condition}",
                 params,
                 None,
             )
@@ -589,34 +601,35 @@ class _Search:
             return (
                 f"(SELECT rowid >> {_FIELD_BITS} AS pk, min(rank) AS score FROM annotation_text "
                 f"WHERE annotation_text MATCH ?{field_test} GROUP BY 1) m "
-                "JOIN annotations h ON h.pk = m.pk",
+                "CROSS JOIN annotations h ON h.pk = m.pk",
                 [fts_phrase(q.text)],
                 "m.score",
             )
         if driver == "space":
             condition, params = self._space("s.")
             return (
-                f"annotation_space s JOIN annotations h ON h.pk = s.pk AND {condition}",
+                f"annotation_space s CROSS JOIN annotations h ON h.pk = s.pk AND {condition}",
                 params,
                 None,
             )
         return "annotations h", [], None
 
-    def _order(self, score: str | None) -> tuple[str, tuple[str, list[Any]] | None]:
+    def _order(self, a: str) -> tuple[str, tuple[str, list[Any]] | None]:
+        """``ORDER BY`` and the keyset condition after the cursor (on alias ``a``)."""
         q = self.q
-        after = q.after
+        after = list(q.after or ())
         if q.sort == "relevance":
             return "m.score, h.pk", None
         if q.sort == "created":
-            return "h.pk", None if not after else ("h.pk > ?", [after[0]])
+            return "h.pk", ("h.pk > ?", after) if after else None
         if q.sort == "-created":
-            return "h.pk DESC", None if not after else ("h.pk < ?", [after[0]])
+            return "h.pk DESC", ("h.pk < ?", after) if after else None
         if q.sort == "-time":
-            return "h.t0 DESC, h.pk DESC", None if not after else (
-                "(h.t0, h.pk) < (?, ?)",
-                list(after),
-            )
-        return "h.t0, h.pk", None if not after else ("(h.t0, h.pk) > (?, ?)", list(after))
+            return f"{a}.t0 DESC, {a}.pk DESC", (
+                f"({a}.t0, {a}.pk) < (?, ?)",
+                after,
+            ) if after else None
+        return f"{a}.t0, {a}.pk", (f"({a}.t0, {a}.pk) > (?, ?)", after) if after else None
 
 
 def _text_exists(pk: str, fields: list[int] | None) -> str:
