@@ -15,7 +15,9 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from reeldb import _json
+from reeldb.annotations import _exchange
 from reeldb.annotations.model import (
+    MAX_BATCH,
     Annotation,
     AnnotationHit,
     Association,
@@ -50,8 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_BATCH", "MAX_TIMELINE", "Annotations"]
 
-MAX_BATCH: Final = 10_000
-"""Annotations one bulk create may hold."""
 MAX_TIMELINE: Final = 10_000
 """Annotations one timeline page may hold."""
 _MAX_PAGE: Final = 1000
@@ -100,6 +100,13 @@ class Annotations:
         self._db = db
         self._lock = threading.Lock()
         self._layouts: dict[tuple[str, str, int], _Layout] = {}
+
+    # Import and export (W3C Web Annotation, COCO, CVAT), written in `_exchange`.
+    export_w3c = _exchange.export_w3c
+    to_w3c = _exchange.to_w3c
+    import_w3c = _exchange.import_w3c
+    import_coco = _exchange.import_coco
+    import_cvat = _exchange.import_cvat
 
     # -- types ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from reeldb.errors import ValidationError, Violation
 
 __all__ = [
     "ASSOCIATION_TYPE",
+    "MAX_BATCH",
     "Annotation",
     "AnnotationHit",
     "Association",
@@ -39,6 +40,8 @@ ASSOCIATION_TYPE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
 _MAX_ASSOCIATION_ID: Final = 512
 _TYPE_RULE: Final = "an association type is a letter, then letters, digits, _ . - (64 at most)"
 _ID_RULE: Final = "an association id is a string of 1 to 512 characters"
+MAX_BATCH: Final = 10_000
+"""Annotations one bulk create may hold."""
 MAX_ASSOCIATIONS: Final = 64
 """Associations one annotation may carry."""
 
