@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import re
 import threading
@@ -855,12 +856,18 @@ def _annotation(record: AnnotationRecord) -> Annotation:
         record.version,
         record.namespace,
         TypeRef(record.type_name, record.type_version),
-        tuple(Association(a["type"], a["id"]) for a in body["associations"]),
+        tuple(_association(a["type"], a["id"]) for a in body["associations"]),
         body["data"],
         record.deleted,
         record.created_at,
         record.created_by,
     )
+
+
+@functools.lru_cache(maxsize=65536)
+def _association(kind: str, ident: str) -> Association:
+    """A stored association (one object per entity: a video's annotations share it)."""
+    return Association(kind, ident)
 
 
 def _uuid(value: UUID | str) -> UUID:

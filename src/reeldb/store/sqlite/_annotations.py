@@ -154,6 +154,7 @@ class SQLiteAnnotations:
                     t1,
                     *box,
                     w.facets.decode(),
+                    _words(w.texts),
                     pk,
                 )
                 if version == 1:
@@ -191,7 +192,8 @@ class SQLiteAnnotations:
             try:
                 conn.executemany(
                     "INSERT INTO annotations (pk, id, namespace, version, deleted, type_id, t0, "
-                    "t1, x0, y0, x1, y1, facets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "t1, x0, y0, x1, y1, facets, words) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     new_heads,
                 )
             except sqlite3.IntegrityError:
@@ -203,7 +205,7 @@ class SQLiteAnnotations:
                 raise AlreadyExistsError(f"annotation {taken} already exists") from None
             conn.executemany(
                 "UPDATE annotations SET version = ?, deleted = ?, type_id = ?, t0 = ?, t1 = ?, "
-                "x0 = ?, y0 = ?, x1 = ?, y1 = ?, facets = ? WHERE pk = ?",
+                "x0 = ?, y0 = ?, x1 = ?, y1 = ?, facets = ?, words = ? WHERE pk = ?",
                 head_updates,
             )
             conn.executemany(
@@ -459,8 +461,12 @@ class _Search:
                 where.append("h.x0 <= ? AND h.x1 >= ? AND h.y0 <= ? AND h.y1 >= ?")
                 params += [x1, x0, y1, y0]
         if q.text and driver != "text":
-            where.append(_text_exists("h.pk", fields))
-            params.append(fts_phrase(q.text))
+            if fields is None:  # the phrase, in the row's own words: no index lookup
+                where.append("instr(h.words, ?) > 0")
+                params.append(" " + " ".join(q.text) + " ")
+            else:
+                where.append(_text_exists("h.pk", fields))
+                params.append(fts_phrase(q.text))
         if q.where is not None:
             where.append(_Where(q.kinds or {}, params).expr(q.where))
         source, source_params, score = self._source(driver, type_ids, keys, fields)
@@ -598,12 +604,16 @@ class _Search:
             field_test = (
                 "" if fields is None else f" AND (rowid & 4095) IN ({', '.join(map(str, fields))})"
             )
+            if q.sort == "relevance":  # bm25 costs: only when it orders the results
+                matches = f"SELECT rowid >> {_FIELD_BITS} AS pk, min(rank) AS score"
+                group = " GROUP BY 1"
+            else:
+                matches, group = f"SELECT DISTINCT rowid >> {_FIELD_BITS} AS pk", ""
             return (
-                f"(SELECT rowid >> {_FIELD_BITS} AS pk, min(rank) AS score FROM annotation_text "
-                f"WHERE annotation_text MATCH ?{field_test} GROUP BY 1) m "
-                "CROSS JOIN annotations h ON h.pk = m.pk",
+                f"({matches} FROM annotation_text WHERE annotation_text MATCH ?{field_test}"
+                f"{group}) m CROSS JOIN annotations h ON h.pk = m.pk",
                 [fts_phrase(q.text)],
-                "m.score",
+                "m.score" if group else None,
             )
         if driver == "space":
             condition, params = self._space("s.")
@@ -630,6 +640,13 @@ class _Search:
                 after,
             ) if after else None
         return f"{a}.t0, {a}.pk", (f"({a}.t0, {a}.pk) > (?, ?)", after) if after else None
+
+
+def _words(texts: Sequence[tuple[str, str]]) -> str | None:
+    """An annotation's text tokens, fields apart (``|`` is never a token): `` a b | c ``."""
+    if not texts:
+        return None
+    return " " + " | ".join(tokens for _, tokens in texts) + " "
 
 
 def _text_exists(pk: str, fields: list[int] | None) -> str:

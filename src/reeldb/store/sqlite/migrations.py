@@ -208,7 +208,8 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
                 t0 REAL NOT NULL,
                 t1 REAL,
                 x0 REAL, y0 REAL, x1 REAL, y1 REAL,
-                facets TEXT NOT NULL
+                facets TEXT NOT NULL,
+                words TEXT
             )""",
             "CREATE INDEX annotations_live ON annotations (namespace, t0, pk) WHERE deleted = 0",
             "CREATE INDEX annotations_by_type ON annotations (type_id, t0, pk) WHERE deleted = 0",
