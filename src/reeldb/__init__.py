@@ -9,6 +9,7 @@ Open a database with `connect`; everything else is a method of `Database`::
 """
 
 from reeldb.__about__ import __version__
+from reeldb.annotations import Annotation, AnnotationHit, Association, NewAnnotation, TypeRef
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.database import Database, connect
 from reeldb.errors import (
@@ -17,6 +18,7 @@ from reeldb.errors import (
     ConfigError,
     ConflictError,
     DatabaseClosedError,
+    DeletedError,
     Incompatibility,
     IncompatibleSchemaError,
     InvalidSchemaError,
@@ -29,6 +31,7 @@ from reeldb.errors import (
     StaleSchemaError,
     UnauthenticatedError,
     ValidationError,
+    VersionConflictError,
     Violation,
 )
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
@@ -45,6 +48,9 @@ from reeldb.schema.registry import CompatibilityReport
 
 __all__ = [
     "AlreadyExistsError",
+    "Annotation",
+    "AnnotationHit",
+    "Association",
     "ApiKey",
     "AuditEntry",
     "BackendUnavailableError",
@@ -56,6 +62,7 @@ __all__ = [
     "DataStoreRef",
     "Database",
     "DatabaseClosedError",
+    "DeletedError",
     "Document",
     "DocumentInfo",
     "EventView",
@@ -65,6 +72,7 @@ __all__ = [
     "InvalidSchemaError",
     "MissingDependencyError",
     "Namespace",
+    "NewAnnotation",
     "NewApiKey",
     "NotFoundError",
     "Page",
@@ -81,8 +89,10 @@ __all__ = [
     "SchemaVersion",
     "StaleSchemaError",
     "TimeRange",
+    "TypeRef",
     "UnauthenticatedError",
     "ValidationError",
+    "VersionConflictError",
     "Violation",
     "__version__",
     "connect",

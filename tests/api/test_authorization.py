@@ -36,7 +36,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 import reeldb
 from reeldb.api import create_app
 from reeldb.auth.policy import Need
-from reeldb.testing import FACE_DETECTION, MID, face_document
+from reeldb.testing import BOUNDING_BOX, FACE_DETECTION, MID, face_document
 
 VISION = "vision"
 OTHER = "other"
@@ -123,6 +123,7 @@ def _build_world(http: httpx.Client, db: reeldb.Database, admin_secret: str) -> 
             mid_keys=["title_id", "video_stream_id"],
             schema="face_detection",
         )
+        db.add_schema(namespace, copy.deepcopy(BOUNDING_BOX))
     db.grant_role(VISION, "user:rita", "reader")
     db.grant_role(VISION, "app:wally", "writer")
     vision_doc = db.put_document(f"{VISION}/{DATASTORE}", MID, face_document(title="vision"))
@@ -283,7 +284,31 @@ def _query_request(suffix: str) -> Builder:
     return build
 
 
+_ANNOTATION = {
+    "type": "BOUNDING_BOX",
+    "associations": [{"type": "MOVIE_ID", "id": "81234567"}],
+    "data": {
+        "boundingBox": {"x": 0, "y": 0, "w": 10, "h": 10},
+        "boxTimeRange": {"start": 1, "end": 2},
+    },
+}
+
+
+def _annotation_call(method: str, suffix: str = "", body: Any = None) -> Builder:
+    """A request on a new annotation of `VISION` (each caller gets its own)."""
+
+    def build(world: World, ns: str) -> Call:
+        made = world.db.annotations.create(VISION, **_ANNOTATION)
+        path = f"/v1/namespaces/{ns}/annotations/{made.id}{suffix}"
+        return Call(method, path, json=body, namespace=ns)
+
+    return build
+
+
 _DS_ROUTE = "/v1/namespaces/{namespace}/datastores/{analysis_type}/{version}"
+_ANN = "/v1/namespaces/{ns}/annotations"
+_ANN_ROUTE = "/v1/namespaces/{namespace}/annotations"
+_TIMELINE = "/associations/{association_type}/{association_id:path}/timeline"
 
 REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
     # (method, path template): (the need the route must declare, its request)
@@ -393,6 +418,39 @@ REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
     ("GET", "/v1/keys"): (Need.SYSTEM, _system("GET", "/v1/keys")),
     ("DELETE", "/v1/keys/{key_id}"): (Need.SYSTEM, _revoke_key),
     ("GET", "/v1/audit"): (Need.SYSTEM, _system("GET", "/v1/audit")),
+    ("POST", _ANN_ROUTE): (Need.WRITER, _send("POST", _ANN, lambda w: _ANNOTATION)),
+    ("POST", _ANN_ROUTE + "/batch"): (
+        Need.WRITER,
+        _send("POST", _ANN + "/batch", lambda w: {"items": [_ANNOTATION, _ANNOTATION]}),
+    ),
+    ("GET", _ANN_ROUTE): (Need.READER, _get(_ANN, {"association": "MOVIE_ID:81234567"})),
+    ("GET", _ANN_ROUTE + "/count"): (Need.READER, _get(_ANN + "/count")),
+    ("POST", _ANN_ROUTE + "/search"): (
+        Need.READER,
+        _send("POST", _ANN + "/search", lambda w: {"time": [0, 10], "limit": 5}),
+    ),
+    ("GET", _ANN_ROUTE + "/{annotation_id}"): (Need.READER, _annotation_call("GET")),
+    ("GET", _ANN_ROUTE + "/{annotation_id}/versions"): (
+        Need.READER,
+        _annotation_call("GET", "/versions"),
+    ),
+    ("PATCH", _ANN_ROUTE + "/{annotation_id}"): (
+        Need.WRITER,
+        _annotation_call("PATCH", body={"expected_version": 1, "data": _ANNOTATION["data"]}),
+    ),
+    ("DELETE", _ANN_ROUTE + "/{annotation_id}"): (Need.WRITER, _annotation_call("DELETE")),
+    ("GET", "/v1/namespaces/{namespace}" + _TIMELINE): (
+        Need.READER,
+        _get("/v1/namespaces/{ns}/associations/MOVIE_ID/81234567/timeline", {"end": "5"}),
+    ),
+    ("GET", "/v1/namespaces/{namespace}/association-types"): (
+        Need.READER,
+        _get("/v1/namespaces/{ns}/association-types"),
+    ),
+    ("PUT", "/v1/namespaces/{namespace}/association-types"): (
+        Need.ADMIN,
+        _send("PUT", "/v1/namespaces/{ns}/association-types", lambda w: {"types": None}),
+    ),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import math
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,7 @@ from uuid_utils.compat import uuid7
 from reeldb import _json
 from reeldb.annotations import _exchange
 from reeldb.annotations.model import (
+    ASSOCIATION_TYPE,
     MAX_BATCH,
     Annotation,
     AnnotationHit,
@@ -39,6 +41,7 @@ from reeldb.errors import (
 from reeldb.index.rows import convert, scalar
 from reeldb.index.sqlite import fts_token
 from reeldb.model.document import Page
+from reeldb.model.names import MAX_VERSION
 from reeldb.query import parse_query
 from reeldb.query.ast import Count, Expr, fields_of
 from reeldb.query.check import FieldInfo, check_query
@@ -61,6 +64,8 @@ _COMPARABLE: Final = frozenset(
     {"string", "text", "keyword", "int", "float", "bool", "enum", "timestamp"}
 )
 _CURSOR: Final = "ann1:"
+_CURSOR_KEYS: Final = {"time": 2, "-time": 2, "created": 1, "-created": 1, "relevance": 1}
+"""How many values a cursor of each sort order holds (start time and row, row, or offset)."""
 _WORD: Final = re.compile(r"[^\W_]+")
 
 
@@ -183,7 +188,17 @@ class Annotations:
             NotFoundError: No such namespace.
         """
         if types is not None:
-            parse_associations([{"type": t, "id": "x"} for t in types] or None, at="/types")
+            bad = [
+                Violation(
+                    f"/types/{i}",
+                    f"{t!r} is not an association type (a letter, then "
+                    "letters, digits, _ . -; 64 at most)",
+                )
+                for i, t in enumerate(types)
+                if not isinstance(t, str) or not ASSOCIATION_TYPE.match(t)
+            ]
+            if bad:
+                raise ValidationError("an association type is malformed", bad)
         self._db.store.set_association_types(namespace, types)
 
     # -- writes ---------------------------------------------------------------------------
@@ -518,7 +533,9 @@ class Annotations:
                 versions stay readable by number.
         """
         if version is not None and (
-            isinstance(version, bool) or not isinstance(version, int) or version < 1
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not 1 <= version <= MAX_VERSION
         ):
             raise ValidationError("an annotation version is a whole number from 1")
         found = _annotation(self._db.store.get_annotation(namespace, _uuid(annotation_id), version))
@@ -887,7 +904,7 @@ def _check_limit(limit: object, most: int) -> None:
 def _seconds(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise QueryError(f"{what} is a number of seconds, not {value!r}")
-    if not 0 <= value < 1e300:
+    if not 0 <= value < 1e300:  # NaN fails too
         raise QueryError(f"{what} must be a non-negative number of seconds")
     return float(value)
 
@@ -906,6 +923,8 @@ def _box(value: Any) -> tuple[float, float, float, float]:
     ):
         raise QueryError("box is (x, y, w, h): four numbers")
     x, y, w, h = (float(v) for v in value)
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise QueryError("box (x, y, w, h) needs finite numbers")
     if w < 0 or h < 0:
         raise QueryError("box (x, y, w, h) needs w >= 0 and h >= 0")
     return x, y, w, h
@@ -921,11 +940,14 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[float | int, ...]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if raw.startswith(_CURSOR):
             found = _json.loads(raw[len(_CURSOR) :])
+            keys = _CURSOR_KEYS[sort]
             if (
                 isinstance(found, list)
-                and found
+                and len(found) == 1 + keys
                 and found[0] == sort
                 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in found[1:])
+                and all(math.isfinite(v) and abs(v) < 2**63 for v in found[1:])
+                and (sort != "relevance" or (isinstance(found[1], int) and found[1] >= 0))
             ):
                 return tuple(found[1:])
     except (binascii.Error, UnicodeDecodeError, ValueError):

@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 from reeldb.errors import ValidationError, Violation
+from reeldb.model.names import MAX_VERSION
 
 __all__ = [
     "ASSOCIATION_TYPE",
@@ -35,9 +36,11 @@ __all__ = [
     "parse_type",
 ]
 
-ASSOCIATION_TYPE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
+ASSOCIATION_TYPE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,63}\Z")
+r"""Use with ``match``: the whole text must be a type (``\Z``: no newline slips past)."""
 """An association type: a letter, then letters, digits, ``_ . -`` (64 at most)."""
 _MAX_ASSOCIATION_ID: Final = 512
+_DIGITS: Final = re.compile(r"[0-9]{1,19}")
 _TYPE_RULE: Final = "an association type is a letter, then letters, digits, _ . - (64 at most)"
 _ID_RULE: Final = "an association id is a string of 1 to 512 characters"
 MAX_BATCH: Final = 10_000
@@ -231,14 +234,20 @@ def parse_type(value: str | TypeRef | Mapping[str, Any]) -> tuple[str, int | Non
         name, version = value.get("name"), value.get("version")
         if not isinstance(name, str) or not name:
             raise ValidationError("an annotation type is {name, version}: name is missing")
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-            raise ValidationError(f"the version of type {name} is a whole number")
+        if version is not None and (
+            not isinstance(version, int)
+            or isinstance(version, bool)
+            or not 0 <= version <= MAX_VERSION
+        ):
+            raise ValidationError(
+                f"the version of type {name} is a whole number from 0 to {MAX_VERSION}"
+            )
         return name, version
     if isinstance(value, str) and value:
         name, at, version_text = value.partition("@")
         if not at:
             return name, None
-        if version_text.isdigit():
+        if _DIGITS.fullmatch(version_text) and int(version_text) <= MAX_VERSION:
             return name, int(version_text)
     raise ValidationError(f"an annotation type is 'NAME' or 'NAME@VERSION', not {value!r}")
 

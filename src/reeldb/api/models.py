@@ -6,7 +6,7 @@ models; the schemathesis test checks every response against the published schema
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -442,3 +442,179 @@ class GenerationOut(BaseModel):
     rows: int
     created_at: str
     columns: list[ColumnOut]
+
+
+# -- annotations --------------------------------------------------------------------------------
+
+_TYPE_NAME = r"^[^@]+(@[0-9]{1,18})?$"
+"""``NAME`` or ``NAME@VERSION``: versions are bounded here, before any lookup."""
+
+
+class AssociationIn(_Request):
+    """An entity an annotation is attached to."""
+
+    type: str = Field(
+        examples=["MOVIE_ID"],
+        description="A letter, then letters, digits, `_ . -` (64 at most).",
+    )
+    id: str = Field(examples=["81234567"], description="1 to 512 characters.")
+
+
+class TypeRefIn(_Request):
+    """An annotation type as an object; no version means the latest."""
+
+    name: str = Field(examples=["BOUNDING_BOX"])
+    version: int | None = Field(None, ge=0, le=MAX_VERSION, examples=[0])
+
+
+TypeName = Annotated[
+    str,
+    Field(
+        pattern=_TYPE_NAME,
+        examples=["BOUNDING_BOX", "BOUNDING_BOX@0"],
+        description="`NAME` (latest version) or `NAME@VERSION`.",
+    ),
+]
+TypeIn = TypeName | TypeRefIn
+
+
+def _associations(**options: Any) -> Any:
+    # Read by the library, whose violations then point into the body as they do embedded
+    # (``/associations/0/type``); it refuses whatever the published item schema refuses.
+    return Field(
+        json_schema_extra={"items": AssociationIn.model_json_schema()},
+        description="Each an `AssociationIn`: `{type, id}`.",
+        **options,
+    )
+
+
+class AnnotationCreate(_Request):
+    """A new annotation: its type, the entities it annotates and the type's properties."""
+
+    type: TypeIn
+    associations: list[Any] = _associations(examples=[[{"type": "MOVIE_ID", "id": "81234567"}]])
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        examples=[
+            {
+                "boundingBox": {"x": 10, "y": 20, "w": 64, "h": 64},
+                "boxTimeRange": {"start": 1.0, "end": 2.5},
+            }
+        ],
+    )
+    id: str | None = Field(
+        None,
+        json_schema_extra={"format": "uuid"},
+        description="Keep this id (imports); by default a new UUIDv7.",
+    )
+
+
+class AnnotationBatch(_Request):
+    """Annotations created in one transaction: all or none."""
+
+    items: list[AnnotationCreate] = Field(description="At most 10,000.")
+
+
+class AnnotationUpdate(_Request):
+    """A new version of an annotation; what is not given is kept (``data`` is replaced whole)."""
+
+    expected_version: int | None = Field(
+        None,
+        examples=[1],
+        description='The version you read; or send it as `If-Match: "1"`.',
+    )
+    data: dict[str, Any] | None = None
+    associations: list[Any] | None = _associations(default=None)
+    type: TypeIn | None = Field(None, description="Validate against another type (or version).")
+
+
+class AnnotationSearch(_Request):
+    """Conditions on current, live annotations; every condition given must hold."""
+
+    type: TypeIn | None = Field(
+        None, description="This type and, with `subtypes`, every type that extends it."
+    )
+    subtypes: bool = True
+    associations: list[Any] = _associations(default_factory=list)
+    time: list[float] | None = Field(
+        None,
+        json_schema_extra={"minItems": 2, "maxItems": 2},
+        examples=[[70.0, 75.5]],
+        description="`[start, end]` in seconds.",
+    )
+    time_op: str = Field(
+        "overlaps",
+        json_schema_extra={"enum": ["overlaps", "within"]},
+        description="overlaps or within.",
+    )
+    box: list[float] | dict[str, float] | None = Field(
+        None,
+        examples=[[0.0, 0.0, 0.5, 0.5]],
+        description="`[x, y, w, h]` or `{x, y, w, h}`.",
+    )
+    box_op: str = Field(
+        "intersects",
+        json_schema_extra={"enum": ["intersects", "within"]},
+        description="intersects or within.",
+    )
+    text: str | None = Field(None, examples=["gloves"], description="Words, stemmed.")
+    text_fields: list[str] | None = Field(None, description="Search only these text fields.")
+    where: str | dict[str, Any] | None = Field(
+        None,
+        examples=['data.label = "car"'],
+        description="A condition on `data.*` fields of `type` (text or JSON form).",
+    )
+    sort: str | None = Field(
+        None,
+        json_schema_extra={"enum": ["time", "-time", "created", "-created", "relevance", None]},
+        description="Default: relevance with `text`, else time.",
+    )
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page.")
+
+
+class AssociationTypes(_Request):
+    """The association types a namespace allows (null: any)."""
+
+    types: list[str] | None = Field(examples=[["MOVIE_ID", "SHOT_ID"]])
+
+
+class AssociationOut(BaseModel):
+    """An entity an annotation is attached to."""
+
+    type: str
+    id: str
+
+
+class TypeRefOut(BaseModel):
+    """An annotation type and the version the data was validated against."""
+
+    name: str
+    version: int
+
+
+class AnnotationOut(BaseModel):
+    """One version of an annotation (a tombstone when ``deleted``)."""
+
+    id: str
+    version: int
+    namespace: str
+    type: TypeRefOut
+    associations: list[AssociationOut]
+    data: dict[str, Any]
+    deleted: bool
+    created_at: str
+    created_by: str | None
+
+
+class AnnotationHitOut(AnnotationOut):
+    """An annotation a search found, with its relevance and highlighted text fields."""
+
+    score: float | None
+    highlights: dict[str, str]
+
+
+class AssociationTypesOut(BaseModel):
+    """The association types a namespace allows (null: any)."""
+
+    types: list[str] | None

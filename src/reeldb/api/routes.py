@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import dataclasses
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 from uuid import UUID
 
 import orjson
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import Depends, Header, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
+from uuid_utils.compat import uuid7
 
 from reeldb import _wire
+from reeldb.annotations import MAX_BATCH, MAX_TIMELINE, Annotation
 from reeldb.api import models as m
 from reeldb.api._group_commit import GroupCommitter
 from reeldb.api._routing import (
@@ -27,10 +36,10 @@ from reeldb.api._routing import (
     principal_of,
     restore_audit,
 )
-from reeldb.auth.model import Principal
+from reeldb.auth.model import AuditEntry, Principal
 from reeldb.auth.policy import Need, authorize
 from reeldb.database import Database, PreparedWrite
-from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
+from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError, Violation
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.document import Document, DocumentInfo
 from reeldb.model.names import MAX_VERSION
@@ -206,6 +215,8 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         return document_response(
             db_of(request), principal_of(request), document_id, request.headers.get("if-none-match")
         )
+
+    _annotation_routes(r)
 
     # -- who am I ---------------------------------------------------------------------------
 
@@ -886,3 +897,408 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         return json_response(page_json(page, _wire.audit_entry))
 
     return r
+
+
+# -- annotations -----------------------------------------------------------------------------
+
+ANNOTATIONS_PATH: Final = "/namespaces/{namespace}/annotations"
+AnnotationId = Annotated[
+    UUID, Path(description="The annotation id.", examples=["01932c07-2f4d-7b6e-9a3c-5d1e8f0a4b21"])
+]
+TypeParam = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[^@]+(@[0-9]{1,18})?$",
+        description="Only this annotation type (`NAME` or `NAME@VERSION`) and its subtypes.",
+        examples=["BOUNDING_BOX"],
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(description='The version you read, as its ETag: `If-Match: "3"`.', examples=['"1"']),
+]
+_VERSION_PARAM: Final = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_VERSION)])
+_VERSION_QUERY: Final[dict[str, Any]] = {
+    "name": "version",
+    "in": "query",
+    "required": False,
+    "description": "A version number (immutable: ETag, If-None-Match); default the current one.",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+}
+_IF_MATCH: Final = re.compile(r'\s*"([0-9]{1,18})"\s*')
+_GONE: Final[dict[int | str, dict[str, Any]]] = {
+    304: {"description": "Not modified"},
+    410: {"model": m.ProblemOut, "description": "Deleted: its versions stay readable by number"},
+}
+
+
+def _annotation_path(namespace: str, annotation_id: object) -> str:
+    return f"/v1/namespaces/{namespace}/annotations/{annotation_id}"
+
+
+def _annotation_json(found: Annotation, status: int = 200, **headers: str) -> Response:
+    return json_response(found.to_json(), status, {"ETag": f'"{found.version}"', **headers})
+
+
+def _annotation_response(found: Annotation, if_none_match: str | None, pinned: bool) -> Response:
+    """One version: immutable when asked for by number; the current one revalidates."""
+    if pinned:
+        return _etag_response(if_none_match, str(found.version), found.to_json())
+    tag = f'"{found.version}"'
+    headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
+    if if_none_match is not None and (if_none_match.strip() == "*" or tag in _etags(if_none_match)):
+        return Response(status_code=304, headers=headers)
+    return json_response(found.to_json(), headers=headers)
+
+
+def _version_param(request: Request) -> int | None:
+    """``?version=N`` of a direct route (which reads no query parameters by itself)."""
+    raw = request.query_params.get("version")
+    if raw is None:
+        return None
+    try:
+        version: int = _VERSION_PARAM.validate_python(raw)
+    except PydanticValidationError as exc:
+        errors = [{**e, "loc": ("query", "version", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
+    return version
+
+
+def _if_match(header: str | None) -> int | None:
+    """The version an ``If-Match`` header names; None when there is none (or ``*``)."""
+    if header is None or header.strip() == "*":
+        return None
+    found = _IF_MATCH.fullmatch(header)
+    if found is None:
+        message = f'If-Match names one annotation version, e.g. If-Match: "3", not {header!r}'
+        raise ValidationError(message, [Violation("/header/if-match", message)])
+    return int(found.group(1))
+
+
+def _expected_version(given: int | None, header: str | None) -> int | None:
+    """The expected version from the body (or query) and ``If-Match``, which must agree."""
+    matched = _if_match(header)
+    if given is not None and matched is not None and given != matched:
+        raise ValidationError(
+            f"expected_version {given} and If-Match {header} disagree: send one of them"
+        )
+    return given if given is not None else matched
+
+
+def _type_arg(value: str | m.TypeRefIn | None) -> Any:
+    return value.model_dump() if isinstance(value, m.TypeRefIn) else value
+
+
+def _association_params(values: list[str]) -> list[dict[str, str]]:
+    """``TYPE:ID`` query parameters as associations (a type has no ``:``; an id may)."""
+    out = []
+    for index, text in enumerate(values):
+        kind, colon, ident = text.partition(":")
+        if not colon:
+            message = f"an association is TYPE:ID, e.g. MOVIE_ID:81234567, not {text!r}"
+            raise ValidationError(message, [Violation(f"/query/association/{index}", message)])
+        out.append({"type": kind, "id": ident})
+    return out
+
+
+@contextmanager
+def _audited(
+    request: Request, status: int, target: str | None = None
+) -> Iterator[AuditEntry | None]:
+    """The request's audit entry, committed with the write; handed back if the write fails."""
+    entry = commit_audit(request, status)
+    if entry is not None and target is not None:
+        entry = dataclasses.replace(entry, target=target)
+    try:
+        yield entry
+    except BaseException:
+        restore_audit(request)
+        raise
+
+
+def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of routes reads best
+    """Declare the annotation routes (`reeldb.annotations.Annotations` over HTTP)."""
+    base = ANNOTATIONS_PATH
+    tags = ["annotations"]
+
+    # Before `{annotation_id}`, which would match "count" too.
+    @r.route(
+        "GET",
+        base + "/count",
+        need=Need.READER,
+        response_model=m.CountOut,
+        tags=tags,
+        summary="How many live (not deleted) annotations the namespace holds",
+    )
+    async def count_annotations(request: Request, namespace: Namespace) -> Response:
+        return json_response({"count": db_of(request).annotations.count(namespace)})
+
+    @r.route(
+        "GET",
+        base + "/{annotation_id}",
+        need=Need.READER,
+        response_model=m.AnnotationOut,
+        tags=tags,
+        summary="An annotation: its current version, or `?version=N` (immutable: ETag)",
+        openapi_extra={"parameters": [_VERSION_QUERY]},
+        responses=_GONE,
+        direct=True,
+    )
+    async def get_annotation(
+        request: Request, namespace: Namespace, annotation_id: AnnotationId
+    ) -> Response:
+        version = _version_param(request)
+        found = db_of(request).annotations.get(namespace, annotation_id, version)
+        return _annotation_response(
+            found, request.headers.get("if-none-match"), version is not None
+        )
+
+    @r.route(
+        "GET",
+        base + "/{annotation_id}/versions",
+        need=Need.READER,
+        response_model=m.Page[m.AnnotationOut],
+        tags=tags,
+        summary="Every version of an annotation, oldest first (a tombstone last if deleted)",
+    )
+    async def annotation_versions(
+        request: Request,
+        namespace: Namespace,
+        annotation_id: AnnotationId,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response:
+        versions = db_of(request).annotations.versions(namespace, annotation_id)
+        page = paginate(versions, lambda a: (a.version,), limit=limit, cursor=cursor)
+        return json_response(page_json(page, Annotation.to_json))
+
+    @r.route(
+        "POST",
+        base,
+        need=Need.WRITER,
+        audit="annotation.create",
+        status_code=201,
+        response_model=m.AnnotationOut,
+        tags=tags,
+        summary="Validate and store a new annotation (version 1)",
+    )
+    def create_annotation(
+        request: Request, namespace: Namespace, body: m.AnnotationCreate
+    ) -> Response:
+        # The id is chosen here so that the audit entry names what was created.
+        ident: UUID | str = uuid7() if body.id is None else body.id
+        with contextlib.suppress(ValueError):  # else `create` says what is wrong with it
+            ident = UUID(str(ident))
+        target = _annotation_path(namespace, ident)
+        with _audited(request, 201, target) as audit:
+            found = db_of(request).annotations.create(
+                namespace,
+                _type_arg(body.type),
+                body.associations,
+                body.data,
+                id=ident,
+                audit=audit,
+            )
+        return _annotation_json(found, 201, Location=_annotation_path(namespace, found.id))
+
+    @r.route(
+        "POST",
+        base + "/batch",
+        need=Need.WRITER,
+        audit="annotation.create_batch",
+        status_code=201,
+        response_model=m.Page[m.AnnotationOut],
+        tags=tags,
+        summary=f"Store up to {MAX_BATCH:,} annotations in one transaction: all or none",
+    )
+    def create_annotations(
+        request: Request, namespace: Namespace, body: m.AnnotationBatch
+    ) -> Response:
+        items = [item.model_dump() for item in body.items]
+        with _audited(request, 201) as audit:
+            found = db_of(request).annotations.create_many(namespace, items, audit=audit)
+        return json_response({"items": [a.to_json() for a in found], "next_cursor": None}, 201)
+
+    @r.route(
+        "POST",
+        base + "/search",
+        need=Need.READER,
+        response_model=m.Page[m.AnnotationHitOut],
+        tags=tags,
+        summary="Find annotations by type, entity, time, box, words and data conditions",
+    )
+    def search_annotations(
+        request: Request, namespace: Namespace, body: m.AnnotationSearch
+    ) -> Response:
+        page = db_of(request).annotations.search(
+            namespace,
+            type=_type_arg(body.type),
+            subtypes=body.subtypes,
+            associations=body.associations,
+            time=body.time,
+            time_op=body.time_op,
+            box=body.box,
+            box_op=body.box_op,
+            text=body.text,
+            text_fields=body.text_fields,
+            where=body.where,
+            sort=body.sort,
+            limit=body.limit,
+            cursor=body.cursor,
+        )
+        return json_response(page_json(page, lambda hit: hit.to_json()))
+
+    @r.route(
+        "GET",
+        base,
+        need=Need.READER,
+        response_model=m.Page[m.AnnotationOut],
+        tags=tags,
+        summary="The annotations of entities (`?association=MOVIE_ID:81234567`), by time",
+    )
+    def list_annotations(
+        request: Request,
+        namespace: Namespace,
+        association: Annotated[
+            list[str] | None,
+            Query(
+                description="`TYPE:ID` of an entity; repeat it: the annotations of all of them.",
+                examples=["MOVIE_ID:81234567"],
+            ),
+        ] = None,
+        type: TypeParam = None,
+        sort: Annotated[
+            str | None,
+            Query(description="time (default), -time, created or -created.", examples=["time"]),
+        ] = None,
+        limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> Response:
+        page = db_of(request).annotations.search(
+            namespace,
+            type=type,
+            associations=_association_params(association or []),
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        )
+        return json_response(page_json(page, lambda hit: hit.annotation.to_json()))
+
+    @r.route(
+        "PATCH",
+        base + "/{annotation_id}",
+        need=Need.WRITER,
+        audit="annotation.update",
+        response_model=m.AnnotationOut,
+        tags=tags,
+        summary="Store a new version of an annotation, if it is still at the version you read",
+    )
+    def update_annotation(
+        request: Request,
+        namespace: Namespace,
+        annotation_id: AnnotationId,
+        body: m.AnnotationUpdate,
+        if_match: IfMatch = None,
+    ) -> Response:
+        expected = _expected_version(body.expected_version, if_match)
+        if expected is None:
+            raise ValidationError(
+                'the version you read is required: send "expected_version" in the body '
+                'or an If-Match header such as If-Match: "3" (the ETag of a read)'
+            )
+        with _audited(request, 200) as audit:
+            found = db_of(request).annotations.update(
+                namespace,
+                annotation_id,
+                expected_version=expected,
+                data=body.data,
+                associations=body.associations,
+                type=_type_arg(body.type),
+                audit=audit,
+            )
+        return _annotation_json(found)
+
+    @r.route(
+        "DELETE",
+        base + "/{annotation_id}",
+        need=Need.WRITER,
+        audit="annotation.delete",
+        response_model=m.AnnotationOut,
+        tags=tags,
+        summary="Delete an annotation (a tombstone version); its history stays readable",
+    )
+    def delete_annotation(
+        request: Request,
+        namespace: Namespace,
+        annotation_id: AnnotationId,
+        expected_version: Annotated[
+            int | None,
+            Query(description='Fail unless it is at this version (or send `If-Match: "3"`).'),
+        ] = None,
+        if_match: IfMatch = None,
+    ) -> Response:
+        expected = _expected_version(expected_version, if_match)
+        with _audited(request, 200) as audit:
+            found = db_of(request).annotations.delete(
+                namespace, annotation_id, expected_version=expected, audit=audit
+            )
+        return _annotation_json(found)
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/associations/{association_type}/{association_id:path}/timeline",
+        need=Need.READER,
+        response_model=m.Page[m.AnnotationOut],
+        tags=tags,
+        summary="The timed annotations of an entity that overlap a window, by start time",
+    )
+    def timeline(
+        request: Request,
+        namespace: Namespace,
+        association_type: Annotated[str, Path(examples=["MOVIE_ID"])],
+        association_id: Annotated[str, Path(examples=["81234567"])],
+        start: Annotated[float | None, Query(description="Seconds; default 0.")] = None,
+        end: Annotated[float | None, Query(description="Seconds; default no end.")] = None,
+        type: TypeParam = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_TIMELINE, description="Page size.")] = 1000,
+        cursor: Cursor = None,
+    ) -> Response:
+        page = db_of(request).annotations.timeline(
+            namespace,
+            {"type": association_type, "id": association_id},
+            start,
+            end,
+            type=type,
+            limit=limit,
+            cursor=cursor,
+        )
+        return json_response(page_json(page, Annotation.to_json))
+
+    @r.route(
+        "GET",
+        "/namespaces/{namespace}/association-types",
+        need=Need.READER,
+        response_model=m.AssociationTypesOut,
+        tags=tags,
+        summary="The association types the namespace's annotations may use (null: any)",
+    )
+    async def association_types(request: Request, namespace: Namespace) -> Response:
+        found = db_of(request).annotations.association_types(namespace)
+        return json_response({"types": None if found is None else list(found)})
+
+    @r.route(
+        "PUT",
+        "/namespaces/{namespace}/association-types",
+        need=Need.ADMIN,
+        audit="annotation.restrict_association_types",
+        response_model=m.AssociationTypesOut,
+        tags=tags,
+        summary="Allow only these association types in the namespace (null: any)",
+    )
+    def restrict_association_types(
+        request: Request, namespace: Namespace, body: m.AssociationTypes
+    ) -> Response:
+        annotations = db_of(request).annotations
+        annotations.restrict_association_types(namespace, body.types)
+        found = annotations.association_types(namespace)
+        return json_response({"types": None if found is None else list(found)})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 from uuid import UUID
@@ -21,6 +22,16 @@ import orjson
 
 from reeldb import _json, _wire
 from reeldb._problems import error_from_problem
+from reeldb.annotations import (
+    MAX_BATCH,
+    MAX_TIMELINE,
+    Annotation,
+    AnnotationHit,
+    Association,
+    NewAnnotation,
+    TypeRef,
+)
+from reeldb.annotations.model import parse_associations
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.database import check_document_id, check_limit, check_request_id, poll_query
 from reeldb.errors import (
@@ -46,7 +57,7 @@ from reeldb.query.ast import Expr
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport
 
-__all__ = ["DEFAULT_URL", "Client"]
+__all__ = ["DEFAULT_URL", "Client", "RemoteAnnotations"]
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -106,6 +117,8 @@ class Client:
             timeout=timeout,
             transport=transport or httpx.HTTPTransport(retries=3),
         )
+        self.annotations = RemoteAnnotations(self)
+        """Annotations, as `reeldb.Database.annotations` (`RemoteAnnotations`)."""
 
     @property
     def url(self) -> str:
@@ -548,3 +561,283 @@ def _query_json(query: str | Mapping[str, Any] | Expr) -> Any:
     if isinstance(query, Mapping):
         return dict(query)
     return to_json(query)
+
+
+# -- annotations -------------------------------------------------------------------------------
+
+AssociationInput = Association | Mapping[str, str]
+TypeInput = str | TypeRef | Mapping[str, Any]
+
+
+class RemoteAnnotations:
+    """`reeldb.annotations.Annotations` over HTTP: ``client.annotations``.
+
+    The same methods, arguments, values and exceptions as ``db.annotations``, without the
+    ``audit`` argument: the service records who wrote (``created_by`` is the key's principal).
+
+    Args:
+        client: The client whose service it calls.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<reeldb.client.RemoteAnnotations {self._client.base_url}>"
+
+    @staticmethod
+    def _path(namespace: str, annotation_id: UUID | str | None = None) -> str:
+        path = f"/namespaces/{_ns(namespace)}/annotations"
+        return path if annotation_id is None else f"{path}/{annotation_id}"
+
+    # -- namespace settings ---------------------------------------------------------------
+
+    def association_types(self, namespace: str) -> tuple[str, ...] | None:
+        """See `reeldb.annotations.Annotations.association_types`."""
+        found = self._client._call("GET", f"/namespaces/{_ns(namespace)}/association-types")
+        return None if found["types"] is None else tuple(found["types"])
+
+    def restrict_association_types(self, namespace: str, types: Sequence[str] | None) -> None:
+        """See `reeldb.annotations.Annotations.restrict_association_types` (admin role)."""
+        body = {"types": None if types is None else list(types)}
+        self._client._call("PUT", f"/namespaces/{_ns(namespace)}/association-types", json=body)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        namespace: str,
+        type: TypeInput,
+        associations: Iterable[AssociationInput],
+        data: Mapping[str, Any],
+        *,
+        id: UUID | str | None = None,
+    ) -> Annotation:
+        """See `reeldb.annotations.Annotations.create`."""
+        ident = None if id is None else _annotation_id(id)
+        body = {
+            "type": _type_json(type),
+            "associations": [a.to_json() for a in parse_associations(list(associations))],
+            "data": _data_json(data),
+            "id": None if ident is None else str(ident),
+        }
+        return _annotation_from(self._client._call("POST", self._path(namespace), json=body))
+
+    def create_many(
+        self, namespace: str, items: Iterable[NewAnnotation | Mapping[str, Any]]
+    ) -> list[Annotation]:
+        """See `reeldb.annotations.Annotations.create_many`.
+
+        Violations point into the item as embedded (``/3/data/boundingBox``); an item that is
+        not ``{type, associations, data[, id]}`` of the right JSON types is refused by the
+        service's request model instead (``/body/items/3/...``).
+        """
+        body: list[Any] = []
+        for item in items:
+            if len(body) == MAX_BATCH:
+                raise ValidationError(f"a batch holds at most {MAX_BATCH} annotations")
+            body.append(_new_json(item))
+        found = self._client._call("POST", self._path(namespace) + "/batch", json={"items": body})
+        return [_annotation_from(a) for a in found["items"]]
+
+    def update(
+        self,
+        namespace: str,
+        annotation_id: UUID | str,
+        *,
+        expected_version: int,
+        data: Mapping[str, Any] | None = None,
+        associations: Iterable[AssociationInput] | None = None,
+        type: TypeInput | None = None,
+    ) -> Annotation:
+        """See `reeldb.annotations.Annotations.update`."""
+        path = self._path(namespace, _annotation_id(annotation_id))
+        body = {
+            "expected_version": expected_version,
+            "data": None if data is None else _data_json(data),
+            "associations": None if associations is None else _associations_json(associations),
+            "type": None if type is None else _type_json(type),
+        }
+        return _annotation_from(self._client._call("PATCH", path, json=body))
+
+    def delete(
+        self, namespace: str, annotation_id: UUID | str, *, expected_version: int | None = None
+    ) -> Annotation:
+        """See `reeldb.annotations.Annotations.delete`."""
+        path = self._path(namespace, _annotation_id(annotation_id))
+        params = {"expected_version": expected_version}
+        return _annotation_from(self._client._call("DELETE", path, params=params))
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(
+        self, namespace: str, annotation_id: UUID | str, version: int | None = None
+    ) -> Annotation:
+        """See `reeldb.annotations.Annotations.get`."""
+        if version is not None and (
+            isinstance(version, bool) or not isinstance(version, int) or version < 1
+        ):
+            raise ValidationError("an annotation version is a whole number from 1")
+        path = self._path(namespace, _annotation_id(annotation_id))
+        return _annotation_from(self._client._call("GET", path, params={"version": version}))
+
+    def versions(self, namespace: str, annotation_id: UUID | str) -> list[Annotation]:
+        """See `reeldb.annotations.Annotations.versions`."""
+        path = self._path(namespace, _annotation_id(annotation_id)) + "/versions"
+        return self._client._all(path, _annotation_from)
+
+    def count(self, namespace: str) -> int:
+        """See `reeldb.annotations.Annotations.count`."""
+        count: int = self._client._call("GET", self._path(namespace) + "/count")["count"]
+        return count
+
+    def search(
+        self,
+        namespace: str,
+        *,
+        type: TypeInput | None = None,
+        subtypes: bool = True,
+        associations: Iterable[AssociationInput] = (),
+        time: tuple[float, float] | Sequence[float] | None = None,
+        time_op: str = "overlaps",
+        box: Sequence[float] | Mapping[str, float] | None = None,
+        box_op: str = "intersects",
+        text: str | None = None,
+        text_fields: Sequence[str] | None = None,
+        where: str | Mapping[str, Any] | Expr | None = None,
+        sort: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[AnnotationHit]:
+        """See `reeldb.annotations.Annotations.search`."""
+        check_limit(limit)
+        body = {
+            "type": None if type is None else _type_json(type),
+            "subtypes": subtypes,
+            "associations": _associations_json(associations),
+            "time": _sequence_json(time),
+            "time_op": time_op,
+            "box": dict(box) if isinstance(box, Mapping) else _sequence_json(box),
+            "box_op": box_op,
+            "text": text,
+            "text_fields": None if text_fields is None else list(text_fields),
+            "where": None if where is None else _query_json(where),
+            "sort": sort,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        found = self._client._call("POST", self._path(namespace) + "/search", json=body)
+        hits = (
+            AnnotationHit(_annotation_from(d), d["score"], d["highlights"]) for d in found["items"]
+        )
+        return Page(tuple(hits), found["next_cursor"])
+
+    def timeline(
+        self,
+        namespace: str,
+        association: AssociationInput,
+        start: float | None = None,
+        end: float | None = None,
+        *,
+        type: TypeInput | None = None,
+        limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[Annotation]:
+        """See `reeldb.annotations.Annotations.timeline`."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_TIMELINE:
+            raise ValidationError(f"limit must be an integer from 1 to {MAX_TIMELINE}")
+        [link] = parse_associations([association], at="/association")
+        # Dots too: a client would drop a "." or ".." segment from the path.
+        ident = _seg(link.id).replace(".", "%2E")
+        path = f"/namespaces/{_ns(namespace)}/associations/{_seg(link.type)}/{ident}/timeline"
+        params = {
+            "start": start,
+            "end": end,
+            "type": None if type is None else _type_param(type),
+            "limit": limit,
+            "cursor": cursor,
+        }
+        found = self._client._call("GET", path, params=params)
+        return Page(tuple(_annotation_from(d) for d in found["items"]), found["next_cursor"])
+
+
+def _annotation_from(d: dict[str, Any]) -> Annotation:
+    """Rebuild an `Annotation` from its JSON (`Annotation.to_json`)."""
+    return Annotation(
+        UUID(d["id"]),
+        d["version"],
+        d["namespace"],
+        TypeRef(d["type"]["name"], d["type"]["version"]),
+        tuple(Association(a["type"], a["id"]) for a in d["associations"]),
+        d["data"],
+        d["deleted"],
+        datetime.fromisoformat(d["created_at"]),
+        d["created_by"],
+    )
+
+
+def _annotation_id(value: UUID | str) -> UUID:
+    # The check and message of `Annotations`: the same error, and never another URL.
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValidationError(f"{value!r} is not an annotation id (a UUID)") from None
+
+
+def _type_json(value: Any) -> Any:
+    if isinstance(value, TypeRef):
+        return value.to_json()
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _type_param(value: Any) -> Any:
+    """A type as a query parameter: ``NAME`` or ``NAME@VERSION``."""
+    if isinstance(value, TypeRef):
+        return f"{value.name}@{value.version}"
+    if isinstance(value, Mapping):
+        version = value.get("version")
+        return value.get("name") if version is None else f"{value.get('name')}@{version}"
+    return value
+
+
+def _association_json(value: Any) -> Any:
+    if isinstance(value, Association):
+        return value.to_json()
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _associations_json(values: Iterable[Any]) -> list[Any]:
+    return [_association_json(a) for a in values]
+
+
+def _data_json(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _sequence_json(value: Any) -> Any:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    return value
+
+
+def _new_json(item: Any) -> Any:
+    """An item of a bulk create as the service reads it: ``{type, associations, data, id}``."""
+    if isinstance(item, NewAnnotation):
+        return {
+            "type": _type_json(item.type),
+            "associations": _associations_json(item.associations),
+            "data": _data_json(item.data),
+            "id": None if item.id is None else str(item.id),
+        }
+    if not isinstance(item, Mapping):
+        return item
+    found = dict(item)
+    if "type" in found:
+        found["type"] = _type_json(found["type"])
+    if isinstance(found.get("associations"), list | tuple):
+        found["associations"] = _associations_json(found["associations"])
+    if isinstance(found.get("id"), UUID):
+        found["id"] = str(found["id"])
+    return found
