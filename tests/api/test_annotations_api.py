@@ -156,7 +156,7 @@ def test_create_keeps_a_given_id_once(world: World) -> None:
     again = world.writer.post(ANN, json={**body, "id": ident})
     assert_problem(again, 409, "already-exists")
     body = assert_problem(world.writer.post(ANN, json={**body, "id": "nope"}), 422, "validation")
-    assert "'nope' is not an annotation id" in body["detail"]
+    assert "'nope' is not an annotation id" in str(body["violations"])
     assert world.db.annotations.count("vision") == 1
 
 

@@ -197,6 +197,9 @@ def import_cvat(
     frame_rate: str | float | Fraction | None = None,
     associations: Sequence[Association] = (),
     attribute_properties: Mapping[str, str] | None = None,
+    track_property: str | None = None,
+    association_type: str = "IMAGE_ID",
+    association_from: Literal["name", "id"] = "name",
     audit: AuditEntry | None = None,
     progress: Progress | None = None,
 ) -> list[Annotation]:
@@ -217,6 +220,9 @@ def import_cvat(
         frame_rate=frame_rate,
         associations=associations,
         attribute_properties=attribute_properties,
+        track_property=track_property,
+        association_type=association_type,
+        association_from=association_from,
     )
     return _store_all(self, namespace, items, audit, progress)
 

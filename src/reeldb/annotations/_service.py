@@ -34,6 +34,7 @@ from reeldb.errors import (
     DeletedError,
     NotFoundError,
     QueryError,
+    ReelError,
     ValidationError,
     VersionConflictError,
     Violation,
@@ -54,7 +55,7 @@ from reeldb.store.base import AnnotationQuery, AnnotationRecord, AnnotationWrite
 if TYPE_CHECKING:
     from reeldb.database import Database
 
-__all__ = ["MAX_BATCH", "MAX_TIMELINE", "Annotations"]
+__all__ = ["MAX_BATCH", "MAX_TIMELINE", "Annotations", "PreparedAnnotations"]
 
 MAX_TIMELINE: Final = 10_000
 """Annotations one timeline page may hold."""
@@ -90,6 +91,21 @@ def _pick(resolved: Mapping[str, Any], kind: str, preferred: str) -> str | None:
     if resolved.get(preferred, {}).get("type") == kind:
         return preferred
     return next((name for name, spec in resolved.items() if spec["type"] == kind), None)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAnnotations:
+    """A validated annotation write, not yet stored (`Annotations.commit` stores it).
+
+    Attributes:
+        writes: The new versions.
+        annotations: What each will be once stored.
+        audit: The audit entry to store with them.
+    """
+
+    writes: tuple[AnnotationWrite, ...]
+    annotations: tuple[Annotation, ...]
+    audit: AuditEntry | None
 
 
 class Annotations:
@@ -258,6 +274,23 @@ class Annotations:
                 index (``/3/data/boundingBox``) and nothing is stored.
             AlreadyExistsError: A given id is taken.
         """
+        return self._commit_one(self.prepare_create(namespace, items, audit=audit))
+
+    def prepare_create(
+        self,
+        namespace: str,
+        items: Iterable[NewAnnotation | Mapping[str, Any]],
+        *,
+        audit: AuditEntry | None = None,
+    ) -> PreparedAnnotations:
+        """Validate a `create_many` without storing it (its first half; see `commit`).
+
+        Returns:
+            The validated write.
+
+        Raises:
+            ValidationError: As `create_many`.
+        """
         self._db.get_namespace(namespace)
         allowed = self._db.store.association_types(namespace)
         now = datetime.now(UTC)
@@ -304,9 +337,7 @@ class Annotations:
             raise ValidationError(head, problems)
         if len({w.id for w in writes}) < len(writes):
             raise ValidationError("an annotation id appears twice in one batch")
-        if writes:
-            self._db.store.put_annotations(writes, [audit] if audit else ())
-        return out
+        return PreparedAnnotations(tuple(writes), tuple(out), audit)
 
     def _write(
         self,
@@ -435,6 +466,40 @@ class Annotations:
                 deleted); read it again.
             ValidationError: The new version is invalid; nothing is stored.
         """
+        [found] = self._commit_one(
+            self.prepare_update(
+                namespace,
+                annotation_id,
+                expected_version=expected_version,
+                data=data,
+                associations=associations,
+                type=type,
+                audit=audit,
+            )
+        )
+        return found
+
+    def prepare_update(
+        self,
+        namespace: str,
+        annotation_id: UUID | str,
+        *,
+        expected_version: int,
+        data: Mapping[str, Any] | None = None,
+        associations: Iterable[Association | Mapping[str, str]] | None = None,
+        type: str | TypeRef | Mapping[str, Any] | None = None,
+        audit: AuditEntry | None = None,
+    ) -> PreparedAnnotations:
+        """Validate an `update` without storing it (its first half; see `commit`).
+
+        Returns:
+            The validated write; `commit` checks the version again.
+
+        Raises:
+            NotFoundError, VersionConflictError, ValidationError: As `update`.
+        """
+        if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+            raise ValidationError("expected_version is the version number the caller read")
         current = self._current(namespace, annotation_id, expected_version)
         schema = self._schema(namespace, current.type if type is None else type)
         links = (
@@ -451,8 +516,7 @@ class Annotations:
             None if audit is None else audit.principal,
             self._db.store.association_types(namespace),
         )
-        self._db.store.put_annotations([write], [audit] if audit else ())
-        return annotation
+        return PreparedAnnotations((write,), (annotation,), audit)
 
     def delete(
         self,
@@ -478,6 +542,29 @@ class Annotations:
             NotFoundError: No such annotation in the namespace.
             VersionConflictError: It is already deleted, or not at ``expected_version``.
         """
+        [found] = self._commit_one(
+            self.prepare_delete(
+                namespace, annotation_id, expected_version=expected_version, audit=audit
+            )
+        )
+        return found
+
+    def prepare_delete(
+        self,
+        namespace: str,
+        annotation_id: UUID | str,
+        *,
+        expected_version: int | None = None,
+        audit: AuditEntry | None = None,
+    ) -> PreparedAnnotations:
+        """Prepare a `delete` without storing it (its first half; see `commit`).
+
+        Returns:
+            The tombstone write; `commit` checks the version again.
+
+        Raises:
+            NotFoundError, VersionConflictError: As `delete`.
+        """
         current = self._current(namespace, annotation_id, expected_version)
         schema = self._db.schemas.get(namespace, current.type.name, current.type.version)
         write, annotation = self._write(
@@ -492,8 +579,34 @@ class Annotations:
             None,
             deleted=True,
         )
-        self._db.store.put_annotations([write], [audit] if audit else ())
-        return annotation
+        return PreparedAnnotations((write,), (annotation,), audit)
+
+    def commit(self, prepared: Sequence[PreparedAnnotations]) -> list[list[Annotation] | ReelError]:
+        """Store prepared writes in one transaction, each all or none (group commit).
+
+        The service prepares concurrent requests as they arrive and commits them together:
+        one ``fsync`` for all. A write whose annotation moved on since it was prepared
+        fails alone (`VersionConflictError`).
+
+        Args:
+            prepared: From `prepare_create`, `prepare_update` or `prepare_delete`.
+
+        Returns:
+            Per write: the stored annotations, or why they were not stored.
+        """
+        batches = [(p.writes, (p.audit,) if p.audit else ()) for p in prepared if p.writes]
+        errors = iter(self._db.store.put_annotation_batches(batches) if batches else [])
+        out: list[list[Annotation] | ReelError] = []
+        for p in prepared:
+            error = next(errors) if p.writes else None
+            out.append(list(p.annotations) if error is None else error)
+        return out
+
+    def _commit_one(self, prepared: PreparedAnnotations) -> list[Annotation]:
+        [result] = self.commit([prepared])
+        if isinstance(result, ReelError):
+            raise result
+        return result
 
     def _current(
         self, namespace: str, annotation_id: UUID | str, expected: int | None
@@ -612,11 +725,13 @@ class Annotations:
             box_op: ``intersects`` (closed: touching counts) or ``within``.
             text: Words (stemmed: ``glove`` finds "gloves"); several must appear in order
                 within one text field.
-            text_fields: Search only these text fields (default: all).
+            text_fields: Search only these text fields (default: all); with ``type``, each
+                must be one of its ``text`` properties.
             where: A condition in the query language on ``data.*`` fields of ``type``
                 (needs ``type``), e.g. ``data.label = "car" and data.score > 0.8``.
-            sort: ``time`` (start time, untimed last), ``-time``, ``created``, ``-created`` or
-                ``relevance`` (needs ``text``; the default when ``text`` is given).
+            sort: ``time`` (start time; untimed annotations last), ``-time`` (its exact
+                reverse), ``created``, ``-created`` or ``relevance`` (needs ``text``; the
+                default when ``text`` is given).
             limit: Page size, 1 to 1000.
             cursor: ``next_cursor`` of the previous page.
 
@@ -786,6 +901,16 @@ class Annotations:
             tokens = tuple(fts_token(s) for s in stems(str(text)))
             if not tokens:
                 raise QueryError(f"text {text!r} has no word to search for")
+        if text_fields is not None:
+            if isinstance(text_fields, str) or not all(isinstance(f, str) for f in text_fields):
+                raise QueryError("text_fields is a list of property names")
+            texts = {n for s in schemas for n, p in s.resolved.items() if p["type"] == "text"}
+            unknown = sorted(set(text_fields) - texts) if schemas else []
+            if unknown:
+                raise QueryError(
+                    f"{', '.join(unknown)}: not a text property of {schemas[-1].name} "
+                    f"(text properties: {', '.join(sorted(texts)) or 'none'})"
+                )
         if sort is None:
             sort = "relevance" if tokens else "time"
         if sort not in _SORTS:
@@ -935,6 +1060,14 @@ def _encode_cursor(sort: str, after: tuple[float | int, ...]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def _row_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _decode_cursor(cursor: str, sort: str) -> tuple[float | int, ...]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -945,9 +1078,9 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[float | int, ...]:
                 isinstance(found, list)
                 and len(found) == 1 + keys
                 and found[0] == sort
-                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in found[1:])
-                and all(math.isfinite(v) and abs(v) < 2**63 for v in found[1:])
-                and (sort != "relevance" or (isinstance(found[1], int) and found[1] >= 0))
+                and _row_number(found[-1])
+                and (keys == 1 or _finite(found[1]))
+                and (sort != "relevance" or found[1] >= 0)
             ):
                 return tuple(found[1:])
     except (binascii.Error, UnicodeDecodeError, ValueError):

@@ -179,7 +179,9 @@ class NewAnnotation:
             try:
                 ident = UUID(str(value["id"]))
             except ValueError:
-                problems.append(Violation(f"{at}/id", "not a UUID"))
+                problems.append(
+                    Violation(f"{at}/id", f"{value['id']!r} is not an annotation id (a UUID)")
+                )
         associations: tuple[Association, ...] = ()
         try:
             associations = parse_associations(value.get("associations"), at=f"{at}/associations")

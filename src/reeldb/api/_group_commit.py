@@ -1,4 +1,6 @@
-"""Group commit: the document writes of concurrent requests share one transaction.
+"""Group commit: the writes of concurrent requests share one transaction.
+
+Document writes and annotation writes are grouped apart (each kind with its own commit).
 
 Each request validates its documents on the event loop (`Database.prepare_documents`) and
 queues the validated write. One writer thread per process takes everything queued, commits
@@ -16,7 +18,10 @@ import copy
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
+from reeldb.annotations import Annotation
+from reeldb.annotations._service import PreparedAnnotations
 from reeldb.database import Database, PreparedWrite
 from reeldb.errors import DatabaseClosedError
 from reeldb.model.document import Document
@@ -32,9 +37,10 @@ MAX_GROUP_BYTES = 32 * 1024 * 1024
 @dataclass(slots=True)
 class _Job:
     db: Database
-    write: PreparedWrite
+    write: PreparedWrite | PreparedAnnotations
+    count: int
     size: int
-    future: asyncio.Future[list[Document]]
+    future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
 
 
@@ -77,13 +83,40 @@ class GroupCommitter:
                 the documents no longer match) or the transaction failed.
             DatabaseClosedError: The service is shutting down.
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Document]] = loop.create_future()
         size = sum(len(new.body) for new, _ in write.pending)
+        found: list[Document] = await self._submit(db, write, len(write.pending), size)
+        return found
+
+    async def commit_annotations(
+        self, db: Database, write: PreparedAnnotations
+    ) -> list[Annotation]:
+        """Commit a prepared annotation write with others queued for the same database.
+
+        Args:
+            db: The database the write was prepared by.
+            write: From ``db.annotations.prepare_create`` (or ``_update``, ``_delete``).
+
+        Returns:
+            The stored annotations.
+
+        Raises:
+            ReelError: The write was refused (a version moved on, an id is taken) or the
+                transaction failed.
+            DatabaseClosedError: The service is shutting down.
+        """
+        size = sum(len(w.body) for w in write.writes)
+        found: list[Annotation] = await self._submit(db, write, len(write.writes), size)
+        return found
+
+    async def _submit(
+        self, db: Database, write: PreparedWrite | PreparedAnnotations, count: int, size: int
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         with self._ready:
             if self._closed:
                 raise DatabaseClosedError("the service is shutting down; retry elsewhere")
-            self._queue.append(_Job(db, write, size, future, loop))
+            self._queue.append(_Job(db, write, count, size, future, loop))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="reeldb-group-commit", daemon=True
@@ -111,16 +144,17 @@ class GroupCommitter:
                 self._ready.wait()
             first = self._queue[0]
             jobs, rest = [first], []
-            documents, size = len(first.write.pending), first.size
+            documents, size = first.count, first.size
             for job in self._queue[1:]:
                 fits = (
                     job.db is first.db
-                    and documents + len(job.write.pending) <= self._max_documents
+                    and type(job.write) is type(first.write)
+                    and documents + job.count <= self._max_documents
                     and size + job.size <= self._max_bytes
                 )
                 if fits:
                     jobs.append(job)
-                    documents += len(job.write.pending)
+                    documents += job.count
                     size += job.size
                 else:
                     rest.append(job)
@@ -130,9 +164,7 @@ class GroupCommitter:
     def _run(self) -> None:
         while (jobs := self._take()) is not None:
             try:
-                outcomes: list[list[Document] | BaseException] = list(
-                    jobs[0].db.commit_documents([job.write for job in jobs])
-                )
+                outcomes: list[Any] = _commit(jobs)
                 self.groups += 1
             except Exception as exc:  # the whole transaction failed: every write in it did
                 outcomes = [copy.copy(exc) for _ in jobs]
@@ -141,6 +173,18 @@ class GroupCommitter:
                     job.loop.call_soon_threadsafe(_settle, job.future, outcome)
                 except RuntimeError:  # the loop is closed: nobody is waiting
                     log.warning("a committed write's request was gone before its answer")
+
+
+def _commit(jobs: list[_Job]) -> list[Any]:
+    """Commit one group (all of one kind): per job, what it stored or why not."""
+    db = jobs[0].db
+    if isinstance(jobs[0].write, PreparedAnnotations):
+        return list(
+            db.annotations.commit(
+                [j.write for j in jobs if isinstance(j.write, PreparedAnnotations)]
+            )
+        )
+    return list(db.commit_documents([j.write for j in jobs if isinstance(j.write, PreparedWrite)]))
 
 
 def _settle(

@@ -22,6 +22,7 @@ from uuid_utils.compat import uuid7
 
 from reeldb import _wire
 from reeldb.annotations import MAX_BATCH, MAX_TIMELINE, Annotation
+from reeldb.annotations._service import PreparedAnnotations
 from reeldb.api import models as m
 from reeldb.api._group_commit import GroupCommitter
 from reeldb.api._routing import (
@@ -65,6 +66,8 @@ _IMMUTABLE = "private, max-age=31536000, immutable"
 DOCUMENT_PATH = "/v1/documents/{document_id}"
 """The hottest route: the service answers it on a fast path (`document_response`)."""
 INLINE_WRITE_BYTES = 1024 * 1024
+INLINE_ANNOTATIONS = 64
+"""Annotation writes of at most this many items are validated on the event loop."""
 """Document writes up to this many bytes of request are validated on the event loop (`_put`)."""
 T = TypeVar("T")
 _DOCUMENT_BODY = {
@@ -1016,6 +1019,19 @@ def _audited(
         raise
 
 
+async def _commit_annotations(
+    request: Request, count: int, prepare: Callable[[], PreparedAnnotations]
+) -> list[Annotation]:
+    """Validate an annotation write, then commit it with concurrent ones (group commit).
+
+    A few annotations are validated on the event loop (as small documents are, see
+    `_put`); a large batch in the thread pool.
+    """
+    prepared = prepare() if count <= INLINE_ANNOTATIONS else await run_in_threadpool(prepare)
+    committer: GroupCommitter = request.app.state.committer
+    return await committer.commit_annotations(db_of(request), prepared)
+
+
 def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of routes reads best
     """Declare the annotation routes (`reeldb.annotations.Annotations` over HTTP)."""
     base = ANNOTATIONS_PATH
@@ -1082,7 +1098,7 @@ def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of rout
         tags=tags,
         summary="Validate and store a new annotation (version 1)",
     )
-    def create_annotation(
+    async def create_annotation(
         request: Request, namespace: Namespace, body: m.AnnotationCreate
     ) -> Response:
         # The id is chosen here so that the audit entry names what was created.
@@ -1090,14 +1106,23 @@ def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of rout
         with contextlib.suppress(ValueError):  # else `create` says what is wrong with it
             ident = UUID(str(ident))
         target = _annotation_path(namespace, ident)
+        db = db_of(request)
         with _audited(request, 201, target) as audit:
-            found = db_of(request).annotations.create(
-                namespace,
-                _type_arg(body.type),
-                body.associations,
-                body.data,
-                id=ident,
-                audit=audit,
+            [found] = await _commit_annotations(
+                request,
+                1,
+                lambda: db.annotations.prepare_create(
+                    namespace,
+                    [
+                        {
+                            "type": _type_arg(body.type),
+                            "associations": body.associations,
+                            "data": body.data,
+                            "id": str(ident),
+                        }
+                    ],
+                    audit=audit,
+                ),
             )
         return _annotation_json(found, 201, Location=_annotation_path(namespace, found.id))
 
@@ -1111,12 +1136,17 @@ def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of rout
         tags=tags,
         summary=f"Store up to {MAX_BATCH:,} annotations in one transaction: all or none",
     )
-    def create_annotations(
+    async def create_annotations(
         request: Request, namespace: Namespace, body: m.AnnotationBatch
     ) -> Response:
         items = [item.model_dump() for item in body.items]
+        db = db_of(request)
         with _audited(request, 201) as audit:
-            found = db_of(request).annotations.create_many(namespace, items, audit=audit)
+            found = await _commit_annotations(
+                request,
+                len(items),
+                lambda: db.annotations.prepare_create(namespace, items, audit=audit),
+            )
         return json_response({"items": [a.to_json() for a in found], "next_cursor": None}, 201)
 
     @r.route(
@@ -1193,7 +1223,7 @@ def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of rout
         tags=tags,
         summary="Store a new version of an annotation, if it is still at the version you read",
     )
-    def update_annotation(
+    async def update_annotation(
         request: Request,
         namespace: Namespace,
         annotation_id: AnnotationId,
@@ -1206,15 +1236,20 @@ def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of rout
                 'the version you read is required: send "expected_version" in the body '
                 'or an If-Match header such as If-Match: "3" (the ETag of a read)'
             )
+        db = db_of(request)
         with _audited(request, 200) as audit:
-            found = db_of(request).annotations.update(
-                namespace,
-                annotation_id,
-                expected_version=expected,
-                data=body.data,
-                associations=body.associations,
-                type=_type_arg(body.type),
-                audit=audit,
+            [found] = await _commit_annotations(
+                request,
+                1,
+                lambda: db.annotations.prepare_update(
+                    namespace,
+                    annotation_id,
+                    expected_version=expected,
+                    data=body.data,
+                    associations=body.associations,
+                    type=_type_arg(body.type),
+                    audit=audit,
+                ),
             )
         return _annotation_json(found)
 
@@ -1227,7 +1262,7 @@ def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of rout
         tags=tags,
         summary="Delete an annotation (a tombstone version); its history stays readable",
     )
-    def delete_annotation(
+    async def delete_annotation(
         request: Request,
         namespace: Namespace,
         annotation_id: AnnotationId,
@@ -1238,9 +1273,14 @@ def _annotation_routes(r: Routes) -> None:  # noqa: C901 - one flat list of rout
         if_match: IfMatch = None,
     ) -> Response:
         expected = _expected_version(expected_version, if_match)
+        db = db_of(request)
         with _audited(request, 200) as audit:
-            found = db_of(request).annotations.delete(
-                namespace, annotation_id, expected_version=expected, audit=audit
+            [found] = await _commit_annotations(
+                request,
+                1,
+                lambda: db.annotations.prepare_delete(
+                    namespace, annotation_id, expected_version=expected, audit=audit
+                ),
             )
         return _annotation_json(found)
 

@@ -8,26 +8,20 @@ import shutil
 import sys
 import tempfile
 import traceback
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from typer.core import TyperGroup
 
 from reeldb import __version__, _json
 from reeldb.auth.model import NewApiKey
+from reeldb.cli._ann import ann_app
+from reeldb.cli._common import State, get_state, progress_bar, read_json
 from reeldb.cli._output import Output, OutputFormat, plain
 from reeldb.config import SETTINGS, load_settings
-from reeldb.database import Database, connect
+from reeldb.database import Database
 from reeldb.errors import ConfigError, ReelError, ValidationError
 from reeldb.model.document import Document
 from reeldb.model.timing import FrameRate, format_timecode
@@ -75,39 +69,13 @@ for sub, name in (
     (schema_app, "schema"),
     (datastore_app, "datastore"),
     (doc_app, "doc"),
+    (ann_app, "ann"),
     (keys_app, "keys"),
     (audit_app, "audit"),
     (index_app, "index"),
     (queries_app, "queries"),
 ):
     app.add_typer(sub, name=name, no_args_is_help=True)
-
-
-class State:
-    """What the root options set up for every command."""
-
-    def __init__(self, database: str | None, output: OutputFormat, verbose: bool) -> None:
-        self.database = database
-        self.out = Output(output)
-        self.verbose = verbose
-        self._db: Database | None = None
-
-    @property
-    def db(self) -> Database:
-        """The database, opened on first use."""
-        if self._db is None:
-            self._db = connect(self.database)
-        return self._db
-
-    def close(self) -> None:
-        """Close the database if it was opened."""
-        if self._db is not None:
-            self._db.close()
-
-
-def _state(ctx: typer.Context) -> State:
-    state: State = ctx.ensure_object(State)
-    return state
 
 
 def _help_settings(value: bool) -> None:
@@ -167,18 +135,6 @@ MidOpt = Annotated[
 ]
 
 
-def _read_json(source: str, what: str) -> Any:
-    """Read JSON from a file path, or from standard input when the path is ``-``."""
-    if source == "-":
-        return _json.loads(sys.stdin.buffer.read(), what=f"{what} from standard input")
-    path = Path(source)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ValidationError(f"cannot read {what} file {source}: {exc.strerror}") from None
-    return _json.loads(data, what=f"{what} file {source}")
-
-
 def _parse_mid(pairs: list[str]) -> dict[str, str]:
     if len(pairs) == 1 and pairs[0].lstrip().startswith("{"):
         value = _json.loads(pairs[0], what="--mid")
@@ -215,7 +171,7 @@ def _show_bootstrap_key(out: Output, new: NewApiKey | None) -> None:
 @app.command()
 def init(ctx: typer.Context, admin: AdminOpt = "user:admin") -> None:
     """Create (or migrate) the database; the first time, create a system admin and its key."""
-    state = _state(ctx)
+    state = get_state(ctx)
     db = state.db
     new = db.bootstrap(admin)
     summary: dict[str, Any] = {
@@ -254,7 +210,7 @@ def serve(
     from reeldb.api import create_app
     from reeldb.store import infer_backend
 
-    state = _state(ctx)
+    state = get_state(ctx)
     settings = load_settings(
         {"database": state.database, "host": host, "port": port, "workers": workers}
     )
@@ -300,7 +256,7 @@ def demo(ctx: typer.Context) -> None:
     """Load the demo namespace (once) and take a tour of it."""
     from reeldb.demo import DEMO_DATASTORE, DEMO_NAMESPACE, load_demo
 
-    state = _state(ctx)
+    state = get_state(ctx)
     db, out = state.db, state.out
     loaded = load_demo(db)
     ds = db.get_datastore(DEMO_DATASTORE)
@@ -350,7 +306,7 @@ def namespace_create(
     ] = None,
 ) -> None:
     """Create a namespace."""
-    state = _state(ctx)
+    state = get_state(ctx)
     namespace = state.db.create_namespace(name, description=description, admins=admin or [])
     if state.out.json:
         state.out.data(namespace)
@@ -361,7 +317,7 @@ def namespace_create(
 @namespace_app.command("list")
 def namespace_list(ctx: typer.Context) -> None:
     """List namespaces."""
-    state = _state(ctx)
+    state = get_state(ctx)
     items = state.db.list_namespaces()
     state.out.table(
         "Namespaces",
@@ -379,7 +335,7 @@ def role_grant(
     role: Annotated[str, typer.Argument(help="admin, writer or reader.")],
 ) -> None:
     """Give a principal a role in a namespace (replacing its previous role)."""
-    state = _state(ctx)
+    state = get_state(ctx)
     grant = state.db.grant_role(namespace, principal, role)
     if state.out.json:
         state.out.data(grant)
@@ -394,7 +350,7 @@ def role_revoke(
     principal: Annotated[str, typer.Argument(help="The principal.")],
 ) -> None:
     """Remove a principal's role in a namespace."""
-    state = _state(ctx)
+    state = get_state(ctx)
     state.db.revoke_role(namespace, principal)
     if state.out.json:
         state.out.data({"namespace": namespace, "principal": principal, "revoked": True})
@@ -407,7 +363,7 @@ def role_list(
     ctx: typer.Context, namespace: Annotated[str, typer.Argument(help="The namespace.")]
 ) -> None:
     """List the role grants of a namespace."""
-    state = _state(ctx)
+    state = get_state(ctx)
     grants = state.db.list_roles(namespace)
     state.out.table(
         f"Roles in {namespace}",
@@ -447,8 +403,8 @@ def schema_add(
     compatibility: CompatibilityOpt = None,
 ) -> None:
     """Check a schema version and add it; DataStores using the schema move to it."""
-    state = _state(ctx)
-    definition = _read_json(source, "schema")
+    state = get_state(ctx)
+    definition = read_json(source, "schema")
     schema = state.db.add_schema(namespace, definition, name=name, compatibility=compatibility)
     if state.out.json:
         state.out.data(_schema_record(schema))
@@ -465,8 +421,8 @@ def schema_check(
     compatibility: CompatibilityOpt = None,
 ) -> None:
     """Check a schema version without storing it; exit 1 if it is incompatible."""
-    state = _state(ctx)
-    definition = _read_json(source, "schema")
+    state = get_state(ctx)
+    definition = read_json(source, "schema")
     report = state.db.check_schema(namespace, definition, name=name, compatibility=compatibility)
     if state.out.json:
         state.out.data({**plain(report), "compatible": report.compatible})
@@ -486,7 +442,7 @@ def schema_check(
 @schema_app.command("list")
 def schema_list(ctx: typer.Context, namespace: NamespaceOpt) -> None:
     """List the schemas of a namespace (and the built-ins)."""
-    state = _state(ctx)
+    state = get_state(ctx)
     _schema_table(state.out, state.db, namespace)
 
 
@@ -507,7 +463,7 @@ def schema_show(
     ] = False,
 ) -> None:
     """Show a schema version: its definition, lineage and properties."""
-    state = _state(ctx)
+    state = get_state(ctx)
     schema = state.db.get_schema(namespace, name, version)
     if json_schema:
         state.out.data(schema.json_schema)
@@ -541,7 +497,7 @@ def schema_versions(
     namespace: NamespaceOpt,
 ) -> None:
     """List every version of a schema."""
-    state = _state(ctx)
+    state = get_state(ctx)
     versions = state.db.list_schema_versions(namespace, name)
     state.out.table(
         f"Versions of {namespace}/{name}",
@@ -562,7 +518,7 @@ def schema_set_compatibility(
     namespace: NamespaceOpt,
 ) -> None:
     """Change the compatibility mode later versions are checked under."""
-    state = _state(ctx)
+    state = get_state(ctx)
     subject = state.db.set_compatibility(namespace, name, mode)
     if state.out.json:
         state.out.data(subject)
@@ -597,7 +553,7 @@ def datastore_create(
     description: Annotated[str, typer.Option(help="Free text.")] = "",
 ) -> None:
     """Create a DataStore."""
-    state = _state(ctx)
+    state = get_state(ctx)
     keys = [key.strip() for key in mid_keys.split(",") if key.strip()]
     ds = state.db.create_datastore(datastore, mid_keys=keys, schema=schema, description=description)
     if state.out.json:
@@ -614,14 +570,14 @@ def datastore_list(
     ] = None,
 ) -> None:
     """List DataStores."""
-    state = _state(ctx)
+    state = get_state(ctx)
     _datastore_table(state.out, state.db.list_datastores(namespace), state.db)
 
 
 @datastore_app.command("show")
 def datastore_show(ctx: typer.Context, datastore: DataStoreArg) -> None:
     """Show a DataStore."""
-    state = _state(ctx)
+    state = get_state(ctx)
     ds = state.db.get_datastore(datastore)
     if state.out.json:
         state.out.data({**plain(ds), "documents": state.db.count_documents(ds.ref)})
@@ -668,8 +624,8 @@ def doc_put(
     mid: MidOpt,
 ) -> None:
     """Validate and store a new document for a MID."""
-    state = _state(ctx)
-    doc = state.db.put_document(datastore, _parse_mid(mid), _read_json(source, "document"))
+    state = get_state(ctx)
+    doc = state.db.put_document(datastore, _parse_mid(mid), read_json(source, "document"))
     if state.out.json:
         state.out.data({"id": str(doc.id), "mid": doc.mid, "schema_version": doc.schema_version})
     else:
@@ -687,7 +643,7 @@ def doc_get(
     events: Annotated[bool, typer.Option(help="Print the events table instead.")] = False,
 ) -> None:
     """Print a document: the latest for a MID, or one by DocumentID."""
-    state = _state(ctx)
+    state = get_state(ctx)
     if (document_id is None) == (not mid):
         raise ValidationError("give either --mid key=value ... or --id DOCUMENT_ID")
     if document_id is not None:
@@ -711,7 +667,7 @@ def doc_list(
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
 ) -> None:
     """List the documents of a MID, newest first."""
-    state = _state(ctx)
+    state = get_state(ctx)
     page = state.db.list_documents(datastore, _parse_mid(mid), limit=limit, cursor=cursor)
     if state.out.json:
         state.out.data(page)
@@ -759,7 +715,7 @@ def query(
 
     The query language is in docs/query-language.md.
     """
-    state = _state(ctx)
+    state = get_state(ctx)
     db = state.db
     spec: Any = _json.loads(text, what="JSON query") if text.lstrip().startswith("{") else text
     if submit:
@@ -826,7 +782,7 @@ def _generations_table(out: Output, generations: list[Any]) -> None:
 @index_app.command("status")
 def index_status(ctx: typer.Context, datastore: DataStoreArg) -> None:
     """Show a DataStore's index generations and which ones queries read."""
-    state = _state(ctx)
+    state = get_state(ctx)
     _generations_table(state.out, state.db.index_status(datastore))
 
 
@@ -840,17 +796,10 @@ def index_rebuild(
 
     A rebuild that was interrupted is resumed.
     """
-    state = _state(ctx)
+    state = get_state(ctx)
     if batch_size < 1:
         raise ValidationError("--batch-size must be at least 1")
-    with Progress(
-        TextColumn("rebuilding {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=state.out.json or not sys.stderr.isatty(),
-    ) as bar:
+    with progress_bar("rebuilding {task.description}", disable=state.out.json) as bar:
         task = bar.add_task(datastore, total=None)
         generation = state.db.rebuild_index(
             datastore,
@@ -889,7 +838,7 @@ def queries_status(
     ctx: typer.Context, request_id: Annotated[str, typer.Argument(help="The request id.")]
 ) -> None:
     """Show where an asynchronous query stands."""
-    state = _state(ctx)
+    state = get_state(ctx)
     _show_query_request(state.out, state.db.get_query_request(request_id))
 
 
@@ -902,7 +851,7 @@ def queries_wait(
     ] = None,
 ) -> None:
     """Wait until an asynchronous query is done or failed; exit 1 if it failed or timed out."""
-    state = _state(ctx)
+    state = get_state(ctx)
     spinner = not state.out.json and sys.stderr.isatty()
     waiting = Console(stderr=True).status(f"waiting for query {request_id}")
     with waiting if spinner else contextlib.nullcontext():
@@ -920,7 +869,7 @@ def queries_results(
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
 ) -> None:
     """Page through the documents a finished asynchronous query found."""
-    state = _state(ctx)
+    state = get_state(ctx)
     docs = state.db.query_results(request_id, limit=limit, cursor=cursor)
     if state.out.json:
         state.out.data(docs)
@@ -943,7 +892,7 @@ def keys_create(
     ] = False,
 ) -> None:
     """Create an API key; its secret is printed once and never stored."""
-    state = _state(ctx)
+    state = get_state(ctx)
     if system_admin:
         state.db.grant_system_admin(principal)
     new = state.db.create_api_key(principal, description=description)
@@ -960,7 +909,7 @@ def keys_list(
     principal: Annotated[str | None, typer.Option(help="Only this principal's keys.")] = None,
 ) -> None:
     """List API keys (never their secrets)."""
-    state = _state(ctx)
+    state = get_state(ctx)
     keys = state.db.list_api_keys(principal)
     state.out.table(
         "API keys",
@@ -984,7 +933,7 @@ def keys_revoke(
     ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key id (keys list).")]
 ) -> None:
     """Revoke an API key: the service refuses it from the next request on."""
-    state = _state(ctx)
+    state = get_state(ctx)
     key = state.db.revoke_api_key(key_id)
     if state.out.json:
         state.out.data(key)
@@ -1002,7 +951,7 @@ def audit_list(
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
 ) -> None:
     """List audit entries, newest first."""
-    state = _state(ctx)
+    state = get_state(ctx)
     page = state.db.list_audit(namespace, limit=limit, cursor=cursor)
     if state.out.json:
         state.out.data(page)

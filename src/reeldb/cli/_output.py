@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,10 +18,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from reeldb import _json
+from reeldb.annotations.model import Annotation, AnnotationHit
 from reeldb.errors import IncompatibleSchemaError, ReelError, ValidationError
 from reeldb.model.document import Page
 
-__all__ = ["Output", "OutputFormat", "plain"]
+__all__ = ["Output", "OutputFormat", "highlighted", "plain", "summary"]
+
+_EM = re.compile(r"<em>(.*?)</em>", re.DOTALL)
 
 
 class OutputFormat(enum.StrEnum):
@@ -41,6 +46,8 @@ def plain(value: Any) -> Any:
     """
     if isinstance(value, Page) and value.total is None:  # as over HTTP: no total, no key
         return {"items": plain(value.items), "next_cursor": value.next_cursor}
+    if isinstance(value, Annotation | AnnotationHit):  # their own JSON form, as every face
+        return value.to_json()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
@@ -56,6 +63,39 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+def summary(value: Any, width: int = 60) -> str:
+    """Compact JSON of a value, cut to ``width`` characters (for a table cell).
+
+    Args:
+        value: A JSON value (an annotation's ``data``).
+        width: The most characters to show; a cut value ends with ``…``.
+
+    Returns:
+        The text.
+    """
+    text = _json.dumps(plain(value)).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def highlighted(text: str) -> Text:
+    """A search highlight (matching words wrapped in ``<em>``/``</em>``) with the words in bold.
+
+    Args:
+        text: The highlight, as search returns it.
+
+    Returns:
+        Rich text; the user's own text is never read as markup.
+    """
+    out = Text()
+    position = 0
+    for match in _EM.finditer(text):
+        out.append(text[position : match.start()])
+        out.append(match.group(1), style="bold")
+        position = match.end()
+    out.append(text[position:])
+    return out
 
 
 class Output:
@@ -100,23 +140,33 @@ class Output:
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
         records: Any,
+        *,
+        shrink: Sequence[str] = (),
     ) -> None:
         """Print rows as a table in text mode, or ``records`` as JSON.
 
         Args:
             title: Table title.
             columns: Column headings.
-            rows: Cell values, one sequence per row.
+            rows: Cell values, one sequence per row: `rich.text.Text` as it is, anything
+                else as its ``str`` (never markup).
             records: What JSON mode prints.
+            shrink: The columns that narrow (wrap) on a narrow terminal, so that the others
+                keep whole ids to copy; by default rich narrows any column.
         """
         if self.json:
             self.data(records)
             return
+        cells = [[c if isinstance(c, Text) else Text(str(c)) for c in row] for row in rows]
         table = Table(title=Text(title), title_justify="left")
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*(Text(str(cell)) for cell in row))  # user data: never markup
+        for i, column in enumerate(columns):
+            if not shrink or column in shrink:
+                table.add_column(column)
+            else:
+                widest = max((row[i].cell_len for row in cells), default=0)
+                table.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
+        for row in cells:
+            table.add_row(*row)
         self.console.print(table)
 
     def error(self, exc: ReelError, *, verbose: bool) -> None:

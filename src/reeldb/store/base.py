@@ -1029,7 +1029,6 @@ class AnnotationQuery:
 class AnnotationStore(abc.ABC):
     """Annotations: every version (the source of truth) and the index of current ones."""
 
-    @abc.abstractmethod
     def put_annotations(
         self, writes: Sequence[AnnotationWrite], audit: Sequence[AuditEntry] = ()
     ) -> None:
@@ -1037,8 +1036,25 @@ class AnnotationStore(abc.ABC):
 
         Raises:
             AlreadyExistsError: A new annotation's id is taken.
-            VersionConflictError: An annotation is not at its expected version (or does not
-                exist, or is in another namespace).
+            VersionConflictError: An annotation is not at its expected version (or is
+                deleted).
+            NotFoundError: An annotation to update does not exist in its namespace.
+        """
+        [error] = self.put_annotation_batches([(writes, audit)])
+        if error is not None:
+            raise error
+
+    @abc.abstractmethod
+    def put_annotation_batches(
+        self, batches: Sequence[tuple[Sequence[AnnotationWrite], Sequence[AuditEntry]]]
+    ) -> list[ReelError | None]:
+        """Store several independent batches in one transaction (group commit).
+
+        Each batch is all or none (see `put_annotations`), with its audit entries; a batch
+        that fails leaves the others stored.
+
+        Returns:
+            Per batch: None if stored, else why not.
         """
 
     @abc.abstractmethod

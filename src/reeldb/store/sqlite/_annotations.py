@@ -30,6 +30,7 @@ from reeldb.auth.model import AuditEntry
 from reeldb.errors import (
     AlreadyExistsError,
     NotFoundError,
+    ReelError,
     ValidationError,
     VersionConflictError,
 )
@@ -90,147 +91,171 @@ class SQLiteAnnotations:
 
     # -- writes ---------------------------------------------------------------------------
 
-    def put_annotations(
-        self, writes: Sequence[AnnotationWrite], audit: Sequence[AuditEntry] = ()
+    def put_annotation_batches(
+        self, batches: Sequence[tuple[Sequence[AnnotationWrite], Sequence[AuditEntry]]]
+    ) -> list[ReelError | None]:
+        """See `AnnotationStore.put_annotation_batches`."""
+        results: list[ReelError | None] = []
+        bulk = sum(len(writes) for writes, _ in batches) >= 20_000
+        with self._db.write(changes_access=False, bulk=bulk) as conn:
+            for writes, audit in batches:
+                if len(batches) == 1:  # no savepoint: the transaction is the batch
+                    self._put(conn, writes, audit)
+                    results.append(None)
+                    continue
+                conn.execute("SAVEPOINT batch")
+                try:
+                    self._put(conn, writes, audit)
+                except ReelError as exc:
+                    conn.execute("ROLLBACK TO batch")
+                    results.append(exc)
+                else:
+                    results.append(None)
+                conn.execute("RELEASE batch")
+        return results
+
+    def _put(
+        self,
+        conn: sqlite3.Connection,
+        writes: Sequence[AnnotationWrite],
+        audit: Sequence[AuditEntry],
     ) -> None:
-        """See `AnnotationStore.put_annotations`."""
         if len({w.id for w in writes}) < len(writes):
             raise ValidationError("an annotation appears twice in one write")
-        with self._db.write(changes_access=False, bulk=len(writes) >= 20_000) as conn:
-            types = self._type_ids(conn, writes)
-            keys = self._key_ids(conn, writes)
-            fields = self._field_ids(conn, writes)
-            heads = self._heads(conn, writes)
-            versions = []
-            live_types: dict[int, int] = {}
-            live_keys: dict[int, int] = {}
-            spans: dict[int, float] = {}
-            links_out: list[tuple[int, float, int]] = []
-            links_in: list[tuple[int, float, int, float | None]] = []
-            space_out: list[tuple[int]] = []
-            space_in: list[tuple[Any, ...]] = []
-            text_out: list[tuple[int, int]] = []
-            text_in: list[tuple[int, str]] = []
-            new_heads: list[tuple[Any, ...]] = []
-            head_updates: list[tuple[Any, ...]] = []
-            next_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM annotations").fetchone()[0]
-            for w in writes:
-                type_id = types[w.namespace, w.type_name, w.type_version]
-                ident = w.id.bytes
-                head = heads.get(ident)
-                if w.expected_version == 0:
-                    next_pk += 1
-                    pk = next_pk
-                    heads[ident] = (pk, w.namespace, 1, int(w.deleted), type_id, None, None)
-                else:
-                    if head is None or head[1] != w.namespace:
-                        raise NotFoundError(f"annotation {w.id} does not exist")
-                    pk, _, current, was_deleted, old_type, old_t0, old_links = head
-                    if current != w.expected_version:
-                        raise VersionConflictError(
-                            f"annotation {w.id} is at version {current}, not "
-                            f"{w.expected_version}: read it again and retry",
-                            current,
-                        )
-                    if was_deleted:
-                        raise VersionConflictError(f"annotation {w.id} is deleted", current)
-                    # The current version leaves the index.
-                    live_types[old_type] = live_types.get(old_type, 0) - 1
-                    for key in old_links:
-                        live_keys[key] = live_keys.get(key, 0) - 1
-                        links_out.append((key, old_t0, pk))
-                    space_out.append((pk,))
-                    text_out.append((pk << _FIELD_BITS, ((pk + 1) << _FIELD_BITS) - 1))
-                version = w.expected_version + 1
-                t0 = NO_TIME if w.time is None else w.time[0]
-                t1 = None if w.time is None else w.time[1]
-                box = w.box or (None, None, None, None)
-                link_keys = [keys[w.namespace, kind, ident] for kind, ident in w.associations]
-                row = (
-                    version,
-                    int(w.deleted),
-                    type_id,
-                    t0,
-                    t1,
-                    *box,
-                    w.facets.decode(),
-                    _words(w.texts),
-                    pk,
-                )
-                if version == 1:
-                    new_heads.append((pk, ident, w.namespace, *row[:-1]))
-                else:
-                    head_updates.append(row)
-                heads[ident] = (pk, w.namespace, version, int(w.deleted), type_id, t0, [])
-                versions.append(
-                    (
-                        pk,
-                        version,
-                        type_id,
-                        int(w.deleted),
-                        w.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-                        w.created_by,
-                        w.body,
+        types = self._type_ids(conn, writes)
+        keys = self._key_ids(conn, writes)
+        fields = self._field_ids(conn, writes)
+        heads = self._heads(conn, writes)
+        versions = []
+        live_types: dict[int, int] = {}
+        live_keys: dict[int, int] = {}
+        spans: dict[int, float] = {}
+        links_out: list[tuple[int, float, int]] = []
+        links_in: list[tuple[int, float, int, float | None]] = []
+        space_out: list[tuple[int]] = []
+        space_in: list[tuple[Any, ...]] = []
+        text_out: list[tuple[int, int]] = []
+        text_in: list[tuple[int, str]] = []
+        new_heads: list[tuple[Any, ...]] = []
+        head_updates: list[tuple[Any, ...]] = []
+        next_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM annotations").fetchone()[0]
+        for w in writes:
+            type_id = types[w.namespace, w.type_name, w.type_version]
+            ident = w.id.bytes
+            head = heads.get(ident)
+            if w.expected_version == 0:
+                next_pk += 1
+                pk = next_pk
+                heads[ident] = (pk, w.namespace, 1, int(w.deleted), type_id, None, None)
+            else:
+                if head is None or head[1] != w.namespace:
+                    raise NotFoundError(f"annotation {w.id} does not exist")
+                pk, _, current, was_deleted, old_type, old_t0, old_links = head
+                if current != w.expected_version:
+                    raise VersionConflictError(
+                        f"annotation {w.id} is at version {current}, not "
+                        f"{w.expected_version}: read it again and retry",
+                        current,
                     )
+                if was_deleted:
+                    raise VersionConflictError(f"annotation {w.id} is deleted", current)
+                # The current version leaves the index.
+                live_types[old_type] = live_types.get(old_type, 0) - 1
+                for key in old_links:
+                    live_keys[key] = live_keys.get(key, 0) - 1
+                    links_out.append((key, old_t0, pk))
+                space_out.append((pk,))
+                text_out.append((pk << _FIELD_BITS, ((pk + 1) << _FIELD_BITS) - 1))
+            version = w.expected_version + 1
+            t0 = NO_TIME if w.time is None else w.time[0]
+            t1 = None if w.time is None else w.time[1]
+            box = w.box or (None, None, None, None)
+            link_keys = [keys[w.namespace, kind, ident] for kind, ident in w.associations]
+            row = (
+                version,
+                int(w.deleted),
+                type_id,
+                t0,
+                t1,
+                *box,
+                w.facets.decode(),
+                _words(w.texts),
+                pk,
+            )
+            if version == 1:
+                new_heads.append((pk, ident, w.namespace, *row[:-1]))
+            else:
+                head_updates.append(row)
+            heads[ident] = (pk, w.namespace, version, int(w.deleted), type_id, t0, [])
+            versions.append(
+                (
+                    pk,
+                    version,
+                    type_id,
+                    int(w.deleted),
+                    w.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+                    w.created_by,
+                    w.body,
                 )
-                if w.deleted:
-                    continue
-                heads[ident] = (pk, w.namespace, version, 0, type_id, t0, link_keys)
-                live_types[type_id] = live_types.get(type_id, 0) + 1
-                length = 0.0 if w.time is None else w.time[1] - w.time[0]
-                for key in link_keys:
-                    live_keys[key] = live_keys.get(key, 0) + 1
-                    links_in.append((key, t0, pk, t1))
-                    if length > spans.get(key, 0.0):
-                        spans[key] = length
-                if w.time is not None or w.box is not None:
-                    lo, hi = w.time if w.time is not None else (_FAR, _FAR)
-                    x0, y0, x1, y1 = w.box if w.box is not None else (_FAR,) * 4
-                    space_in.append((pk, lo, hi, x0, x1, y0, y1))
-                for name, body in w.texts:
-                    text_in.append(((pk << _FIELD_BITS) | fields[name], body))
-            try:
-                conn.executemany(
-                    "INSERT INTO annotations (pk, id, namespace, version, deleted, type_id, t0, "
-                    "t1, x0, y0, x1, y1, facets, words) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    new_heads,
-                )
-            except sqlite3.IntegrityError:
-                taken = next(
-                    UUID(bytes=row[1])
-                    for row in new_heads
-                    if conn.execute("SELECT 1 FROM annotations WHERE id = ?", (row[1],)).fetchone()
-                )
-                raise AlreadyExistsError(f"annotation {taken} already exists") from None
-            conn.executemany(
-                "UPDATE annotations SET version = ?, deleted = ?, type_id = ?, t0 = ?, t1 = ?, "
-                "x0 = ?, y0 = ?, x1 = ?, y1 = ?, facets = ?, words = ? WHERE pk = ?",
-                head_updates,
             )
+            if w.deleted:
+                continue
+            heads[ident] = (pk, w.namespace, version, 0, type_id, t0, link_keys)
+            live_types[type_id] = live_types.get(type_id, 0) + 1
+            length = 0.0 if w.time is None else w.time[1] - w.time[0]
+            for key in link_keys:
+                live_keys[key] = live_keys.get(key, 0) + 1
+                links_in.append((key, t0, pk, t1))
+                if length > spans.get(key, 0.0):
+                    spans[key] = length
+            if w.time is not None or w.box is not None:
+                lo, hi = w.time if w.time is not None else (_FAR, _FAR)
+                x0, y0, x1, y1 = w.box if w.box is not None else (_FAR,) * 4
+                space_in.append((pk, lo, hi, x0, x1, y0, y1))
+            for name, body in w.texts:
+                text_in.append(((pk << _FIELD_BITS) | fields[name], body))
+        try:
             conn.executemany(
-                "INSERT INTO annotation_versions (pk, version, type_id, deleted, created_at, "
-                "created_by, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                versions,
+                "INSERT INTO annotations (pk, id, namespace, version, deleted, type_id, t0, "
+                "t1, x0, y0, x1, y1, facets, words) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                new_heads,
             )
-            conn.executemany(
-                "DELETE FROM annotation_links WHERE key = ? AND t0 = ? AND pk = ?", links_out
+        except sqlite3.IntegrityError:
+            taken = next(
+                UUID(bytes=row[1])
+                for row in new_heads
+                if conn.execute("SELECT 1 FROM annotations WHERE id = ?", (row[1],)).fetchone()
             )
-            conn.executemany("INSERT INTO annotation_links VALUES (?, ?, ?, ?)", links_in)
-            conn.executemany("DELETE FROM annotation_space WHERE pk = ?", space_out)
-            conn.executemany("INSERT INTO annotation_space VALUES (?, ?, ?, ?, ?, ?, ?)", space_in)
-            conn.executemany("DELETE FROM annotation_text WHERE rowid BETWEEN ? AND ?", text_out)
-            conn.executemany("INSERT INTO annotation_text (rowid, body) VALUES (?, ?)", text_in)
-            conn.executemany(
-                "UPDATE annotation_types SET live = live + ? WHERE id = ?",
-                [(n, i) for i, n in live_types.items() if n],
-            )
-            conn.executemany(
-                "UPDATE annotation_keys SET live = live + ?, span = max(span, ?) WHERE id = ?",
-                [(n, spans.get(i, 0.0), i) for i, n in live_keys.items()],
-            )
-            if audit:
-                self._append_audit(conn, audit)  # type: ignore[attr-defined]
+            raise AlreadyExistsError(f"annotation {taken} already exists") from None
+        conn.executemany(
+            "UPDATE annotations SET version = ?, deleted = ?, type_id = ?, t0 = ?, t1 = ?, "
+            "x0 = ?, y0 = ?, x1 = ?, y1 = ?, facets = ?, words = ? WHERE pk = ?",
+            head_updates,
+        )
+        conn.executemany(
+            "INSERT INTO annotation_versions (pk, version, type_id, deleted, created_at, "
+            "created_by, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            versions,
+        )
+        conn.executemany(
+            "DELETE FROM annotation_links WHERE key = ? AND t0 = ? AND pk = ?", links_out
+        )
+        conn.executemany("INSERT INTO annotation_links VALUES (?, ?, ?, ?)", links_in)
+        conn.executemany("DELETE FROM annotation_space WHERE pk = ?", space_out)
+        conn.executemany("INSERT INTO annotation_space VALUES (?, ?, ?, ?, ?, ?, ?)", space_in)
+        conn.executemany("DELETE FROM annotation_text WHERE rowid BETWEEN ? AND ?", text_out)
+        conn.executemany("INSERT INTO annotation_text (rowid, body) VALUES (?, ?)", text_in)
+        conn.executemany(
+            "UPDATE annotation_types SET live = live + ? WHERE id = ?",
+            [(n, i) for i, n in live_types.items() if n],
+        )
+        conn.executemany(
+            "UPDATE annotation_keys SET live = live + ?, span = max(span, ?) WHERE id = ?",
+            [(n, spans.get(i, 0.0), i) for i, n in live_keys.items()],
+        )
+        if audit:
+            self._append_audit(conn, audit)  # type: ignore[attr-defined]
 
     @staticmethod
     def _type_ids(
@@ -553,7 +578,12 @@ class _Search:
         return best[2]
 
     def _space(self, a: str = "") -> tuple[str, list[float]]:
-        """The R*Tree condition: candidates for the time and box tests (exact tests decide)."""
+        """The R*Tree condition: candidates for the time and box tests (exact tests decide).
+
+        The R*Tree holds 32-bit bounds rounded outwards, so ``within`` is probed with the
+        query's bounds widened by more than that rounding (``overlaps`` and ``intersects``
+        need nothing: rounding outwards only adds candidates).
+        """
         q = self.q
         where: list[str] = []
         params: list[float] = []
@@ -561,7 +591,7 @@ class _Search:
             start, end = q.time
             if q.time_op == "within":
                 where.append(f"{a}t0 >= ? AND {a}t1 <= ?")
-                params += [start, end]
+                params += [_below(start), _above(end)]
             else:
                 where.append(f"{a}t0 <= ? AND {a}t1 >= ?")
                 params += [end, start]
@@ -569,7 +599,7 @@ class _Search:
             x0, y0, x1, y1 = q.box
             if q.box_op == "within":
                 where.append(f"{a}x0 >= ? AND {a}x1 <= ? AND {a}y0 >= ? AND {a}y1 <= ?")
-                params += [x0, x1, y0, y1]
+                params += [_below(x0), _above(x1), _below(y0), _above(y1)]
             else:
                 where.append(f"{a}x0 <= ? AND {a}x1 >= ? AND {a}y0 <= ? AND {a}y1 >= ?")
                 params += [x1, x0, y1, y0]
@@ -640,6 +670,16 @@ class _Search:
                 after,
             ) if after else None
         return f"{a}.t0, {a}.pk", (f"({a}.t0, {a}.pk) > (?, ?)", after) if after else None
+
+
+def _below(value: float) -> float:
+    """A bound lowered past any 32-bit rounding of values at or above it."""
+    return value - abs(value) * 1e-6 - 1e-30
+
+
+def _above(value: float) -> float:
+    """A bound raised past any 32-bit rounding of values at or below it."""
+    return value + abs(value) * 1e-6 + 1e-30
 
 
 def _words(texts: Sequence[tuple[str, str]]) -> str | None:
