@@ -505,11 +505,17 @@ class _Search:
         offset = 0
         if q.sort == "relevance" and q.after:
             offset = int(q.after[0])
+        # The page is chosen from the annotations' own rows; only its rows read their
+        # stored version.
         sql = (
-            f"SELECT {_ROW.replace('a.', 'h.')}, {score or 'NULL'}, h.t0, h.pk FROM {source} "
-            "JOIN annotation_versions v ON v.pk = h.pk AND v.version = h.version "
-            "JOIN annotation_types t ON t.id = h.type_id "
-            f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {limit} OFFSET {offset}"
+            f"SELECT c.id, c.namespace, v.version, t.name, t.version, v.deleted, v.created_at, "
+            "v.created_by, v.body, c.version, c.score, c.t0, c.pk FROM "
+            f"(SELECT h.id, h.namespace, h.version, h.type_id, {score or 'NULL'} AS score, "
+            f"h.t0, h.pk FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} "
+            f"LIMIT {limit} OFFSET {offset}) c "
+            "CROSS JOIN annotation_versions v ON v.pk = c.pk AND v.version = c.version "
+            "CROSS JOIN annotation_types t ON t.id = c.type_id "
+            f"ORDER BY {self._order('c')[0]}"
         )
         rows = self.conn.execute(sql, [*source_params, *params]).fetchall()
         more = len(rows) > q.limit
@@ -549,7 +555,16 @@ class _Search:
         estimates: list[tuple[float, int, str]] = []
         if keys:
             keys.sort(key=lambda k: k[1])
-            estimates.append((keys[0][1], 0, "link"))
+            estimate = keys[0][1]
+            if q.time is not None and estimate > _PROBE_LIMIT // 5:
+                # The links of the window (an index range), counted up to a bound.
+                condition, params = self._link_condition(keys[0])
+                estimate = self.conn.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM annotation_links l WHERE {condition} "
+                    f"LIMIT {_PROBE_LIMIT})",
+                    params,
+                ).fetchone()[0]
+            estimates.append((estimate, 0, "link"))
         if type_ids is not None:
             live = self.conn.execute(
                 "SELECT coalesce(sum(live), 0) FROM annotation_types WHERE id IN "
@@ -605,6 +620,22 @@ class _Search:
                 params += [x1, x0, y1, y0]
         return " AND ".join(where), params
 
+    def _link_condition(self, key: tuple[int, int, float]) -> tuple[str, list[Any]]:
+        """The links of an association (``l``) that may match the query's time window."""
+        q = self.q
+        ident, _, span = key
+        condition = "l.key = ?"
+        params: list[Any] = [ident]
+        if q.time is not None and q.time_op == "overlaps":
+            # An annotation overlapping [start, end] starts in [start - span, end]
+            # (widened a little: the stored span is a difference of doubles).
+            condition += " AND l.t0 BETWEEN ? AND ? AND l.t1 >= ?"
+            params += [q.time[0] - span * (1 + 1e-9) - 1e-9, q.time[1], q.time[0]]
+        elif q.time is not None:
+            condition += " AND l.t0 BETWEEN ? AND ?"
+            params += [q.time[0], q.time[1]]
+        return condition, params
+
     def _source(
         self,
         driver: str,
@@ -615,16 +646,7 @@ class _Search:
         q = self.q
         params: list[Any]
         if driver == "link":
-            key, _, span = keys[0]
-            condition, params = "l.key = ?", [key]
-            if q.time is not None and q.time_op == "overlaps":
-                # An annotation overlapping [start, end] starts in [start - span, end].
-                condition += " AND l.t0 BETWEEN ? AND ? AND l.t1 >= ?"
-                # (widened a little: the stored span is a difference of doubles).
-                params += [q.time[0] - span * (1 + 1e-9) - 1e-9, q.time[1], q.time[0]]
-            elif q.time is not None:
-                condition += " AND l.t0 BETWEEN ? AND ?"
-                params += [q.time[0], q.time[1]]
+            condition, params = self._link_condition(keys[0])
             return (
                 f"annotation_links l CROSS JOIN annotations h ON h.pk = l.pk AND {condition}",
                 params,
@@ -659,11 +681,11 @@ class _Search:
         q = self.q
         after = list(q.after or ())
         if q.sort == "relevance":
-            return "m.score, h.pk", None
+            return f"{'m' if a == 'h' else a}.score, {a}.pk", None
         if q.sort == "created":
-            return "h.pk", ("h.pk > ?", after) if after else None
+            return f"{a}.pk", (f"{a}.pk > ?", after) if after else None
         if q.sort == "-created":
-            return "h.pk DESC", ("h.pk < ?", after) if after else None
+            return f"{a}.pk DESC", (f"{a}.pk < ?", after) if after else None
         if q.sort == "-time":
             return f"{a}.t0 DESC, {a}.pk DESC", (
                 f"({a}.t0, {a}.pk) < (?, ?)",
