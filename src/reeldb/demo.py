@@ -1,4 +1,4 @@
-"""The demo data `make run` loads: a namespace, schemas, a DataStore and a few documents.
+"""The demo data `make run` loads: namespace, schemas, DataStore, documents, annotations.
 
 Loading is idempotent: a database that already has the ``demo`` namespace is left as it is.
 """
@@ -57,6 +57,58 @@ CHARACTER_IN_FRAME: Final[dict[str, Any]] = {
     "extends": ["TEMPORAL_SPATIAL_BASE", "LABELED_BASE"],
     "properties": {"characterName": {"type": "string", "mandatory": True}},
 }
+
+
+REVIEW_NOTE: Final[dict[str, Any]] = {
+    "name": "REVIEW_NOTE",
+    "description": "A reviewer's note on a frame region (creative review)",
+    "extends": ["TEMPORAL_SPATIAL_BASE"],
+    "properties": {
+        "comment": {"type": "text", "mandatory": True},
+        "color": {"type": "keyword"},
+    },
+}
+
+DEMO_MOVIE: Final = {"type": "MOVIE_ID", "id": "80100172"}
+"""The entity the demo annotations are attached to (the demo documents' title)."""
+
+
+def _annotations() -> list[dict[str, Any]]:
+    """Characters in frames for 20 seconds of the demo movie, and two review notes."""
+    out: list[dict[str, Any]] = []
+    for second in range(20):
+        for name, x in (("Alice", 0.1), ("Bob", 0.55)):
+            if name == "Bob" and second % 3 == 0:
+                continue
+            out.append(
+                {
+                    "type": "CHARACTER_IN_FRAME",
+                    "associations": [DEMO_MOVIE, {"type": "SHOT_ID", "id": f"s{second // 5}"}],
+                    "data": {
+                        "label": "character",
+                        "characterName": name,
+                        "temporal": {"start": second, "end": second + 1},
+                        "spatial": {"x": x, "y": 0.2 + second / 100, "w": 0.15, "h": 0.3},
+                    },
+                }
+            )
+    for start, comment, color in (
+        (4.0, "Please change the colour of the gloves to rich black", "blue"),
+        (12.5, "Logo visible in the background: blur it", "red"),
+    ):
+        out.append(
+            {
+                "type": "REVIEW_NOTE",
+                "associations": [DEMO_MOVIE],
+                "data": {
+                    "comment": comment,
+                    "color": color,
+                    "temporal": {"start": start, "end": start + 2},
+                    "spatial": {"x": 0.3, "y": 0.5, "w": 0.2, "h": 0.2},
+                },
+            }
+        )
+    return out
 
 
 def _region(person: str, x: float, y: float) -> dict[str, Any]:
@@ -118,7 +170,7 @@ def load_demo(db: Database) -> bool:
     db.create_namespace(DEMO_NAMESPACE, description="reeldb demo data", admins=["user:demo"])
     db.grant_role(DEMO_NAMESPACE, "app:face-detector", "writer")
     db.grant_role(DEMO_NAMESPACE, "app:promo-tools", "reader")
-    for definition in (BOUNDING_BOX, LABELED_BASE, CHARACTER_IN_FRAME, FACE_DETECTION):
+    for definition in (BOUNDING_BOX, LABELED_BASE, CHARACTER_IN_FRAME, REVIEW_NOTE, FACE_DETECTION):
         db.add_schema(DEMO_NAMESPACE, copy.deepcopy(definition))
     db.create_datastore(
         DEMO_DATASTORE,
@@ -134,4 +186,5 @@ def load_demo(db: Database) -> bool:
         {"title_id": "80100173", "video_stream_id": "vs-720p-02"},
         _document("The Demo Sequel", 3),
     )
+    db.annotations.create_many(DEMO_NAMESPACE, _annotations())
     return True

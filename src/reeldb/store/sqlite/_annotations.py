@@ -582,10 +582,12 @@ class _Search:
             estimates.append((min(counts) if len(counts) == len(q.text) else 0, 1, "text"))
         best = min(estimates, default=(float("inf"), 9, "namespace"))
         if (q.time is not None or q.box is not None) and best[0] > _PROBE_LIMIT // 5:
+            # Counted only as far as it could beat the best so far.
             space = self._space()
+            bound = int(min(_PROBE_LIMIT, best[0]))
             found = self.conn.execute(
                 f"SELECT count(*) FROM (SELECT 1 FROM annotation_space WHERE {space[0]} "
-                f"LIMIT {_PROBE_LIMIT})",
+                f"LIMIT {bound})",
                 space[1],
             ).fetchone()[0]
             estimates.append((found, 2, "space"))
