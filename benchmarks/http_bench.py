@@ -15,6 +15,9 @@ with it afterwards:
      document and the key's authentication come from the worker's caches after the first).
    * ``post``: ``POST .../demo/datastores/face_detection/1/documents`` of the demo document's
      data under a new MID per request (validation, the document write, the audit write).
+   * ``ann_get``: ``GET /v1/namespaces/demo/annotations/{id}`` of a demo annotation.
+   * ``ann_post``: ``POST /v1/namespaces/demo/annotations`` of a ``CHARACTER_IN_FRAME`` on a
+     new entity per request (validation, the annotation write with its index rows, audit).
 4. ``get_uncached``: the same GET from a second ``reeldb serve`` on the same file with
    ``REELDB_DOCUMENT_CACHE_BYTES=0``: every answer reads the document from SQLite.
 
@@ -60,6 +63,7 @@ from typing import Any
 import orjson
 
 DATASTORE_PATH = "/v1/namespaces/demo/datastores/face_detection/1"
+ANNOTATIONS_PATH = "/v1/namespaces/demo/annotations"
 DEMO_MID = {"title_id": "80100172", "video_stream_id": "vs-1080p-01"}
 MAX_ERROR_RATE = 0.01
 TARGET_WORKERS = 2
@@ -72,7 +76,7 @@ TARGETS = {
 MARKER = "HTTPBENCH "
 STARTUP_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 5.0  # seconds; wrk --timeout too
-SCENARIOS = ("baseline", "fastapi_hello", "healthz", "get", "post")
+SCENARIOS = ("baseline", "fastapi_hello", "healthz", "get", "post", "ann_get", "ann_post")
 CONTENDED_CORES = 0.25  # other work on the machine above this during a measurement: noted
 
 HELLO_APP = '''\
@@ -680,14 +684,40 @@ def run_workers(
             {**auth, "Content-Type": "application/json"},
             (post_before, post_after),
         )
+        # Annotations: one of the demo movie's, and new ones on a new entity per request.
+        _, listed = _http_json(
+            "GET", f"{srv.url}{ANNOTATIONS_PATH}?association=MOVIE_ID:80100172&limit=1", key
+        )
+        annotation_id = listed["items"][0]["id"]
+        ann_data = orjson.dumps(
+            {
+                "label": "character",
+                "characterName": "Alice",
+                "temporal": {"start": 1.0, "end": 1.5},
+                "spatial": {"x": 0.1, "y": 0.2, "w": 0.15, "h": 0.3},
+            }
+        ).decode()
+        ann_post = Load(
+            "POST",
+            ANNOTATIONS_PATH,
+            {**auth, "Content-Type": "application/json"},
+            (
+                '{"type":"CHARACTER_IN_FRAME","associations":[{"type":"MOVIE_ID","id":"bench-',
+                '"}],"data":' + ann_data + "}",
+            ),
+        )
+        _, ann_before = _http_json("GET", f"{srv.url}{ANNOTATIONS_PATH}/count", key)
         scenarios = {
             "healthz": Load("GET", "/healthz", {}),
             "get": Load("GET", f"/v1/documents/{document_id}", auth),
             "post": post,
+            "ann_get": Load("GET", f"{ANNOTATIONS_PATH}/{annotation_id}", auth),
+            "ann_post": ann_post,
         }
         for name, load in scenarios.items():
             out[name] = [runner.measure(srv, load, c) for c in connection_levels]
         _, after = _http_json("GET", f"{srv.url}{DATASTORE_PATH}/count", key)
+        _, ann_after = _http_json("GET", f"{srv.url}{ANNOTATIONS_PATH}/count", key)
 
     # The same GET with the document cache off: every answer reads the database.
     def uncached() -> Server:
@@ -702,9 +732,11 @@ def run_workers(
     # Every 2xx POST (warm-up runs included) must have stored a document.
     out["post_documents_stored"] = after["count"] - before["count"]
     out["post_2xx_measured"] = sum(p["status"].get("status_2xx", 0) for p in out["post"])
+    out["ann_post_annotations_stored"] = ann_after["count"] - ann_before["count"]
+    out["ann_post_2xx_measured"] = sum(p["status"].get("status_2xx", 0) for p in out["ann_post"])
     out["document_id"] = document_id
     out["post_body_bytes_about"] = len(post_before) + len(post_after) + len("0-1")
-    for name in ("fastapi_hello", "healthz", "get", "get_uncached", "post"):
+    for name in ("fastapi_hello", "healthz", "get", "get_uncached", "post", "ann_get", "ann_post"):
         for i, measured in enumerate(out[name]):
             base, floor = out["baseline"][i]["rps"], out["fastapi_hello"][i]["rps"]
             measured["vs_baseline"] = round(measured["rps"] / base, 3) if base else None
@@ -719,7 +751,24 @@ def _targets(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if run is None:
         return {"judged_on": None, "note": f"no run with {TARGET_WORKERS} workers", "met": None}
     get, post = run["get"][0], run["post"][0]
+    ann_get, ann_post = run["ann_get"][0], run["ann_post"][0]
     checks = {
+        "ann_get_per_s": (
+            ann_get["rps"],
+            TARGETS["get_per_s"],
+            ann_get["rps"] >= TARGETS["get_per_s"],
+        ),
+        "ann_post_per_s": (
+            ann_post["rps"],
+            TARGETS["post_per_s"],
+            ann_post["rps"] >= TARGETS["post_per_s"],
+        ),
+        "ann_get_p99_ms": (ann_get["p99_ms"], TARGETS["p99_ms_below"], ann_get["p99_ms"] < 20.0),
+        "ann_post_p99_ms": (
+            ann_post["p99_ms"],
+            TARGETS["p99_ms_below"],
+            ann_post["p99_ms"] < 20.0,
+        ),
         "get_per_s": (get["rps"], TARGETS["get_per_s"], get["rps"] >= TARGETS["get_per_s"]),
         "get_vs_baseline": (
             get["vs_baseline"],

@@ -83,7 +83,7 @@ def test_http_bench_quick_smoke(tmp_path: Path) -> None:
     assert result["errors_ok"] is True
     (run,) = result["runs"]
     assert run["workers"] == 1
-    for scenario in ("baseline", "fastapi_hello", "healthz", "get", "post"):
+    for scenario in ("baseline", "fastapi_hello", "healthz", "get", "post", "ann_get", "ann_post"):
         (measured,) = run[scenario]
         assert measured["connections"] == 4
         assert measured["rps"] > 0, scenario
@@ -91,8 +91,23 @@ def test_http_bench_quick_smoke(tmp_path: Path) -> None:
         assert measured["p99_ms"] >= measured["p50_ms"] >= 0, scenario
     assert run["get"][0]["vs_baseline"] > 0
     assert run["post_documents_stored"] >= run["post_2xx_measured"] > 0
+    assert run["ann_post_annotations_stored"] >= run["ann_post_2xx_measured"] > 0
     assert result["targets"]["met"] is None  # judged on two workers only
     assert list(tmp_path.iterdir()) == []  # temporary databases and servers were removed
+
+
+def test_annotation_bench_quick_smoke(tmp_path: Path) -> None:
+    result = _run("annotation_bench.py", "--quick", "--tmpdir", str(tmp_path))
+    assert result["benchmark"] == "annotations"
+    assert result["sizes"]["annotations"] == 20_000
+    assert result["create"]["annotations_per_s"] > 0
+    assert result["create"]["sql_executemany_per_s"] > 0
+    for name, measured in result["reads"].items():
+        assert measured["runs"] == 20, name
+        assert measured["p99_ms"] >= measured["p50_ms"] > 0, name
+        assert measured["mean_hits"] > 0, name
+    assert isinstance(result["targets"]["search_p50_ms_below_5"], bool)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_search_bench_quick_smoke(tmp_path: Path) -> None:
