@@ -14,6 +14,9 @@ EXPECTED = {
     "QueryTimeoutError", "ReelError", "Role", "RoleGrant", "SchemaKind", "SchemaRef",
     "SchemaSubject", "SchemaVersion", "StaleSchemaError", "TimeRange", "UnauthenticatedError",
     "ValidationError", "Violation", "__version__", "connect",
+    # annotations
+    "Annotation", "AnnotationHit", "Association", "NewAnnotation", "TypeRef", "DeletedError",
+    "VersionConflictError",
 }  # fmt: skip
 
 

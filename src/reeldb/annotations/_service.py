@@ -46,7 +46,7 @@ from reeldb.model.names import MAX_VERSION
 from reeldb.query import parse_query
 from reeldb.query.ast import Count, Expr, fields_of
 from reeldb.query.check import FieldInfo, check_query
-from reeldb.query.fulltext import stems
+from reeldb.query.fulltext import contains_phrase, stems
 from reeldb.schema.builtins import X_INDEXED
 from reeldb.schema.model import SchemaKind, SchemaVersion
 from reeldb.schema.validator import SchemaValidator
@@ -725,8 +725,8 @@ class Annotations:
             box_op: ``intersects`` (closed: touching counts) or ``within``.
             text: Words (stemmed: ``glove`` finds "gloves"); several must appear in order
                 within one text field.
-            text_fields: Search only these text fields (default: all); with ``type``, each
-                must be one of its ``text`` properties.
+            text_fields: Search only these text fields (default: all); with ``type`` and
+                ``subtypes=False``, each must be one of its ``text`` properties.
             where: A condition in the query language on ``data.*`` fields of ``type``
                 (needs ``type``), e.g. ``data.label = "car" and data.score > 0.8``.
             sort: ``time`` (start time; untimed annotations last), ``-time`` (its exact
@@ -772,7 +772,11 @@ class Annotations:
                 )
                 for name in layout.texts:
                     value = annotation.data.get(name)
-                    if isinstance(value, str) and (text_fields is None or name in text_fields):
+                    if (
+                        isinstance(value, str)
+                        and (text_fields is None or name in text_fields)
+                        and contains_phrase(value, str(text))
+                    ):
                         marked = _highlight(value, wanted)
                         if marked != value:
                             highlights[name] = marked
@@ -809,12 +813,16 @@ class Annotations:
             Timed annotations overlapping ``[start, end]``, ordered by start time.
 
         Raises:
-            ValidationError: Malformed association, window or limit.
+            ValidationError: Malformed association, window or limit (a negative start, an
+                end before the start).
         """
         _check_limit(limit, MAX_TIMELINE)
         [link] = parse_associations([association], at="/association")
-        low = 0.0 if start is None else _seconds(start, "start")
-        high = 1e299 if end is None else _seconds(end, "end")
+        try:
+            low = 0.0 if start is None else _seconds(start, "start")
+            high = 1e299 if end is None else _seconds(end, "end")
+        except QueryError as exc:
+            raise ValidationError(str(exc)) from None
         if high < low:
             raise ValidationError("the window's end is before its start")
         self._db.get_namespace(namespace)
@@ -905,7 +913,8 @@ class Annotations:
             if isinstance(text_fields, str) or not all(isinstance(f, str) for f in text_fields):
                 raise QueryError("text_fields is a list of property names")
             texts = {n for s in schemas for n, p in s.resolved.items() if p["type"] == "text"}
-            unknown = sorted(set(text_fields) - texts) if schemas else []
+            # With subtypes, a field may be a subtype's own: only an exact type is checked.
+            unknown = sorted(set(text_fields) - texts) if schemas and not subtypes else []
             if unknown:
                 raise QueryError(
                     f"{', '.join(unknown)}: not a text property of {schemas[-1].name} "

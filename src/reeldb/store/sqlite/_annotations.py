@@ -99,10 +99,6 @@ class SQLiteAnnotations:
         bulk = sum(len(writes) for writes, _ in batches) >= 20_000
         with self._db.write(changes_access=False, bulk=bulk) as conn:
             for writes, audit in batches:
-                if len(batches) == 1:  # no savepoint: the transaction is the batch
-                    self._put(conn, writes, audit)
-                    results.append(None)
-                    continue
                 conn.execute("SAVEPOINT batch")
                 try:
                     self._put(conn, writes, audit)
