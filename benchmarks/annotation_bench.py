@@ -33,7 +33,6 @@ import os
 import platform
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ from typing import Any
 from uuid import UUID
 
 import reeldb
+from measure import percentiles, timed
 from reeldb.annotations import Association, NewAnnotation
 from reeldb.index.sqlite import fts_token
 from reeldb.query.fulltext import stems
@@ -82,21 +82,6 @@ def items(rng: random.Random, start: int, n: int, videos: int) -> list[NewAnnota
             )
         )
     return out
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
-        "runs": len(ordered),
-    }
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def main() -> int:
@@ -333,7 +318,7 @@ def reads(
         sql[name].append(took)
     out: dict[str, Any] = {}
     for name in kinds:
-        mine, base = percentiles(ours[name]), percentiles(sql[name])
+        mine, base = percentiles(ours[name], 3), percentiles(sql[name], 3)
         out[name] = {
             **mine,
             "sql_p50_ms": base["p50_ms"],

@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import reeldb
+from measure import percentiles, timed
 
 DS = "bench/detections/1"
 SCHEMA: dict[str, Any] = {
@@ -97,21 +97,6 @@ def document(rng: random.Random, index: int, events: int, regions: int) -> dict[
             }
         ],
     }
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
-        "runs": len(ordered),
-    }
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def main() -> int:
