@@ -1053,3 +1053,59 @@ def test_everything_survives_a_reopen(tmp_path: Path) -> None:
         assert ids(ann.search(NS, associations=[VIDEO], time=(1.5, 1.5)).items) == []
         with pytest.raises(ValidationError):
             ann.create(NS, "BOUNDING_BOX", [{"type": "SHOT", "id": "x"}], E2_DATA)
+
+
+# -- words and a time window: the full-text index narrows by minute --------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (59.0, 60.0),  # ends on a minute's first instant
+        (60.0, 60.0),  # an instant on the edge
+        (119.999, 120.0),
+        (0.0, 3600.0),  # more minutes than a row lists: the window is not narrowed
+        (3000.0, 3001.0),
+        (900.0, 1900.0),
+    ],
+)
+def test_text_and_time_find_long_short_and_edge_annotations(
+    db: reeldb.Database, start: float, end: float
+) -> None:
+    db.add_schema(
+        NS,
+        {
+            "name": "NOTE",
+            "extends": ["TEMPORAL_SPATIAL_BASE"],
+            "properties": {"comment": {"type": "text", "mandatory": True}},
+        },
+    )
+    spans = [
+        (0.0, 59.999),  # ends just before minute 1
+        (60.0, 60.0),  # an instant on minute 1's edge
+        (30.0, 3000.0),  # longer than a row's minutes: a `long` row
+        (1000.0, 1000.5),
+        (3000.0, 3001.0),
+        (120.0, 130.0),
+    ]
+    made = db.annotations.create_many(
+        NS,
+        [
+            {
+                "type": "NOTE",
+                "associations": [{"type": "VIDEO", "id": "v"}],
+                "data": {"comment": "gloves to black", "temporal": {"start": a, "end": b}},
+            }
+            for a, b in spans
+        ]
+        + [  # the same words without a time, and other words in the window
+            {"type": "NOTE", "associations": [{"type": "VIDEO", "id": "v"}],
+             "data": {"comment": "gloves to black"}},
+            {"type": "NOTE", "associations": [{"type": "VIDEO", "id": "v"}],
+             "data": {"comment": "a logo", "temporal": {"start": start, "end": end}}},
+        ],
+    )  # fmt: skip
+    expected = [a.id for a, (a0, a1) in zip(made, spans, strict=False) if a0 <= end and a1 >= start]
+    for sort in ("time", "created", "relevance"):
+        found = ids(all_pages(db.annotations, 2, text="glove", time=(start, end), sort=sort))
+        assert sorted(found) == sorted(expected), sort

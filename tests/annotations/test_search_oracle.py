@@ -13,6 +13,7 @@ several annotations sharing associations.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -474,7 +475,7 @@ def run(scenario: Scenario, queries: list[Search], windows: list[Timeline]) -> N
 
 
 PROPERTY = settings(
-    max_examples=100,
+    max_examples=int(os.environ.get("REELDB_ORACLE_EXAMPLES", "100")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -8,7 +8,8 @@ Tables (migration ``0005_annotations``):
 * ``annotation_links``: ``(association, start, annotation)`` of live annotations: listing an
   association's annotations in time order is one index range;
 * ``annotation_space``: R*Tree over time and box; ``annotation_text``: FTS5 over the stems of
-  text fields, one row per field, with rowid ``(annotation << 12) | field``.
+  text fields, one row per field, with rowid ``(annotation << 12) | field``, plus the minutes
+  of the annotation's time (`time_tokens`).
 
 A search starts from the smallest candidate set it can estimate cheaply (an association's
 or a type's live count, a term's row count, a bounded R*Tree count) and tests every other
@@ -48,6 +49,10 @@ NO_TIME: Final = 1e300
 _FAR: Final = 3.0e38
 """R*Tree coordinate of a missing time or box: beyond any window a query names."""
 _FIELD_BITS: Final = 12
+_BUCKET: Final = 60.0
+"""Seconds of one time token (`time_tokens`); changing it needs the text rows rebuilt."""
+_BUCKETS_MAX: Final = 16
+_TIME_TOKEN: Final = "\ue001"
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ROW: Final = (
     "a.id, a.namespace, v.version, t.name, t.version, v.deleted, v.created_at, v.created_by, "
@@ -71,6 +76,29 @@ def _record(row: Sequence[Any], score: float | None = None) -> AnnotationRecord:
         row[9],
         score,
     )
+
+
+def time_tokens(start: float, end: float) -> list[str]:
+    """The time tokens of a text row: the minutes its annotation's time range touches.
+
+    A range over more than `_BUCKETS_MAX` minutes has the one token ``long`` instead. A
+    search by words and a time window then asks the full-text index for rows that hold the
+    words *and* one of the window's minutes (or ``long``): the matches it reads are those
+    of the window, not of all time. (The prefix is a private-use character: no word's token
+    starts with it.)
+    """
+    first, last = int(start // _BUCKET), int(end // _BUCKET)
+    if last - first >= _BUCKETS_MAX:
+        return [_TIME_TOKEN + "long"]
+    return [f"{_TIME_TOKEN}{b}" for b in range(first, last + 1)]
+
+
+def window_tokens(start: float, end: float) -> list[str] | None:
+    """The time tokens a row overlapping ``[start, end]`` holds one of (None: too many)."""
+    first, last = int(start // _BUCKET), int(min(end, 1e15) // _BUCKET)
+    if last - first >= _BUCKETS_MAX:
+        return None
+    return [*(f"{_TIME_TOKEN}{b}" for b in range(first, last + 1)), _TIME_TOKEN + "long"]
 
 
 def fts_phrase(tokens: Sequence[str]) -> str:
@@ -208,8 +236,9 @@ class SQLiteAnnotations:
                 lo, hi = w.time if w.time is not None else (_FAR, _FAR)
                 x0, y0, x1, y1 = w.box if w.box is not None else (_FAR,) * 4
                 space_in.append((pk, lo, hi, x0, x1, y0, y1))
+            when = "" if w.time is None else " " + " ".join(time_tokens(*w.time))
             for name, body in w.texts:
-                text_in.append(((pk << _FIELD_BITS) | fields[name], body))
+                text_in.append(((pk << _FIELD_BITS) | fields[name], body + when))
         try:
             conn.executemany(
                 "INSERT INTO annotations (pk, id, namespace, version, deleted, type_id, t0, "
@@ -659,10 +688,14 @@ class _Search:
                 group = " GROUP BY 1"
             else:
                 matches, group = f"SELECT DISTINCT rowid >> {_FIELD_BITS} AS pk", ""
+            match = fts_phrase(q.text)
+            buckets = None if q.time is None or group else window_tokens(*q.time)
+            if buckets:  # the time window narrows the matches inside the full-text index
+                match += " AND (" + " OR ".join(f'"{token}"' for token in buckets) + ")"
             return (
                 f"({matches} FROM annotation_text WHERE annotation_text MATCH ?{field_test}"
                 f"{group}) m CROSS JOIN annotations h ON h.pk = m.pk",
-                [fts_phrase(q.text)],
+                [match],
                 "m.score" if group else None,
             )
         if driver == "space":
