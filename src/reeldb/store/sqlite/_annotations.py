@@ -452,7 +452,6 @@ class _Search:
     def __init__(self, conn: sqlite3.Connection, query: AnnotationQuery) -> None:
         self.conn = conn
         self.q = query
-        self.params: list[Any] = []
 
     def run(self) -> tuple[list[AnnotationRecord], tuple[float | int, ...] | None]:
         q = self.q
@@ -484,41 +483,7 @@ class _Search:
             if not fields:
                 return [], None
         driver = self._driver(type_ids, keys)
-        where: list[str] = ["h.namespace = ?", "h.deleted = 0"]
-        params: list[Any] = [q.namespace]
-        if type_ids is not None:
-            where.append(f"h.type_id IN ({', '.join(map(str, type_ids))})")
-        for key, _, _ in keys[1:] if driver == "link" else keys:
-            where.append(
-                "EXISTS (SELECT 1 FROM annotation_links l WHERE l.key = ? AND l.t0 = h.t0 "
-                "AND l.pk = h.pk)"
-            )
-            params.append(key)
-        if q.time is not None:
-            start, end = q.time
-            if q.time_op == "within":
-                where.append("h.t0 >= ? AND h.t1 <= ?")
-                params += [start, end]
-            else:
-                where.append("h.t0 <= ? AND h.t1 >= ?")
-                params += [end, start]
-        if q.box is not None:
-            x0, y0, x1, y1 = q.box
-            if q.box_op == "within":
-                where.append("h.x0 >= ? AND h.x1 <= ? AND h.y0 >= ? AND h.y1 <= ?")
-                params += [x0, x1, y0, y1]
-            else:
-                where.append("h.x0 <= ? AND h.x1 >= ? AND h.y0 <= ? AND h.y1 >= ?")
-                params += [x1, x0, y1, y0]
-        if q.text and driver != "text":
-            if fields is None:  # the phrase, in the row's own words: no index lookup
-                where.append("instr(h.words, ?) > 0")
-                params.append(" " + " ".join(q.text) + " ")
-            else:
-                where.append(_text_exists("h.pk", fields))
-                params.append(fts_phrase(q.text))
-        if q.where is not None:
-            where.append(_Where(q.kinds or {}, params).expr(q.where))
+        where, params = self._conditions(driver, type_ids, keys, fields)
         source, source_params, score = self._source(driver, type_ids, keys, fields)
         # The driver is the outer loop (CROSS JOIN keeps SQLite from reordering), and an
         # association's links are read in time order straight from their index.
@@ -554,6 +519,52 @@ class _Search:
         if q.sort in ("created", "-created"):
             return records, (last[12],)
         return records, (last[11], last[12])
+
+    def _conditions(
+        self,
+        driver: str,
+        type_ids: list[int] | None,
+        keys: list[tuple[int, int, float]],
+        fields: list[int] | None,
+    ) -> tuple[list[str], list[Any]]:
+        """The tests each candidate row (``h``) must pass, and their parameters."""
+        q = self.q
+        where: list[str] = ["h.namespace = ?", "h.deleted = 0"]
+        params: list[Any] = [q.namespace]
+        if type_ids is not None:
+            where.append(f"h.type_id IN ({', '.join(map(str, type_ids))})")
+        for key, _, _ in keys[1:] if driver == "link" else keys:
+            where.append(
+                "EXISTS (SELECT 1 FROM annotation_links l WHERE l.key = ? AND l.t0 = h.t0 "
+                "AND l.pk = h.pk)"
+            )
+            params.append(key)
+        if q.time is not None:
+            start, end = q.time
+            if q.time_op == "within":
+                where.append("h.t0 >= ? AND h.t1 <= ?")
+                params += [start, end]
+            else:
+                where.append("h.t0 <= ? AND h.t1 >= ?")
+                params += [end, start]
+        if q.box is not None:
+            x0, y0, x1, y1 = q.box
+            if q.box_op == "within":
+                where.append("h.x0 >= ? AND h.x1 <= ? AND h.y0 >= ? AND h.y1 <= ?")
+                params += [x0, x1, y0, y1]
+            else:
+                where.append("h.x0 <= ? AND h.x1 >= ? AND h.y0 <= ? AND h.y1 >= ?")
+                params += [x1, x0, y1, y0]
+        if q.text and driver != "text":
+            if fields is None:  # the phrase, in the row's own words: no index lookup
+                where.append("instr(h.words, ?) > 0")
+                params.append(" " + " ".join(q.text) + " ")
+            else:
+                where.append(_text_exists("h.pk", fields))
+                params.append(fts_phrase(q.text))
+        if q.where is not None:
+            where.append(_Where(q.kinds or {}, params).expr(q.where))
+        return where, params
 
     def _types(self) -> list[int]:
         q = self.q
