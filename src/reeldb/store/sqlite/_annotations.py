@@ -618,15 +618,16 @@ class _Search:
             estimates.append((min(counts) if len(counts) == len(q.text) else 0, 1, "text"))
         best = min(estimates, default=(float("inf"), 9, "namespace"))
         if (q.time is not None or q.box is not None) and best[0] > _PROBE_LIMIT // 5:
-            # Counted only as far as it could beat the best so far.
+            # Counted only as far as it would clearly beat the best so far (its candidates
+            # cost about as much each, and counting them is not free).
             space = self._space()
-            bound = int(min(_PROBE_LIMIT, best[0]))
+            bound = int(min(_PROBE_LIMIT, best[0] // 4))
             found = self.conn.execute(
                 f"SELECT count(*) FROM (SELECT 1 FROM annotation_space WHERE {space[0]} "
                 f"LIMIT {bound})",
                 space[1],
             ).fetchone()[0]
-            estimates.append((found, 2, "space"))
+            estimates.append((found if found < bound else float("inf"), 2, "space"))
             best = min(estimates)
         return best[2]
 
