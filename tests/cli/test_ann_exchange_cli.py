@@ -398,6 +398,19 @@ def test_import_cvat(cli: Cli, target: reeldb.Database, tmp_path: Path) -> None:
     }
 
 
+def test_import_cvat_names_its_images_by_the_association_type_given(
+    cli: Cli, target: reeldb.Database, tmp_path: Path
+) -> None:
+    (tmp_path / "cvat.xml").write_text(CVAT)
+    ok(
+        cli("ann", "import", "vision", "cvat.xml", "--format", "cvat", "-t", "DETECTION",
+            "--box-property", "spatial", "--association-type", "FRAME_FILE",
+            "--time-property", "temporal", "--frame-rate", "25", "-a", "VIDEO:v9")
+    )  # fmt: skip
+    image = everything(target)[0]
+    assert [str(a) for a in image.associations] == ["FRAME_FILE:frame_000000.png", "VIDEO:v9"]
+
+
 def test_a_failed_batch_names_what_was_stored(
     monkeypatch: pytest.MonkeyPatch,
     source_url: str,
@@ -499,11 +512,6 @@ ERRORS = {
         ["ann", "import", "vision", "x.json", "--format", "w3c", "--label-property", "label",
          "--frame-rate", "25"],
         "--format w3c does not use --label-property, --frame-rate",
-    ),
-    "cvat-association-type": (
-        ["ann", "import", "vision", "x.xml", "--format", "cvat", "-t", "DETECTION",
-         "--box-property", "spatial", "--association-type", "FRAME"],
-        "--format cvat does not use --association-type",
     ),
     "import-bad-assoc": (
         ["ann", "import", "vision", "x.json", "--format", "w3c", "-a", "VIDEO"],

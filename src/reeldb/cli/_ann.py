@@ -841,7 +841,7 @@ def ann_import(
         str | None,
         typer.Option(
             help="Association type of W3C targets that are not reeldb associations (default "
-            "SOURCE), or of COCO images (default IMAGE_ID)."
+            "SOURCE), or of COCO and CVAT images (default IMAGE_ID)."
         ),
     ] = None,
     association_from: Annotated[
@@ -875,10 +875,7 @@ def ann_import(
     unused = {
         ImportFormat.W3C: {"--label-property": label_property, "--frame-rate": frame_rate},
         ImportFormat.COCO: {"--text-property": text_property},
-        ImportFormat.CVAT: {
-            "--text-property": text_property,
-            "--association-type": association_type,
-        },
+        ImportFormat.CVAT: {"--text-property": text_property},
     }[fmt]
     if fmt is not ImportFormat.COCO:
         unused["--association-from"] = image_field
