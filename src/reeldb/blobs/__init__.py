@@ -1,0 +1,16 @@
+"""Blob storage: the :class:`BlobStore` port, its adapters and encryption at rest."""
+
+from __future__ import annotations
+
+from reeldb.blobs.base import BlobInfo, BlobIntegrityError, BlobStore
+from reeldb.blobs.crypto import BlobKey, parse_key
+from reeldb.blobs.fs import FileBlobStore
+
+__all__ = [
+    "BlobInfo",
+    "BlobIntegrityError",
+    "BlobKey",
+    "BlobStore",
+    "FileBlobStore",
+    "parse_key",
+]
