@@ -986,9 +986,7 @@ def _fields(schemas: Sequence[SchemaVersion]) -> dict[tuple[str, str], FieldInfo
     out: dict[tuple[str, str], FieldInfo] = {}
     for schema in schemas:
         for name, spec in schema.resolved.items():
-            inner = spec.get("schema", {})
-            values = tuple(inner.get("enum", ())) if spec["type"] == "enum" else ()
-            out["data", name] = FieldInfo(spec["type"], bool(inner.get(X_INDEXED, True)), values)
+            out["data", name] = FieldInfo.of(spec)
     return out
 
 

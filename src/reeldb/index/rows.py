@@ -23,6 +23,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final
 
 import orjson
@@ -412,6 +413,19 @@ def convert(kind: str, value: Any, rate: FrameRate | None = None) -> list[Any]:
         x, y, w, h = (float(value[k]) for k in ("x", "y", "w", "h"))
         return [x, y, x + w, y + h]
     return [scalar(kind, value)]
+
+
+def literal(kind: str, value: Any) -> Any:
+    """A query's literal as the index compares it (exact decimals as doubles; see `scalar`).
+
+    Args:
+        kind: The field's reeldb type.
+        value: The literal.
+
+    Returns:
+        The comparable value.
+    """
+    return scalar(kind, float(value) if isinstance(value, Decimal) else value)
 
 
 def scalar(kind: str, value: Any) -> Any:

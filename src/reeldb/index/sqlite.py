@@ -20,13 +20,12 @@ import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final
 
 import orjson
 
 from reeldb.index.model import EventHit, Generation
-from reeldb.index.rows import Column, DocumentRows, scalar, space_column
+from reeldb.index.rows import Column, DocumentRows, literal, space_column
 from reeldb.query.ast import (
     And,
     BoxTest,
@@ -641,10 +640,10 @@ class _Compiler:
             return "0"  # this generation has no such field: missing
         v = f"{a}.v{column.index}"
         if isinstance(expr, Compare):
-            params.append(_param(column, expr.value))
+            params.append(literal(column.type, expr.value))
             return f"({v} IS NOT NULL AND {v} {_OPS[expr.op]} ?)"
         if isinstance(expr, In):
-            params.extend(_param(column, value) for value in expr.values)
+            params.extend(literal(column.type, value) for value in expr.values)
             return f"({v} IS NOT NULL AND {v} IN ({', '.join('?' * len(expr.values))}))"
         if isinstance(expr, Contains):
             return self._contains(expr.field, column, expr.text, a, params)
@@ -771,9 +770,3 @@ class _Compiler:
         if zero_passes:
             return f"({a}.{key} IS NULL OR {a}.{key} NOT IN ({groups}))"
         return f"({a}.{key} IS NOT NULL AND {a}.{key} IN ({groups}))"
-
-
-def _param(column: Column, value: Any) -> Any:
-    if isinstance(value, Decimal):
-        value = float(value)
-    return scalar(column.type, value)

@@ -60,6 +60,20 @@ class FieldInfo:
     indexed: bool = True
     values: tuple[Any, ...] = ()
 
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> FieldInfo:
+        """What search knows of a resolved property (`SchemaVersion.resolved` entry).
+
+        Args:
+            spec: ``{type, mandatory, schema, origin}``.
+
+        Returns:
+            Its type, whether it is indexed and, for an ``enum``, its values.
+        """
+        schema = spec.get("schema", {})
+        values = tuple(schema.get("enum", ())) if spec["type"] == "enum" else ()
+        return cls(spec["type"], bool(schema.get(X_INDEXED, True)), values)
+
 
 def searchable_fields(resolved: Mapping[str, Any]) -> dict[tuple[str, str], FieldInfo]:
     """The fields of a document schema, by ``(level, name)``.
@@ -75,9 +89,7 @@ def searchable_fields(resolved: Mapping[str, Any]) -> dict[tuple[str, str], Fiel
     out = {key: FieldInfo(kind) for key, kind in STRUCTURAL.items()}
     for level in LEVELS:
         for name, spec in resolved.get(level, {}).items():
-            schema = spec.get("schema", {})
-            values = tuple(schema.get("enum", ())) if spec["type"] == "enum" else ()
-            out[level, name] = FieldInfo(spec["type"], bool(schema.get(X_INDEXED, True)), values)
+            out[level, name] = FieldInfo.of(spec)
     return out
 
 

@@ -22,7 +22,6 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final
 from uuid import UUID
 
@@ -35,7 +34,7 @@ from reeldb.errors import (
     ValidationError,
     VersionConflictError,
 )
-from reeldb.index.rows import scalar
+from reeldb.index.rows import literal
 from reeldb.index.sqlite import fts_token
 from reeldb.query.ast import And, BoxTest, Compare, Contains, Expr, In, Not, Or, Overlaps
 from reeldb.query.fulltext import stems
@@ -539,22 +538,10 @@ class _Search:
                 "AND l.pk = h.pk)"
             )
             params.append(key)
-        if q.time is not None:
-            start, end = q.time
-            if q.time_op == "within":
-                where.append("h.t0 >= ? AND h.t1 <= ?")
-                params += [start, end]
-            else:
-                where.append("h.t0 <= ? AND h.t1 >= ?")
-                params += [end, start]
-        if q.box is not None:
-            x0, y0, x1, y1 = q.box
-            if q.box_op == "within":
-                where.append("h.x0 >= ? AND h.x1 <= ? AND h.y0 >= ? AND h.y1 <= ?")
-                params += [x0, x1, y0, y1]
-            else:
-                where.append("h.x0 <= ? AND h.x1 >= ? AND h.y0 <= ? AND h.y1 >= ?")
-                params += [x1, x0, y1, y0]
+        if q.time is not None or q.box is not None:
+            tests, values = self._space("h.", widen=False)
+            where.append(tests)
+            params += values
         if q.text and driver != "text":
             if fields is None:  # the phrase, in the row's own words: no index lookup
                 where.append("instr(h.words, ?) > 0")
@@ -631,13 +618,15 @@ class _Search:
             best = min(estimates)
         return best[2]
 
-    def _space(self, a: str = "") -> tuple[str, list[float]]:
-        """The R*Tree condition: candidates for the time and box tests (exact tests decide).
+    def _space(self, a: str = "", *, widen: bool = True) -> tuple[str, list[float]]:
+        """The time and box tests on columns ``t0 t1 x0 x1 y0 y1`` of alias ``a``.
 
-        The R*Tree holds 32-bit bounds rounded outwards, so ``within`` is probed with the
-        query's bounds widened by more than that rounding (``overlaps`` and ``intersects``
-        need nothing: rounding outwards only adds candidates).
+        With ``widen``, the R*Tree's: it holds 32-bit bounds rounded outwards, so ``within``
+        is probed with the query's bounds widened by more than that rounding (``overlaps``
+        and ``intersects`` need nothing: rounding outwards only adds candidates), and the
+        exact tests on the rows' doubles decide.
         """
+        below, above = (_below, _above) if widen else (float, float)
         q = self.q
         where: list[str] = []
         params: list[float] = []
@@ -645,7 +634,7 @@ class _Search:
             start, end = q.time
             if q.time_op == "within":
                 where.append(f"{a}t0 >= ? AND {a}t1 <= ?")
-                params += [_below(start), _above(end)]
+                params += [below(start), above(end)]
             else:
                 where.append(f"{a}t0 <= ? AND {a}t1 >= ?")
                 params += [end, start]
@@ -653,7 +642,7 @@ class _Search:
             x0, y0, x1, y1 = q.box
             if q.box_op == "within":
                 where.append(f"{a}x0 >= ? AND {a}x1 <= ? AND {a}y0 >= ? AND {a}y1 <= ?")
-                params += [_below(x0), _above(x1), _below(y0), _above(y1)]
+                params += [below(x0), above(x1), below(y0), above(y1)]
             else:
                 where.append(f"{a}x0 <= ? AND {a}x1 >= ? AND {a}y0 <= ? AND {a}y1 >= ?")
                 params += [x1, x0, y1, y0]
@@ -810,14 +799,8 @@ class _Where:
         column = "json_extract(h.facets, ?)"
         self.params.append(path)
         if isinstance(expr, Compare):
-            self.params.append(_param(kind, expr.value))
+            self.params.append(literal(kind, expr.value))
             return f"coalesce({column} {_OPS[expr.op]} ?, 0)"
         assert isinstance(expr, In)
-        self.params.extend(_param(kind, v) for v in expr.values)
+        self.params.extend(literal(kind, v) for v in expr.values)
         return f"coalesce({column} IN ({', '.join('?' * len(expr.values))}), 0)"
-
-
-def _param(kind: str, value: Any) -> Any:
-    if isinstance(value, Decimal):
-        value = float(value)
-    return scalar(kind, value)
