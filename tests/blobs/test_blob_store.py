@@ -6,14 +6,23 @@ import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reeldb.blobs import BlobInfo, BlobIntegrityError, BlobKey, BlobStore, FileBlobStore
+from reeldb.blobs import (
+    BlobInfo,
+    BlobIntegrityError,
+    BlobKey,
+    BlobStore,
+    FileBlobStore,
+    S3BlobStore,
+)
 from reeldb.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -39,16 +48,69 @@ class Clock:
 MakeStore = Callable[..., BlobStore]
 
 
-def _fs(root: Path, key: BlobKey | None, clock: Clock) -> BlobStore:
-    return FileBlobStore(root / "blobs", key=key, chunk_size=CHUNK, clock=clock)
+class AtRest(Protocol):
+    """Raw access to what an adapter stored, by name (a file path or an object key)."""
+
+    def names(self) -> list[str]: ...
+    def read(self, name: str) -> bytes: ...
+    def write(self, name: str, data: bytes) -> None: ...
 
 
-ADAPTERS = [pytest.param(_fs, id="fs")]
+@dataclass
+class Backend:
+    make: Callable[[BlobKey | None, Clock], BlobStore]
+    at_rest: AtRest
+
+
+@dataclass
+class Files:
+    root: Path
+
+    def names(self) -> list[str]:
+        return [str(p) for p in self.root.rglob("*") if p.is_file()]
+
+    def read(self, name: str) -> bytes:
+        return Path(name).read_bytes()
+
+    def write(self, name: str, data: bytes) -> None:
+        Path(name).write_bytes(data)
+
+
+def _fs(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    def make(key: BlobKey | None, clock: Clock) -> BlobStore:
+        return FileBlobStore(tmp_path / "blobs", key=key, chunk_size=CHUNK, clock=clock)
+
+    return Backend(make, Files(tmp_path))
+
+
+def _s3(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    bucket = request.getfixturevalue("s3_bucket")  # see conftest.py
+
+    def make(key: BlobKey | None, clock: Clock) -> BlobStore:
+        return S3BlobStore(
+            bucket.name,
+            "reel/blobs",
+            key=key,
+            chunk_size=CHUNK,
+            clock=clock,
+            endpoint_url=bucket.endpoint,
+            region_name="us-east-1",
+        )
+
+    return Backend(make, bucket)
+
+
+ADAPTERS = [pytest.param(_fs, id="fs"), pytest.param(_s3, id="s3")]
 
 
 @pytest.fixture(params=ADAPTERS)
-def adapter(request: pytest.FixtureRequest) -> Callable[[Path, BlobKey | None, Clock], BlobStore]:
-    return request.param  # type: ignore[no-any-return]
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return request.param(request, tmp_path)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def at_rest(backend: Backend) -> AtRest:
+    return backend.at_rest
 
 
 @pytest.fixture(params=[pytest.param(None, id="plain"), pytest.param(KEY, id="encrypted")])
@@ -62,11 +124,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make_store(adapter, tmp_path: Path, clock: Clock) -> Iterator[MakeStore]:
+def make_store(backend: Backend, clock: Clock) -> Iterator[MakeStore]:
     opened: list[BlobStore] = []
 
     def make(key: BlobKey | None) -> BlobStore:
-        store = adapter(tmp_path, key, clock)
+        store = backend.make(key, clock)
         opened.append(store)
         return store
 
@@ -84,8 +146,8 @@ def read(store: BlobStore, blob_id: uuid.UUID) -> bytes:
     return b"".join(store.open(blob_id))
 
 
-def files_under(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()]
+def everything_at_rest(at_rest: AtRest) -> bytes:
+    return b"".join(at_rest.read(name) for name in at_rest.names())
 
 
 @pytest.mark.parametrize(
@@ -134,7 +196,7 @@ def test_put_consumes_lazily(store: BlobStore) -> None:
     assert read(store, blob_id) == b"".join(bytes([i]) * CHUNK for i in range(50))
 
 
-def test_interrupted_put_leaves_nothing(store: BlobStore, tmp_path: Path) -> None:
+def test_interrupted_put_leaves_nothing(store: BlobStore, at_rest: AtRest) -> None:
     blob_id = uuid.uuid4()
 
     def source() -> Iterator[bytes]:
@@ -149,7 +211,7 @@ def test_interrupted_put_leaves_nothing(store: BlobStore, tmp_path: Path) -> Non
     with pytest.raises(NotFoundError):
         store.open(blob_id)
     assert list(store.list()) == []
-    assert files_under(tmp_path) == []
+    assert at_rest.names() == []
     # The id is still free.
     store.put(blob_id, [b"second try"])
     assert read(store, blob_id) == b"second try"
@@ -214,7 +276,7 @@ def test_closed_store_refuses_use(store: BlobStore) -> None:
 
 
 def test_racing_puts_of_one_id_have_one_winner(
-    make_store: MakeStore, key: BlobKey | None, tmp_path: Path
+    make_store: MakeStore, key: BlobKey | None, at_rest: AtRest
 ) -> None:
     # Two stores (as two processes would) start a put of the same id; the second one to
     # commit loses, and the winner's bytes stay intact.
@@ -231,8 +293,8 @@ def test_racing_puts_of_one_id_have_one_winner(
         second.put(blob_id, slow_loser())
     assert read(first, blob_id) == winner_data
     assert read(second, blob_id) == winner_data
-    assert len([p for p in files_under(tmp_path) if p.suffix == ".blob"]) == 1
-    assert [p for p in files_under(tmp_path) if p.suffix == ".tmp"] == []
+    assert len([n for n in at_rest.names() if n.endswith(".blob")]) == 1
+    assert [n for n in at_rest.names() if n.endswith(".tmp")] == []
 
 
 def test_blobs_survive_reopening(make_store: MakeStore, key: BlobKey | None) -> None:
@@ -244,10 +306,10 @@ def test_blobs_survive_reopening(make_store: MakeStore, key: BlobKey | None) -> 
 # -- encryption at rest -------------------------------------------------------------------
 
 
-def test_encrypted_bytes_at_rest_hide_the_plaintext(make_store: MakeStore, tmp_path: Path) -> None:
+def test_encrypted_bytes_at_rest_hide_the_plaintext(make_store: MakeStore, at_rest: AtRest) -> None:
     store = make_store(KEY)
     info = store.put(blob_id := uuid.uuid4(), [MARKER * 20])
-    contents = b"".join(p.read_bytes() for p in files_under(tmp_path))
+    contents = everything_at_rest(at_rest)
     assert MARKER not in contents
     assert MARKER[:CHUNK] not in contents
     # Nor its digest (which would confirm a guess of the content); the store still tells it.
@@ -256,10 +318,10 @@ def test_encrypted_bytes_at_rest_hide_the_plaintext(make_store: MakeStore, tmp_p
     assert info.sha256 == store.info(blob_id).sha256 == digest
 
 
-def test_plain_bytes_at_rest_contain_the_plaintext(make_store: MakeStore, tmp_path: Path) -> None:
+def test_plain_bytes_at_rest_contain_the_plaintext(make_store: MakeStore, at_rest: AtRest) -> None:
     # Guards the test above: the marker search does find plaintext when there is some.
     make_store(None).put(uuid.uuid4(), [MARKER * 20])
-    assert MARKER in b"".join(p.read_bytes() for p in files_under(tmp_path))
+    assert MARKER in everything_at_rest(at_rest)
 
 
 def test_wrong_key_raises(make_store: MakeStore) -> None:
@@ -283,71 +345,73 @@ def test_plaintext_blob_is_refused_when_a_key_is_configured(make_store: MakeStor
         read(make_store(KEY), blob_id)
 
 
-def payload_file(root: Path, blob_id: uuid.UUID) -> Path:
+def payload_name(at_rest: AtRest, blob_id: uuid.UUID) -> str:
     (found,) = [
-        p for p in files_under(root) if p.name.startswith(f"{blob_id}.") and p.suffix == ".blob"
+        name
+        for name in at_rest.names()
+        if name.rpartition("/")[2].startswith(f"{blob_id}.") and name.endswith(".blob")
     ]
     return found
 
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
-def test_tampered_payload_raises(store: BlobStore, tmp_path: Path, where: str) -> None:
+def test_tampered_payload_raises(store: BlobStore, at_rest: AtRest, where: str) -> None:
     blob_id = uuid.uuid4()
     store.put(blob_id, [os.urandom(CHUNK * 6 + 3)])
-    path = payload_file(tmp_path, blob_id)
-    data = bytearray(path.read_bytes())
+    name = payload_name(at_rest, blob_id)
+    data = bytearray(at_rest.read(name))
     index = {"first": 0, "middle": len(data) // 2, "last": len(data) - 1}[where]
     data[index] ^= 0x80
-    path.write_bytes(bytes(data))
+    at_rest.write(name, bytes(data))
     with pytest.raises(BlobIntegrityError):
         read(store, blob_id)
 
 
 @pytest.mark.parametrize("cut", [1, CHUNK, CHUNK + 16])
-def test_truncated_payload_raises(store: BlobStore, tmp_path: Path, cut: int) -> None:
+def test_truncated_payload_raises(store: BlobStore, at_rest: AtRest, cut: int) -> None:
     blob_id = uuid.uuid4()
     store.put(blob_id, [os.urandom(CHUNK * 6)])
-    path = payload_file(tmp_path, blob_id)
-    path.write_bytes(path.read_bytes()[:-cut])
+    name = payload_name(at_rest, blob_id)
+    at_rest.write(name, at_rest.read(name)[:-cut])
     with pytest.raises(BlobIntegrityError):
         read(store, blob_id)
 
 
-def test_appended_payload_raises(store: BlobStore, tmp_path: Path) -> None:
+def test_appended_payload_raises(store: BlobStore, at_rest: AtRest) -> None:
     blob_id = uuid.uuid4()
     store.put(blob_id, [os.urandom(CHUNK * 2)])
-    path = payload_file(tmp_path, blob_id)
-    path.write_bytes(path.read_bytes() + b"extra")
+    name = payload_name(at_rest, blob_id)
+    at_rest.write(name, at_rest.read(name) + b"extra")
     with pytest.raises(BlobIntegrityError):
         read(store, blob_id)
 
 
 def test_encrypted_payload_swapped_between_blobs_raises(
-    make_store: MakeStore, tmp_path: Path
+    make_store: MakeStore, at_rest: AtRest
 ) -> None:
     store = make_store(KEY)
     a, b = uuid.uuid4(), uuid.uuid4()
     data = os.urandom(CHUNK * 3)
     store.put(a, [data])
     store.put(b, [data])  # same plaintext, so only the binding to the id can catch it
-    payload_file(tmp_path, a).write_bytes(payload_file(tmp_path, b).read_bytes())
+    at_rest.write(payload_name(at_rest, a), at_rest.read(payload_name(at_rest, b)))
     with pytest.raises(BlobIntegrityError, match="authentication"):
         read(store, a)
 
 
-def test_encrypted_reordered_chunks_raise(make_store: MakeStore, tmp_path: Path) -> None:
+def test_encrypted_reordered_chunks_raise(make_store: MakeStore, at_rest: AtRest) -> None:
     from reeldb.blobs.crypto import HEADER_SIZE, TAG_SIZE
 
     store = make_store(KEY)
     blob_id = uuid.uuid4()
     store.put(blob_id, [os.urandom(CHUNK * 4)])
-    path = payload_file(tmp_path, blob_id)
-    raw = path.read_bytes()
+    name = payload_name(at_rest, blob_id)
+    raw = at_rest.read(name)
     step = CHUNK + TAG_SIZE
     header, body = raw[:HEADER_SIZE], raw[HEADER_SIZE:]
     recs = [body[i : i + step] for i in range(0, len(body), step)]
     recs[1], recs[2] = recs[2], recs[1]
-    path.write_bytes(header + b"".join(recs))
+    at_rest.write(name, header + b"".join(recs))
     with pytest.raises(BlobIntegrityError):
         read(store, blob_id)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from reeldb.blobs.base import BlobInfo, BlobIntegrityError, BlobStore
 from reeldb.blobs.crypto import BlobKey, parse_key
 from reeldb.blobs.fs import FileBlobStore
+from reeldb.blobs.s3 import S3BlobStore
 
 __all__ = [
     "BlobInfo",
@@ -12,5 +13,6 @@ __all__ = [
     "BlobKey",
     "BlobStore",
     "FileBlobStore",
+    "S3BlobStore",
     "parse_key",
 ]
