@@ -99,7 +99,9 @@ def _documents_ddl() -> list[str]:
         statement
         for _, statements in MIGRATIONS
         for statement in statements
-        if "CREATE TABLE documents" in statement or " ON documents " in statement
+        if "CREATE TABLE documents" in statement
+        or " ON documents " in statement
+        or statement.startswith("ALTER TABLE documents")
     ]
 
 

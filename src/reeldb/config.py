@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -72,6 +72,23 @@ SETTINGS: Final = (
         86_400.0,
         "Seconds an asynchronous query's results are kept after it finishes.",
     ),
+    Setting(
+        "blobs",
+        None,
+        "Blob store URL: file:///path/to/dir or s3://bucket/prefix?endpoint=...&region=... "
+        "(default: a blobs directory beside the database file).",
+    ),
+    Setting(
+        "blob_key",
+        None,
+        "Base64 of the 32-byte AES-256 key blobs are encrypted with at rest (default: a key "
+        "file beside the database, blob.key, created on first use; keep a copy elsewhere).",
+    ),
+    Setting(
+        "blob_grace",
+        86_400.0,
+        "Seconds an uploaded blob no document uses is kept before garbage collection.",
+    ),
     Setting("host", "127.0.0.1", "Address `reeldb serve` listens on."),
     Setting("port", 8000, "Port `reeldb serve` listens on."),
     Setting("workers", 1, "Worker processes of `reeldb serve` (they share the database)."),
@@ -99,6 +116,9 @@ class Settings:
     index_rollover_rows: int = 1_000_000
     index_chunk_bytes: int = 4 * 1024 * 1024
     query_result_ttl: float = 86_400.0
+    blobs: str | None = None
+    blob_key: str | None = field(default=None, repr=False)
+    blob_grace: float = 86_400.0
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -131,6 +151,7 @@ class Settings:
             "index_rollover_rows",
             "index_chunk_bytes",
             "query_result_ttl",
+            "blob_grace",
             "workers",
         ):
             value = getattr(self, name)
@@ -151,7 +172,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if value is None or isinstance(value, str) and value.lower() in ("", "none"):
         return None if default is None else default
     try:
-        if name in ("busy_timeout", "read_timeout", "query_result_ttl"):
+        if name in ("busy_timeout", "read_timeout", "query_result_ttl", "blob_grace"):
             return float(value)
         if name in (
             "max_document_bytes",

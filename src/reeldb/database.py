@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -40,6 +41,7 @@ from reeldb.errors import (
 )
 from reeldb.index.model import EventHit, Generation
 from reeldb.index.rows import Column, DocumentRows, columns_for, document_rows
+from reeldb.ingest import Blobs, DocumentIngest
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.model.document import (
     Document,
@@ -169,6 +171,9 @@ class Database:
         self.schemas = SchemaRegistry(store)
         self.annotations = Annotations(self)
         """Annotations: create, version, delete, search (`reeldb.annotations.Annotations`)."""
+        self.blobs = Blobs(self, _data_dir(self.settings.database, store.url))
+        """Large payloads uploaded before the writes that use them (`reeldb.ingest.Blobs`)."""
+        self._ingest = DocumentIngest(self)
         self._refs: dict[int, DataStoreRef] = {}  # a DataStore's identity never changes
         # DataStores by identity. Only `schema_version` of a cached one can be stale: reads
         # do not use it, and writes are checked against the current version in their own
@@ -207,6 +212,7 @@ class Database:
             queries, self._queries = self._queries, None
         if queries is not None:
             queries.shutdown(wait=True, cancel_futures=True)
+        self.blobs.close()
         self.store.close()
 
     def __enter__(self) -> Database:
@@ -608,6 +614,43 @@ class Database:
         if isinstance(result, ReelError):
             raise result
         return result
+
+    def put_document_from_blob(
+        self,
+        datastore: str | DataStoreRef,
+        mid: Mapping[str, str],
+        blob_id: UUID | str,
+        *,
+        request_id: UUID | None = None,
+        audit: AuditEntry | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Document:
+        """Write a document of any size from an uploaded blob, in bounded memory.
+
+        The blob is read twice as a stream: once to validate the document level by level
+        and event by event, once to index it in batches. Readers see the new DocumentID
+        only when it is fully stored and indexed. The body stays in the blob (encrypted at
+        rest); reads stream it from there.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            mid: The media ID.
+            blob_id: A blob uploaded to the DataStore's namespace (`db.blobs`).
+            request_id: Resume an interrupted write with this id (default: a new write).
+            audit: An audit entry recorded with the document.
+            progress: Called with ``(done, total)``: bytes validated, then rows indexed.
+
+        Returns:
+            The stored document.
+
+        Raises:
+            ValidationError: The MID or document is invalid (every violation, bounded, with
+                the total), or the blob is not UTF-8 JSON; nothing is stored.
+            NotFoundError: No such DataStore, or no such blob in its namespace.
+        """
+        return self._ingest.run(
+            datastore, dict(mid), blob_id, request_id=request_id, audit=audit, progress=progress
+        )
 
     def prepare_documents(
         self,
@@ -1458,16 +1501,26 @@ class Database:
             ref = self._refs[datastore_id] = self.store.get_datastore_by_id(datastore_id).ref
         return ref
 
-    @staticmethod
-    def _document(ref: DataStoreRef, record: DocumentRecord) -> Document:
+    def _document(self, ref: DataStoreRef, record: DocumentRecord) -> Document:
+        body = record.body
+        if record.blob is not None:  # written from a blob: the body is there, whole
+            body = b"".join(self.blobs.store.open(record.blob))
         return Document(
             record.id,
             ref,
             _mid(record.mid_key),
             record.schema_version,
             record.created_at,
-            record.body,
+            body,
         )
+
+
+def _data_dir(configured: str, url: str) -> Path | None:
+    """The directory of a SQLite database file (where blobs live by default), if any."""
+    for candidate in (url, configured):
+        if candidate.startswith("sqlite:///") and candidate not in ("sqlite:///:memory:",):
+            return Path(candidate.removeprefix("sqlite:///")).parent
+    return None
 
 
 def check_limit(limit: object) -> None:

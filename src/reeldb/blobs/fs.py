@@ -29,6 +29,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +72,7 @@ class FileBlobStore(BlobStore):
             plaintext.
         chunk_size: Plaintext bytes per encrypted chunk and per chunk yielded by ``open``.
         clock: Returns the current aware time (tests inject one).
+        remove_on_close: Delete the whole directory on `close` (a temporary store).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class FileBlobStore(BlobStore):
         key: bytes | BlobKey | None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         clock: Callable[[], datetime] | None = None,
+        remove_on_close: bool = False,
     ) -> None:
         _check_chunk_size(chunk_size)
         self._root = Path(root)
@@ -88,6 +91,7 @@ class FileBlobStore(BlobStore):
         self._chunk_size = chunk_size
         self._clock = clock or (lambda: datetime.now(UTC))
         self._closed = False
+        self._remove_on_close = remove_on_close
 
     def __repr__(self) -> str:
         return f"FileBlobStore({str(self._root)!r}, key={self._key!r})"
@@ -291,6 +295,8 @@ class FileBlobStore(BlobStore):
 
     def close(self) -> None:  # noqa: D102
         self._closed = True
+        if self._remove_on_close:
+            shutil.rmtree(self._root, ignore_errors=True)
 
 
 def _fsync_dir(directory: Path) -> None:

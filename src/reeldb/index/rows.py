@@ -36,6 +36,7 @@ from reeldb.query.fulltext import stems
 __all__ = [
     "Column",
     "DocumentRows",
+    "RowCutter",
     "column_width",
     "columns_for",
     "document_rows",
@@ -281,104 +282,167 @@ def document_rows(
     Returns:
         The rows, the text of each node and the chunks of events.
     """
-    by_level: dict[str, list[Column]] = {level: [] for level in LEVELS}
-    for column in columns:
-        by_level[column.level].append(column)
-    extract = {level: _extractor(tuple(cols)) for level, cols in by_level.items()}
-    texts: list[tuple[int, str, dict[str, str]]] = []
-    rows: list[tuple[Any, ...]] = []
-    firsts: list[tuple[int, tuple[float, float, float, float] | None]] = []
-    chunks: list[tuple[bytes, bytes]] = []
-    text_levels = {level for level, cols in by_level.items() if any(c.type == "text" for c in cols)}
-    empty = {level: (None,) * sum(c.width for c in by_level[level]) for level in LEVELS}
+    cutter = RowCutter(columns, chunk_bytes)
+    cutter.document(data.get("asset"))
+    for t, track in enumerate(data.get("tracks") or []):
+        cutter.track(t, {k: v for k, v in track.items() if k != "components"})
+        for c, component in enumerate(track.get("components") or []):
+            cutter.component(c, {k: v for k, v in component.items() if k != "events"})
+            for e, event in enumerate(component.get("events") or []):
+                cutter.event(e, event)
+            cutter.end_component()
+        cutter.end_track()
+    cutter.end_document()
+    return cutter.take()
 
-    def values(level: str, obj: Any, rate: FrameRate | None) -> tuple[Any, ...]:
-        return empty[level] if obj is None else extract[level](obj, rate)
 
-    def text_of(level: str, obj: Mapping[str, Any] | None, first: int) -> None:
-        if level not in text_levels or obj is None:
+class RowCutter:
+    """Cuts a document into rows node by node, so a streamed document is cut in batches.
+
+    Call `document`, then for each track `track`, its components (`component`, its events
+    with `event`, `end_component`) and `end_track`, then `end_document`. `take` returns the
+    rows cut since the last `take` (a batch); offsets in them count from the document's
+    first row and chunk, so batches are bound like a whole document's rows
+    (`DocumentRows.rows`), at ids ``base + row_start + i`` for the batch's ``i``-th row.
+
+    Args:
+        columns: From `columns_for`.
+        chunk_bytes: The largest chunk of events.
+    """
+
+    def __init__(self, columns: Sequence[Column], chunk_bytes: int = 4 * 1024 * 1024) -> None:
+        by_level: dict[str, list[Column]] = {level: [] for level in LEVELS}
+        for column in columns:
+            by_level[column.level].append(column)
+        self._by_level = by_level
+        self._extract = {level: _extractor(tuple(cols)) for level, cols in by_level.items()}
+        self._region_rows = _region_rows(tuple(by_level["region"]))
+        self._empty = {level: (None,) * sum(c.width for c in by_level[level]) for level in LEVELS}
+        self._text_levels = {
+            level for level, cols in by_level.items() if any(c.type == "text" for c in cols)
+        }
+        self._chunk_bytes = chunk_bytes
+        self.rows: list[tuple[Any, ...]] = []
+        self._events: list[tuple[int, tuple[float, float, float, float] | None]] = []
+        self._texts: list[tuple[int, str, dict[str, str]]] = []
+        self._chunks: list[tuple[bytes, bytes]] = []
+        self.row_start = 0  # the document offset of the batch's first row
+        self.chunk_start = 0  # and of its first chunk
+        self._chunked = 0  # chunks closed in the document
+        self._asset: tuple[Any, ...] = ()
+        self._above_t: tuple[Any, ...] = ()
+        self._above_c: tuple[Any, ...] = ()
+        self._rate: FrameRate | None = None
+        self._t = self._c = 0
+        self._t0 = self._c0 = 0
+        self._tracks = self._components = self._count = 0
+        self._head = b""
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    @property
+    def cut(self) -> int:
+        """Rows cut so far in the document."""
+        return self.row_start + len(self.rows)
+
+    def _values(self, level: str, obj: Any) -> tuple[Any, ...]:
+        return self._empty[level] if obj is None else self._extract[level](obj, self._rate)
+
+    def _text(self, level: str, obj: Mapping[str, Any] | None, first: int) -> None:
+        if level not in self._text_levels or obj is None:
             return
         found = {
             c.name: " ".join(stems(obj[c.name]))
-            for c in by_level[level]
+            for c in self._by_level[level]
             if c.type == "text" and isinstance(obj.get(c.name), str)
         }
         if found:
-            texts.append((first, level, found))
+            self._texts.append((first, level, found))
 
-    asset = data.get("asset")
-    row_asset = values("asset", asset, None)
-    text_of("asset", asset, 0)
-    tracks = data.get("tracks") or []
-    if not tracks:
-        none = (None,) * 6
-        rows.append((-1, -1, -1, -1, *none, *row_asset, *empty["track"], *empty["component"],
-                     *empty["event"], *empty["region"]))  # fmt: skip
-    region_rows = _region_rows(tuple(by_level["region"]))
-    for t, track in enumerate(tracks):
-        spec = track.get("frame_rate")
-        rate = None if spec is None else FrameRate.parse(spec)
-        t0 = len(rows)
-        text_of("track", track, t0)
-        above_t = (*row_asset, *values("track", track, rate))
-        components = track.get("components") or []
-        if not components:
-            rows.append((t, -1, -1, -1, t0, None, None, None, None, None, *above_t,
-                         *empty["component"], *empty["event"], *empty["region"]))  # fmt: skip
-        for c, component in enumerate(components):
-            c0 = len(rows)
-            text_of("component", component, c0)
-            above_c = (*above_t, *values("component", component, rate))
-            events = component.get("events") or []
-            if not events:
-                rows.append((t, c, -1, -1, t0, c0, None, None, None, None, *above_c,
-                             *empty["event"], *empty["region"]))  # fmt: skip
-            homes = _chunk(chunks, track, component, events, chunk_bytes)
-            for e, event in enumerate(events):
-                e0 = len(rows)
-                text_of("event", event, e0)
-                above_e = (*above_c, *values("event", event, rate))
-                fixed = (t, c, e, -1, t0, c0, e0, *homes[e], *above_e)
-                regions = event.get("regions") or []
-                if not regions:
-                    rows.append((*fixed, *empty["region"]))
-                    firsts.append((e0, None))
-                    continue
-                if "region" in text_levels:
-                    for r, region in enumerate(regions):
-                        text_of("region", region, e0 + r)
-                firsts.append((e0, region_rows(rows, fixed[:3], fixed[4:], regions, rate)))
-    return DocumentRows(rows, firsts, texts, chunks)
+    def document(self, asset: Mapping[str, Any] | None) -> None:
+        """Start the document with its asset (None if it has none)."""
+        self._asset = self._values("asset", asset)
+        self._text("asset", asset, 0)
 
+    def track(self, t: int, head: Mapping[str, Any]) -> None:
+        """Start track ``t``; ``head`` is the track without its components."""
+        spec = head.get("frame_rate")
+        self._rate = None if spec is None else FrameRate.parse(spec)
+        self._t, self._t0, self._components = t, self.cut, 0
+        self._tracks += 1
+        self._text("track", head, self._t0)
+        self._above_t = (*self._asset, *self._values("track", head))
+        self._track_head = head
 
-def _chunk(
-    chunks: list[tuple[bytes, bytes]],
-    track: Mapping[str, Any],
-    component: Mapping[str, Any],
-    events: list[Any],
-    limit: int,
-) -> list[tuple[int, int, int]]:
-    """Append a component's events to ``chunks``; where each event is (chunk, offset, size)."""
-    head = orjson.dumps(
-        {
-            "track": {k: v for k, v in track.items() if k != "components"},
-            "component": {k: v for k, v in component.items() if k != "events"},
-        }
-    )
-    homes: list[tuple[int, int, int]] = []
-    parts: list[bytes] = []
-    size = 0
-    for event in events:
+    def component(self, c: int, head: Mapping[str, Any]) -> None:
+        """Start component ``c`` of the current track; ``head`` is it without its events."""
+        self._c, self._c0, self._count = c, self.cut, 0
+        self._components += 1
+        self._text("component", head, self._c0)
+        self._above_c = (*self._above_t, *self._values("component", head))
+        self._head = orjson.dumps({"track": self._track_head, "component": head})
+        self._parts, self._size = [], 0
+
+    def event(self, e: int, event: Mapping[str, Any]) -> None:
+        """Cut event ``e`` of the current component."""
+        self._count += 1
         part = orjson.dumps(event)
-        if parts and size + len(part) + 1 > limit:
-            chunks.append((head, b",".join(parts)))
-            parts, size = [], 0
-        homes.append((len(chunks), size + (1 if parts else 0), len(part)))
-        size += len(part) + (1 if parts else 0)
+        if self._parts and self._size + len(part) + 1 > self._chunk_bytes:
+            self._close_chunk()
+        parts = self._parts
+        home = (self._chunked, self._size + (1 if parts else 0), len(part))
+        self._size += len(part) + (1 if parts else 0)
         parts.append(part)
-    if parts:
-        chunks.append((head, b",".join(parts)))
-    return homes
+        e0 = self.cut
+        self._text("event", event, e0)
+        fixed = (self._t, self._c, e, -1, self._t0, self._c0, e0, *home,
+                 *self._above_c, *self._values("event", event))  # fmt: skip
+        regions = event.get("regions") or []
+        if not regions:
+            self.rows.append((*fixed, *self._empty["region"]))
+            self._events.append((e0, None))
+            return
+        if "region" in self._text_levels:
+            for r, region in enumerate(regions):
+                self._text("region", region, e0 + r)
+        box = self._region_rows(self.rows, fixed[:3], fixed[4:], regions, self._rate)
+        self._events.append((e0, box))
+
+    def _close_chunk(self) -> None:
+        self._chunks.append((self._head, b",".join(self._parts)))
+        self._chunked += 1
+        self._parts, self._size = [], 0
+
+    def end_component(self) -> None:
+        """End the current component."""
+        if self._parts:
+            self._close_chunk()
+        if not self._count:
+            self.rows.append((self._t, self._c, -1, -1, self._t0, self._c0, None, None, None,
+                              None, *self._above_c, *self._empty["event"],
+                              *self._empty["region"]))  # fmt: skip
+
+    def end_track(self) -> None:
+        """End the current track."""
+        if not self._components:
+            self.rows.append((self._t, -1, -1, -1, self._t0, None, None, None, None, None,
+                              *self._above_t, *self._empty["component"], *self._empty["event"],
+                              *self._empty["region"]))  # fmt: skip
+
+    def end_document(self) -> None:
+        """End the document."""
+        if not self._tracks:
+            self.rows.append((-1, -1, -1, -1, *(None,) * 6, *self._asset, *self._empty["track"],
+                              *self._empty["component"], *self._empty["event"],
+                              *self._empty["region"]))  # fmt: skip
+
+    def take(self) -> DocumentRows:
+        """The rows, events, texts and chunks cut since the last call (a batch)."""
+        batch = DocumentRows(self.rows, self._events, self._texts, self._chunks)
+        self.row_start += len(self.rows)
+        self.chunk_start += len(self._chunks)
+        self.rows, self._events, self._texts, self._chunks = [], [], [], []
+        return batch
 
 
 def convert(kind: str, value: Any, rate: FrameRate | None = None) -> list[Any]:

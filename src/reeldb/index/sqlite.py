@@ -349,67 +349,117 @@ class SQLiteIndex:
         chunk_id = conn.execute(
             f"SELECT coalesce(max(id), 0) + 1 FROM ix{gen.id}_chunks"
         ).fetchone()[0]
+        texts: dict[int, dict[int, str]] = {}
+        spans: list[tuple[int, int, int, int]] = []
+        count = 0
+        for seq, doc in docs:
+            self._insert(conn, gen, seq, doc, (first, 0), (chunk_id, 0), texts)
+            spans.append((gen.id, seq, first, first + len(doc.rows) - 1))
+            first += len(doc.rows)
+            chunk_id += len(doc.chunks)
+            count += len(doc.rows)
+        self._insert_texts(conn, gen, texts)
+        self._count(conn, gen, spans, count)
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        gen: Generation,
+        seq: int,
+        doc: DocumentRows,
+        rows_at: tuple[int, int],
+        chunks_at: tuple[int, int],
+        texts: dict[int, dict[int, str]],
+        *,
+        bound: bool = False,
+    ) -> None:
+        """Insert a document's rows, or a batch of them (`RowCutter`), but not its texts.
+
+        ``rows_at`` is ``(base, start)``: the document's first row id and the offset of the
+        batch's first row in the document (0 for a whole document); ``chunks_at`` likewise.
+        A whole document's rows take the next ids, unbound; a batch's are bound, as a
+        sentinel holds the end of their reserved range (`reserve`): ``bound``.
+        """
+        base, start = rows_at
+        chunk_base, chunk_start = chunks_at
         width = sum(c.width for c in gen.columns)
         names = ", ".join((*_FIXED[1:], *(f"v{i}" for i in range(width))))
         time = next(c.index for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
         at = len(_FIXED) - 3 + time  # where an event's start is in a document row
         text_columns = {(c.level, c.name): c.index for c in gen.columns if c.type == "text"}
+        # The rows are bound as they were cut: the document's bases are literals of the
+        # statement (integers), added by SQLite (NULL + n is NULL).
+        values = (
+            f"{seq}, ?, ?, ?, ?, {base}, {base} + ?, {base} + ?, {base} + ?, {chunk_base} + ?, "
+            f"?, ?{', ?' * width}"
+        )
+        if not bound:
+            # Row ids are not bound: an INTEGER PRIMARY KEY left out is one more than the
+            # largest.
+            conn.executemany(f"INSERT INTO ix{gen.id}_rows ({names}) VALUES ({values})", doc.rows)
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            if last != base + len(doc.rows) - 1:  # pragma: no cover - SQLite's rowid choice
+                raise RuntimeError(f"index rows got ids up to {last}, not {base + len(doc.rows)}")
+        else:
+            # The sentinel of the reserved range (`reserve`) makes way for the last row.
+            first, last = base + start, base + start + len(doc.rows) - 1
+            conn.execute(f"DELETE FROM ix{gen.id}_rows WHERE id = ? AND e IS NULL", (last,))
+            conn.executemany(
+                f"INSERT INTO ix{gen.id}_rows (id, {names}) VALUES (?, {values})",
+                [(first + i, *row) for i, row in enumerate(doc.rows)],
+            )
+            if doc.chunks:
+                conn.execute(
+                    f"DELETE FROM ix{gen.id}_chunks WHERE id = ? AND head = x''",
+                    (chunk_base + chunk_start + len(doc.chunks) - 1,),
+                )
+        conn.executemany(
+            f"INSERT INTO ix{gen.id}_chunks (id, head, events) VALUES ({chunk_base} + ?, ?, ?)",
+            [(chunk_start + i, *chunk) for i, chunk in enumerate(doc.chunks)],
+        )
+        # Each event's time range (and box around its regions), keyed by its first row.
+        rows = doc.rows
+        if self.has_space(conn, gen):
+            far = (_NO_BOX,) * 4  # no boxes: far from any box a query names
+            conn.executemany(
+                f"INSERT INTO ix{gen.id}_time (id, lo, hi, x0, x1, y0, y1) "
+                f"VALUES ({base} + ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e0, rows[e0 - start][at], rows[e0 - start][at + 1], *(box or far))
+                    for e0, box in doc.events
+                ],
+            )
+        else:
+            conn.executemany(
+                f"INSERT INTO ix{gen.id}_time (id, lo, hi) VALUES ({base} + ?, ?, ?)",
+                [(e0, rows[e0 - start][at], rows[e0 - start][at + 1]) for e0, _ in doc.events],
+            )
         # Nodes of several levels share their first row (a document's first event is also
         # its first track's): their texts go into one FTS row, each in its own column.
-        texts: dict[int, dict[int, str]] = {}
-        spans: list[tuple[int, int, int, int]] = []
-        count = 0
-        for seq, doc in docs:
-            # The rows are bound as they were cut: the document's bases are literals of the
-            # statement (integers), added by SQLite (NULL + n is NULL). Row ids are not
-            # bound either: an INTEGER PRIMARY KEY left out is one more than the largest.
-            base, chunk_base = first, chunk_id
-            conn.executemany(
-                f"INSERT INTO ix{gen.id}_rows ({names}) VALUES ({seq}, ?, ?, ?, ?, {base}, "
-                f"{base} + ?, {base} + ?, {base} + ?, {chunk_base} + ?, ?, ?"
-                f"{', ?' * width})",
-                doc.rows,
-            )
-            first += len(doc.rows)
-            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            if last != first - 1:  # pragma: no cover - SQLite's documented rowid choice
-                raise RuntimeError(f"index rows got ids up to {last}, not {first - 1}")
-            conn.executemany(
-                f"INSERT INTO ix{gen.id}_chunks (id, head, events) VALUES ({chunk_base} + ?, ?, ?)",
-                [(i, *chunk) for i, chunk in enumerate(doc.chunks)],
-            )
-            chunk_id += len(doc.chunks)
-            # Each event's time range (and box around its regions), keyed by its first row.
-            if self.has_space(conn, gen):
-                far = (_NO_BOX,) * 4  # no boxes: far from any box a query names
-                conn.executemany(
-                    f"INSERT INTO ix{gen.id}_time (id, lo, hi, x0, x1, y0, y1) "
-                    f"VALUES ({base} + ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (e0, doc.rows[e0][at], doc.rows[e0][at + 1], *(box or far))
-                        for e0, box in doc.events
-                    ],
-                )
-            else:
-                conn.executemany(
-                    f"INSERT INTO ix{gen.id}_time (id, lo, hi) VALUES ({base} + ?, ?, ?)",
-                    [(e0, doc.rows[e0][at], doc.rows[e0][at + 1]) for e0, _ in doc.events],
-                )
-            for offset, level, found in doc.texts:
-                node = texts.setdefault(base + offset, {})
-                for name, words in found.items():
-                    index = text_columns.get((level, name))
-                    if index is not None:
-                        node[index] = " ".join(fts_token(w) for w in words.split())
-            spans.append((gen.id, seq, base, first - 1))
-            count += len(doc.rows)
-        if texts:
-            order = sorted(text_columns.values())
-            conn.executemany(
-                f"INSERT INTO ix{gen.id}_fts (rowid, {', '.join(f'f{i}' for i in order)}) "
-                f"VALUES (?{', ?' * len(order)})",
-                [(rowid, *(node.get(i) for i in order)) for rowid, node in texts.items()],
-            )
+        for offset, level, found in doc.texts:
+            node = texts.setdefault(base + offset, {})
+            for name, words in found.items():
+                index = text_columns.get((level, name))
+                if index is not None:
+                    node[index] = " ".join(fts_token(w) for w in words.split())
+
+    @staticmethod
+    def _insert_texts(
+        conn: sqlite3.Connection, gen: Generation, texts: dict[int, dict[int, str]]
+    ) -> None:
+        if not texts:
+            return
+        order = sorted(c.index for c in gen.columns if c.type == "text")
+        conn.executemany(
+            f"INSERT INTO ix{gen.id}_fts (rowid, {', '.join(f'f{i}' for i in order)}) "
+            f"VALUES (?{', ?' * len(order)})",
+            [(rowid, *(node.get(i) for i in order)) for rowid, node in texts.items()],
+        )
+
+    @staticmethod
+    def _count(
+        conn: sqlite3.Connection, gen: Generation, spans: list[tuple[int, int, int, int]], rows: int
+    ) -> None:
         conn.executemany(
             "INSERT INTO index_docs (generation_id, doc_seq, first_row, last_row) "
             "VALUES (?, ?, ?, ?)",
@@ -417,7 +467,116 @@ class SQLiteIndex:
         )
         conn.execute(
             "UPDATE index_generations SET docs = docs + ?, rows = rows + ? WHERE id = ?",
-            (len(docs), count, gen.id),
+            (len(spans), rows, gen.id),
+        )
+
+    # -- streamed documents: rows reserved, staged in batches, then published ---------------
+
+    def reserve(
+        self,
+        conn: sqlite3.Connection,
+        datastore_id: int,
+        columns: Sequence[Column],
+        seq: int,
+        rows: int,
+        chunks: int,
+    ) -> tuple[Generation, int, int]:
+        """Reserve ids for a document indexed in batches over several transactions.
+
+        A document's rows must have consecutive ids (`events` reads a document's span), so
+        a sentinel row is put at the end of the range now; later documents take ids past
+        it. The staged rows stay invisible until `publish`: queries join the
+        ``documents`` table, where the document appears only then.
+
+        Args:
+            conn: The writer connection, in a transaction.
+            datastore_id: The DataStore.
+            columns: The columns the rows will be cut with.
+            seq: The document's (reserved) sequence number.
+            rows: How many rows the document cuts into (at least 1).
+            chunks: How many chunks of events it has.
+
+        Returns:
+            The generation, the first row id and the first chunk id.
+        """
+        gen = self._writable(conn, datastore_id, columns)
+        base = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM ix{gen.id}_rows").fetchone()[0]
+        conn.execute(f"INSERT INTO ix{gen.id}_rows (id, doc) VALUES (?, ?)", (base + rows - 1, seq))
+        chunk_base = conn.execute(
+            f"SELECT coalesce(max(id), 0) + 1 FROM ix{gen.id}_chunks"
+        ).fetchone()[0]
+        if chunks:
+            conn.execute(
+                f"INSERT INTO ix{gen.id}_chunks (id, head, events) VALUES (?, x'', x'')",
+                (chunk_base + chunks - 1,),
+            )
+        return gen, base, chunk_base
+
+    def stage(
+        self,
+        conn: sqlite3.Connection,
+        gen: Generation,
+        seq: int,
+        batch: DocumentRows,
+        rows_at: tuple[int, int],
+        chunks_at: tuple[int, int],
+    ) -> None:
+        """Write a batch of a reserved document's rows (`RowCutter.take`).
+
+        Args:
+            conn: The writer connection, in a transaction.
+            gen: From `reserve`.
+            seq: The document's sequence number.
+            batch: The rows.
+            rows_at: ``(first row id, the batch's first row offset)``.
+            chunks_at: ``(first chunk id, the batch's first chunk offset)``.
+        """
+        texts: dict[int, dict[int, str]] = {}
+        self._insert(conn, gen, seq, batch, rows_at, chunks_at, texts, bound=True)
+        self._insert_texts(conn, gen, texts)
+
+    def publish(
+        self, conn: sqlite3.Connection, gen: Generation, seq: int, base: int, rows: int
+    ) -> None:
+        """Record a staged document's span (in the transaction that makes it visible).
+
+        Args:
+            conn: The writer connection, in a transaction.
+            gen: The generation it was staged in.
+            seq: The document's sequence number.
+            base: Its first row id.
+            rows: Its row count.
+        """
+        self._count(conn, gen, [(gen.id, seq, base, base + rows - 1)], rows)
+
+    def discard(
+        self,
+        conn: sqlite3.Connection,
+        generation_id: int,
+        rows_at: tuple[int, int],
+        chunks_at: tuple[int, int],
+    ) -> None:
+        """Delete a staged document's rows, events' boxes and chunks (an abandoned ingest).
+
+        Full-text entries stay (a contentless FTS5 table cannot forget without the text):
+        they point at row ids that no longer exist and match nothing.
+
+        Args:
+            conn: The writer connection, in a transaction.
+            generation_id: The generation it was staged in.
+            rows_at: ``(first row id, row count)``.
+            chunks_at: ``(first chunk id, chunk count)``.
+        """
+        gid = generation_id
+        exists = conn.execute("SELECT 1 FROM index_generations WHERE id = ?", (gid,)).fetchone()
+        if exists is None:
+            return  # the generation was dropped: nothing is left
+        low, high = rows_at[0], rows_at[0] + rows_at[1] - 1
+        conn.execute(f"DELETE FROM ix{gid}_rows WHERE id BETWEEN ? AND ?", (low, high))
+        conn.execute(f"DELETE FROM ix{gid}_time WHERE id BETWEEN ? AND ?", (low, high))
+        conn.execute(
+            f"DELETE FROM ix{gid}_chunks WHERE id BETWEEN ? AND ?",
+            (chunks_at[0], chunks_at[0] + chunks_at[1] - 1),
         )
 
     # -- reading -------------------------------------------------------------------------

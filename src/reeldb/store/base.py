@@ -28,10 +28,13 @@ __all__ = [
     "AnnotationRecord",
     "AnnotationStore",
     "AnnotationWrite",
+    "BlobRecord",
     "DataStoreMove",
     "DocumentRecord",
     "DocumentBatch",
     "DocumentStore",
+    "IngestStart",
+    "IngestState",
     "MetadataStore",
     "NewDocument",
     "QueryRequestRecord",
@@ -100,7 +103,8 @@ class DocumentRecord:
         schema_version: The schema version the document was validated against.
         created_at: When it was written.
         size: Body length in bytes.
-        body: The stored JSON bytes.
+        body: The stored JSON bytes (empty when the body is in a blob).
+        blob: The blob holding the body, for a document written from a blob (streamed).
     """
 
     seq: int
@@ -111,6 +115,7 @@ class DocumentRecord:
     created_at: datetime
     size: int
     body: bytes
+    blob: UUID | None = None
 
 
 class MetadataStore(abc.ABC):
@@ -660,8 +665,245 @@ class SearchStore(abc.ABC):
         """
 
 
+@dataclass(frozen=True, slots=True)
+class IngestStart:
+    """A document to be written from a blob, validated by a first pass (`reeldb.ingest`).
+
+    Attributes:
+        id: The ingest's id (the write request's): beginning it again returns the same.
+        datastore_id: The DataStore.
+        schema_version: The version the document was validated against.
+        document_id: Its DocumentID.
+        mid_key: Its canonical MID.
+        created_at: When it was written.
+        blob: The blob holding its body.
+        size: Body length in bytes.
+        columns: The columns its rows are cut with.
+        rows: How many rows it cuts into.
+        chunks: How many chunks of events it has.
+    """
+
+    id: UUID
+    datastore_id: int
+    schema_version: int
+    document_id: UUID
+    mid_key: str
+    created_at: datetime
+    blob: UUID
+    size: int
+    columns: Sequence[Column]
+    rows: int
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngestState:
+    """Where an ingest stands.
+
+    Attributes:
+        id: The ingest's id.
+        document_id: The DocumentID it will publish.
+        doc_seq: The sequence number reserved for the document.
+        rows: Rows to stage in all.
+        chunks: Chunks to stage in all.
+        rows_done: Rows staged (the checkpoint a resumed ingest starts from).
+        chunks_done: Chunks staged.
+        events_done: Events staged.
+        state: ``staging``, ``published`` or ``discarded``.
+    """
+
+    id: UUID
+    document_id: UUID
+    doc_seq: int
+    rows: int
+    chunks: int
+    rows_done: int
+    chunks_done: int
+    events_done: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    """A blob announced for upload (`POST /v1/blobs`).
+
+    Attributes:
+        id: The blob id.
+        namespace: The namespace it belongs to (no other may use it).
+        declared_size: The size the uploader announced (None: not announced).
+        size: The stored size (None until uploaded).
+        sha256: The stored payload's SHA-256 (None until uploaded).
+        state: ``open`` (announced), ``stored`` (uploaded) or ``claimed`` (a write uses it).
+        created_at: When it was announced.
+        created_by: The principal that announced it.
+    """
+
+    id: UUID
+    namespace: str
+    declared_size: int | None
+    size: int | None
+    sha256: str | None
+    state: str
+    created_at: datetime
+    created_by: str
+
+
 class DocumentStore(abc.ABC):
     """Immutable documents keyed by DocumentID, grouped by DataStore and MID."""
+
+    # -- documents streamed from blobs: reserve, stage in batches, publish -------------------
+
+    @abc.abstractmethod
+    def begin_ingest(self, start: IngestStart) -> IngestState:
+        """Reserve a document's sequence number and index rows (idempotent by ``start.id``).
+
+        Args:
+            start: The validated document.
+
+        Returns:
+            The ingest's state (an existing ingest's, unchanged, if it was begun before).
+
+        Raises:
+            NotFoundError: No such DataStore.
+            StaleSchemaError: The DataStore moved to another schema version; revalidate.
+        """
+
+    @abc.abstractmethod
+    def stage_ingest(
+        self, ingest_id: UUID, batch: DocumentRows, *, rows_at: int, chunks_at: int, events: int
+    ) -> IngestState:
+        """Write a batch of an ingest's index rows with its checkpoint, in one transaction.
+
+        Args:
+            ingest_id: The ingest.
+            batch: From `reeldb.index.rows.RowCutter.take`.
+            rows_at: The batch's first row offset in the document; must equal the
+                checkpoint, so no batch is ever staged twice.
+            chunks_at: Its first chunk offset.
+            events: Events staged once this batch is.
+
+        Returns:
+            The new state.
+
+        Raises:
+            NotFoundError: No such ingest.
+            ConflictError: The checkpoint is elsewhere (another worker staged this batch) or
+                the ingest is no longer staging.
+        """
+
+    @abc.abstractmethod
+    def publish_ingest(self, ingest_id: UUID, audit: Sequence[AuditEntry] = ()) -> DocumentRecord:
+        """Make a fully staged document visible, with its index, in one transaction.
+
+        Idempotent: publishing a published ingest returns its document.
+
+        Args:
+            ingest_id: The ingest.
+            audit: Audit entries recorded with it.
+
+        Returns:
+            The document (without its body, which is in its blob).
+
+        Raises:
+            NotFoundError: No such ingest.
+            ConflictError: Rows are missing, or the ingest was discarded.
+        """
+
+    @abc.abstractmethod
+    def discard_ingest(self, ingest_id: UUID) -> None:
+        """Delete an unpublished ingest's staged rows (idempotent; a published one stays).
+
+        Args:
+            ingest_id: The ingest.
+        """
+
+    @abc.abstractmethod
+    def get_ingest(self, ingest_id: UUID) -> IngestState:
+        """An ingest's state.
+
+        Args:
+            ingest_id: The ingest.
+
+        Returns:
+            Its state.
+
+        Raises:
+            NotFoundError: No such ingest.
+        """
+
+    # -- blobs announced for upload ------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_blob(self, record: BlobRecord) -> None:
+        """Record an announced blob.
+
+        Args:
+            record: The blob, ``open``.
+
+        Raises:
+            NotFoundError: No such namespace.
+        """
+
+    @abc.abstractmethod
+    def get_blob(self, blob_id: UUID) -> BlobRecord:
+        """An announced blob.
+
+        Args:
+            blob_id: The blob id.
+
+        Returns:
+            The record.
+
+        Raises:
+            NotFoundError: No such blob.
+        """
+
+    @abc.abstractmethod
+    def blob_stored(self, blob_id: UUID, size: int, sha256: str, at: datetime) -> BlobRecord:
+        """Mark an announced blob uploaded.
+
+        Args:
+            blob_id: The blob id.
+            size: Its size.
+            sha256: Its SHA-256.
+            at: When it was stored.
+
+        Returns:
+            The updated record.
+
+        Raises:
+            NotFoundError: No such blob.
+        """
+
+    @abc.abstractmethod
+    def claim_blob(self, blob_id: UUID, at: datetime) -> BlobRecord:
+        """Mark a stored blob as used by a write, so that garbage collection spares it.
+
+        Args:
+            blob_id: The blob id.
+            at: When (a claim older than the grace period with no document is garbage).
+
+        Returns:
+            The record.
+
+        Raises:
+            NotFoundError: No such blob.
+        """
+
+    @abc.abstractmethod
+    def collect_blobs(self, before: datetime, limit: int) -> list[UUID]:
+        """Forget old blobs that no document or unfinished ingest uses (garbage).
+
+        A blob is garbage when it was announced, and claimed if it was, before ``before``;
+        the caller then deletes the payloads.
+
+        Args:
+            before: The grace period's start.
+            limit: At most this many.
+
+        Returns:
+            The ids forgotten.
+        """
 
     def put_documents(
         self,

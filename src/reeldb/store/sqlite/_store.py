@@ -40,11 +40,12 @@ from reeldb.store.base import (
 )
 from reeldb.store.sqlite._annotations import SQLiteAnnotations
 from reeldb.store.sqlite._connection import SQLiteConnections
+from reeldb.store.sqlite._ingest import SQLiteIngest
 from reeldb.store.sqlite.migrations import migrate
 
 __all__ = ["SQLiteStore"]
 
-_DOC_COLUMNS = "seq, id, datastore_id, mid_key, schema_version, created_at, size"
+_DOC_COLUMNS = "seq, id, datastore_id, mid_key, schema_version, created_at, size, blob"
 _DS_COLUMNS = (
     "id, namespace, analysis_type, version, mid_keys, schema_name, schema_version, "
     "description, created_at"
@@ -127,6 +128,7 @@ def _document(row: Sequence[Any], body: bytes = b"") -> DocumentRecord:
         created_at=_dt(row[5]),
         size=row[6],
         body=body,
+        blob=None if row[7] is None else UUID(bytes=row[7]),
     )
 
 
@@ -152,7 +154,7 @@ def _principal(name: str, admin: int, roles: str, key_id: str | None) -> Princip
     return Principal(name, bool(admin), grants, key_id)
 
 
-class SQLiteStore(SQLiteAnnotations, Store):
+class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
     """The embedded backend: metadata and documents in one SQLite file (or in memory).
 
     Args:
@@ -405,7 +407,7 @@ class SQLiteStore(SQLiteAnnotations, Store):
                         "WHERE datastore_id = ? AND seq > ? ORDER BY seq",
                         (move.datastore_id, move.checked_upto_seq),
                     ):
-                        check_new(_document(doc, bytes(doc[7])))
+                        check_new(_document(doc, bytes(doc[8])))
                 conn.execute(
                     "UPDATE datastores SET schema_version = ? WHERE id = ?",
                     (ref.version, move.datastore_id),
@@ -594,7 +596,7 @@ class SQLiteStore(SQLiteAnnotations, Store):
             ).fetchone()
         if row is None:
             raise NotFoundError(f"document {document_id} does not exist")
-        return _document(row, bytes(row[7]))
+        return _document(row, bytes(row[8]))
 
     def locate_document(self, document_id: UUID) -> DocumentRecord:
         """See `DocumentStore.locate_document`."""
@@ -616,7 +618,7 @@ class SQLiteStore(SQLiteAnnotations, Store):
             ).fetchone()
         if row is None:
             raise NotFoundError(f"no document for MID {mid_key}")
-        return _document(row, bytes(row[7]))
+        return _document(row, bytes(row[8]))
 
     def list_documents(
         self, datastore_id: int, mid_key: str, *, limit: int, before_seq: int | None
@@ -644,7 +646,7 @@ class SQLiteStore(SQLiteAnnotations, Store):
                     (datastore_id, cursor, upto, _ITER_BATCH),
                 ).fetchall()
             for row in rows:
-                yield _document(row, bytes(row[7]))
+                yield _document(row, bytes(row[8]))
             if len(rows) < _ITER_BATCH:
                 return
             cursor = rows[-1][0]
@@ -759,7 +761,7 @@ class SQLiteStore(SQLiteAnnotations, Store):
                 "AND seq > ? ORDER BY seq",
                 (datastore_id, done),
             ).fetchall()
-            docs = catch_up([_document(row, bytes(row[7])) for row in rows])
+            docs = catch_up([_document(row, bytes(row[8])) for row in rows])
             self._index.add(conn, datastore_id, generation.columns, docs, generation)
             self._index.swap(conn, datastore_id, generation)
         # Readers that began before the swap keep their snapshot of the old tables.

@@ -245,6 +245,52 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             )""",
         ),
     ),
+    (
+        "0006_blobs_and_ingests",
+        (
+            # A document written from a blob keeps its body there (body is empty).
+            "ALTER TABLE documents ADD COLUMN blob BLOB",
+            "CREATE INDEX documents_by_blob ON documents (blob) WHERE blob IS NOT NULL",
+            # Blobs announced by `POST /v1/blobs`: whose they are and whether they arrived.
+            """CREATE TABLE blobs (
+                id BLOB PRIMARY KEY,
+                namespace TEXT NOT NULL REFERENCES namespaces (name),
+                declared_size INTEGER,
+                size INTEGER,
+                sha256 TEXT,
+                state TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                created_by TEXT NOT NULL,
+                stored_at TEXT,
+                claimed_at TEXT
+            )""",
+            "CREATE INDEX blobs_by_age ON blobs (created_at)",
+            # A document streamed from a blob, indexed over several transactions: its
+            # sequence number and its index rows are reserved first, staged in batches
+            # (each with its checkpoint) and published at once.
+            """CREATE TABLE ingests (
+                id BLOB PRIMARY KEY,
+                datastore_id INTEGER NOT NULL REFERENCES datastores (id),
+                schema_version INTEGER NOT NULL,
+                document_id BLOB NOT NULL UNIQUE,
+                doc_seq INTEGER NOT NULL,
+                mid_key TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                blob BLOB NOT NULL,
+                size INTEGER NOT NULL,
+                generation_id INTEGER NOT NULL,
+                row_base INTEGER NOT NULL,
+                rows INTEGER NOT NULL,
+                chunk_base INTEGER NOT NULL,
+                chunks INTEGER NOT NULL,
+                rows_done INTEGER NOT NULL DEFAULT 0,
+                chunks_done INTEGER NOT NULL DEFAULT 0,
+                events_done INTEGER NOT NULL DEFAULT 0,
+                state TEXT NOT NULL
+            )""",
+            "CREATE INDEX ingests_by_blob ON ingests (blob)",
+        ),
+    ),
 )
 
 

@@ -1,0 +1,518 @@
+"""Blobs and documents written from them: the use cases behind ``db.blobs`` and streamed writes.
+
+A streamed write runs in four steps, each safe to run again after a crash (the durable
+workflow of an asynchronous write calls them one by one):
+
+1. `DocumentIngest.validate`: the first pass over the blob (`reeldb.ingest.plan.scan`);
+2. `DocumentIngest.begin`: reserve the document's sequence number and index rows;
+3. `DocumentIngest.stage`: the second pass, cutting rows in batches, each committed with
+   its checkpoint (a resumed stage skips what was committed);
+4. `DocumentIngest.publish`: the document and its index become visible at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from uuid import UUID
+
+from uuid_utils.compat import uuid4, uuid7
+
+from reeldb.blobs import BlobStore, load_blobs
+from reeldb.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    NotFoundError,
+    StaleSchemaError,
+    ValidationError,
+)
+from reeldb.index.rows import RowCutter
+from reeldb.ingest import stream
+from reeldb.ingest.plan import IngestPlan, LevelValidators, scan
+from reeldb.model.datastore import DataStoreRef
+from reeldb.model.mid import check_mid, mid_key
+from reeldb.schema.model import SchemaKind, SchemaRef
+from reeldb.store.base import BlobRecord, IngestStart, IngestState
+
+if TYPE_CHECKING:
+    from reeldb.auth.model import AuditEntry
+    from reeldb.database import Database
+    from reeldb.model.document import Document
+
+__all__ = ["BATCH_ROWS", "Blobs", "DocumentIngest", "ValidatedBlob"]
+
+BATCH_ROWS: Final = 50_000
+"""Index rows staged per transaction: other writers wait at most one batch's commit."""
+
+Progress = Callable[[int, int], None]
+
+
+def _uuid(value: UUID | str, what: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValidationError(f"{what} must be a UUID, got {value!r}") from None
+
+
+class Blobs:
+    """Large payloads, uploaded first and then referenced by writes (``db.blobs``).
+
+    A blob belongs to the namespace it was announced in: any other namespace is told it
+    does not exist.
+    """
+
+    def __init__(self, db: Database, data_dir: Path | None) -> None:
+        self._db = db
+        self._data_dir = data_dir
+        self._lock = threading.Lock()
+        self._store: BlobStore | None = None
+
+    @property
+    def store(self) -> BlobStore:
+        """The blob store (opened on first use, from the ``blobs`` and ``blob_key`` settings)."""
+        with self._lock:
+            if self._store is None:
+                self._store = load_blobs(self._db.settings, self._data_dir)
+            return self._store
+
+    def close(self) -> None:
+        """Close the blob store, if it was opened."""
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+
+    def create(
+        self, namespace: str, *, size: int | None = None, created_by: str = "user:local"
+    ) -> BlobRecord:
+        """Announce a blob: its id, to upload to with `upload`.
+
+        Args:
+            namespace: The namespace it belongs to.
+            size: The payload's size in bytes, if known: a longer or shorter upload fails.
+            created_by: The principal announcing it.
+
+        Returns:
+            The record (``open``).
+
+        Raises:
+            NotFoundError: No such namespace.
+            ValidationError: ``size`` is not a non-negative integer.
+        """
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise ValidationError(f"size must be a number of bytes (0 or more), got {size!r}")
+        record = BlobRecord(
+            uuid4(), namespace, size, None, None, "open", datetime.now(UTC), created_by
+        )
+        self._db.store.add_blob(record)
+        return record
+
+    def get(self, blob_id: UUID | str, *, namespace: str) -> BlobRecord:
+        """An announced blob of a namespace.
+
+        Args:
+            blob_id: The blob id.
+            namespace: The namespace asking.
+
+        Returns:
+            The record.
+
+        Raises:
+            ValidationError: The id is not a UUID.
+            NotFoundError: No such blob in this namespace.
+        """
+        key = _uuid(blob_id, "blob id")
+        try:
+            record = self._db.store.get_blob(key)
+        except NotFoundError:
+            record = None
+        if record is None or record.namespace != namespace:
+            raise NotFoundError(f"blob {key} does not exist in namespace {namespace}")
+        return record
+
+    def upload(self, blob_id: UUID | str, chunks: Iterable[bytes], *, namespace: str) -> BlobRecord:
+        """Store an announced blob's payload, streamed; atomically (all or nothing).
+
+        Args:
+            blob_id: The blob id, from `create`.
+            chunks: The payload in pieces of any size.
+            namespace: The namespace it belongs to.
+
+        Returns:
+            The record (``stored``), with size and SHA-256.
+
+        Raises:
+            NotFoundError: No such blob in this namespace.
+            AlreadyExistsError: It was uploaded already (blobs are immutable).
+            ValidationError: The payload is longer or shorter than the size announced;
+                nothing is stored and the blob can be uploaded again.
+        """
+        record = self.get(blob_id, namespace=namespace)
+        if record.state != "open":
+            raise AlreadyExistsError(f"blob {record.id} was uploaded already")
+        declared = record.declared_size
+
+        def counted() -> Iterator[bytes]:
+            total = 0
+            for chunk in chunks:
+                total += len(chunk)
+                if declared is not None and total > declared:
+                    raise ValidationError(
+                        f"the upload is longer than the {declared} bytes announced for blob "
+                        f"{record.id}; nothing was stored"
+                    )
+                yield chunk
+            if declared is not None and total < declared:
+                raise ValidationError(
+                    f"the upload has {total} bytes, not the {declared} announced for blob "
+                    f"{record.id}; nothing was stored"
+                )
+
+        store = self.store
+        try:
+            info = store.put(record.id, counted())
+        except AlreadyExistsError:
+            raise AlreadyExistsError(f"blob {record.id} was uploaded already") from None
+        return self._db.store.blob_stored(record.id, info.size, info.sha256, info.created_at)
+
+    def put(
+        self, namespace: str, chunks: Iterable[bytes], *, created_by: str = "user:local"
+    ) -> BlobRecord:
+        """Announce and upload a blob in one call.
+
+        Args:
+            namespace: The namespace it belongs to.
+            chunks: The payload.
+            created_by: The principal.
+
+        Returns:
+            The stored record.
+        """
+        record = self.create(namespace, created_by=created_by)
+        return self.upload(record.id, chunks, namespace=namespace)
+
+    def open(self, blob_id: UUID | str, *, namespace: str) -> Iterator[bytes]:
+        """Stream an uploaded blob's payload.
+
+        Args:
+            blob_id: The blob id.
+            namespace: The namespace it belongs to.
+
+        Returns:
+            The payload's chunks (authenticated as they are read).
+
+        Raises:
+            NotFoundError: No such blob in this namespace, or not uploaded yet.
+        """
+        record = self.get(blob_id, namespace=namespace)
+        if record.state == "open":
+            raise NotFoundError(f"blob {record.id} has not been uploaded")
+        return self.store.open(record.id)
+
+    def collect_garbage(self, *, now: datetime | None = None, limit: int = 1000) -> int:
+        """Delete blobs no document uses, older than the ``blob_grace`` setting.
+
+        Args:
+            now: The current time (tests move it).
+            limit: At most this many per call.
+
+        Returns:
+            How many blobs were deleted.
+        """
+        cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self._db.settings.blob_grace)
+        ids = self._db.store.collect_blobs(cutoff, limit)
+        store = self.store
+        for blob_id in ids:
+            store.delete(blob_id)
+        return len(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedBlob:
+    """The first step's result: what the later steps need (JSON-able via `to_json`).
+
+    Attributes:
+        datastore: The DataStore.
+        schema_version: The version the document was validated against.
+        mid_key: The canonical MID.
+        blob: The blob.
+        size: Its size.
+        plan: What the first pass learned.
+    """
+
+    datastore: DataStoreRef
+    schema_version: int
+    mid_key: str
+    blob: UUID
+    size: int
+    plan: IngestPlan
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON."""
+        return {
+            "datastore": str(self.datastore),
+            "schema_version": self.schema_version,
+            "mid_key": self.mid_key,
+            "blob": str(self.blob),
+            "size": self.size,
+            "plan": self.plan.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> ValidatedBlob:
+        """From `to_json`'s output."""
+        return cls(
+            DataStoreRef.parse(value["datastore"]),
+            value["schema_version"],
+            value["mid_key"],
+            UUID(value["blob"]),
+            value["size"],
+            IngestPlan.from_json(value["plan"]),
+        )
+
+
+class DocumentIngest:
+    """Writes documents from blobs in bounded memory (the steps of a streamed write)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._validators: dict[SchemaRef, LevelValidators] = {}
+        self._lock = threading.Lock()
+
+    def _level_validators(self, namespace: str, name: str, version: int) -> LevelValidators:
+        schema = self._db.schemas.get(namespace, name, version)
+        with self._lock:
+            found = self._validators.get(schema.ref)
+        if found is None:
+            found = LevelValidators.of(schema.json_schema)
+            with self._lock:
+                self._validators[schema.ref] = found
+        return found
+
+    def validate(
+        self,
+        datastore: str | DataStoreRef,
+        mid: dict[str, str],
+        blob_id: UUID | str,
+        *,
+        progress: Progress | None = None,
+    ) -> ValidatedBlob:
+        """Step 1: validate a blob's document against the DataStore's schema, streamed.
+
+        Args:
+            datastore: The DataStore.
+            mid: The media ID.
+            blob_id: An uploaded blob of the DataStore's namespace.
+            progress: Called with ``(bytes read, blob size)`` as the pass goes.
+
+        Returns:
+            What the next steps need.
+
+        Raises:
+            NotFoundError: No such DataStore, or no such blob in its namespace.
+            ValidationError: The MID or the document is invalid (every violation, bounded,
+                with the total); the blob is not UTF-8 JSON.
+        """
+        db = self._db
+        ds = db._datastore(datastore, fresh=True)
+        record = db.blobs.get(blob_id, namespace=ds.ref.namespace)
+        if record.state == "open":
+            raise ValidationError(f"blob {record.id} has not been uploaded yet")
+        key = mid_key(check_mid(mid, ds.mid_keys))
+        schema = db.schemas.get(ds.ref.namespace, ds.schema_name, ds.schema_version)
+        if schema.kind is SchemaKind.JSON_SCHEMA:
+            raise ValidationError(
+                f"DataStore {ds.ref} validates documents with a plain JSON Schema, which can "
+                "only check a whole document: write it synchronously (at most "
+                f"{db.settings.max_document_bytes} bytes), or give the DataStore a schema "
+                "in the reeldb DSL to stream documents of any size"
+            )
+        validators = self._level_validators(ds.ref.namespace, ds.schema_name, ds.schema_version)
+        size = record.size or 0
+        chunks = db.blobs.store.open(record.id)
+        plan = scan(
+            stream.walk(_reporting(chunks, size, progress)),
+            validators,
+            chunk_bytes=db.settings.index_chunk_bytes,
+            what=f"document for MID {key} in blob {record.id}",
+        )
+        return ValidatedBlob(ds.ref, ds.schema_version, key, record.id, size, plan)
+
+    def begin(self, request_id: UUID, validated: ValidatedBlob) -> IngestState:
+        """Step 2: give the document its DocumentID and reserve its rows (idempotent).
+
+        Args:
+            request_id: The write request (the ingest's id).
+            validated: From `validate`.
+
+        Returns:
+            The ingest's state.
+
+        Raises:
+            StaleSchemaError: The DataStore moved to another schema version: validate again.
+        """
+        db = self._db
+        ds = db._datastore(validated.datastore)
+        schema = db.schemas.get(ds.ref.namespace, ds.schema_name, validated.schema_version)
+        db.store.claim_blob(validated.blob, datetime.now(UTC))
+        plan = validated.plan
+        return db.store.begin_ingest(
+            IngestStart(
+                request_id,
+                ds.id,
+                validated.schema_version,
+                uuid7(),
+                validated.mid_key,
+                datetime.now(UTC),
+                validated.blob,
+                validated.size,
+                db._columns(schema),
+                plan.rows,
+                plan.chunks,
+            )
+        )
+
+    def stage(
+        self,
+        request_id: UUID,
+        validated: ValidatedBlob,
+        *,
+        progress: Progress | None = None,
+        batch_rows: int = BATCH_ROWS,
+    ) -> IngestState:
+        """Step 3: cut the document into index rows and stage them, batch by batch.
+
+        Resumable: batches committed before a crash are cut again (cutting is
+        deterministic) but not written again.
+
+        Args:
+            request_id: The write request.
+            validated: From `validate`.
+            progress: Called with ``(rows staged, rows in all)``.
+            batch_rows: Rows per transaction.
+
+        Returns:
+            The ingest's state, every row staged.
+        """
+        db = self._db
+        store = db.store
+        state = store.get_ingest(request_id)
+        if state.state != "staging" or state.rows_done == state.rows:
+            return state
+        ds = db._datastore(validated.datastore)
+        schema = db.schemas.get(ds.ref.namespace, ds.schema_name, validated.schema_version)
+        heads = validated.plan.heads
+        cutter = RowCutter(db._columns(schema), db.settings.index_chunk_bytes)
+        events = 0
+
+        def flush() -> None:
+            nonlocal state
+            rows_at, chunks_at = cutter.row_start, cutter.chunk_start
+            batch = cutter.take()
+            rows_to, chunks_to = rows_at + len(batch.rows), chunks_at + len(batch.chunks)
+            if rows_to <= state.rows_done and chunks_to <= state.chunks_done:
+                return  # staged before a crash (or empty)
+            if rows_at != state.rows_done or chunks_at != state.chunks_done:
+                raise ConflictError(
+                    f"ingest {request_id} stopped at row {state.rows_done}, inside a batch"
+                )
+            state = store.stage_ingest(
+                request_id, batch, rows_at=rows_at, chunks_at=chunks_at, events=events
+            )
+            if progress is not None:
+                progress(state.rows_done, state.rows)
+
+        cutter.document(heads.top.get("asset"))
+        t = 0
+        for kind, a, b in stream.walk(db.blobs.store.open(validated.blob)):
+            if kind == stream.EVENT:
+                cutter.event(a, b)
+                events += 1
+                if len(cutter.rows) >= batch_rows:
+                    flush()
+            elif kind == stream.COMPONENT:
+                cutter.component(a, heads.components[t][a])
+            elif kind == stream.COMPONENT_END:
+                cutter.end_component()
+            elif kind == stream.TRACK:
+                t = a
+                cutter.track(a, heads.tracks[a])
+            elif kind == stream.TRACK_END:
+                cutter.end_track()
+        cutter.end_document()
+        flush()
+        return state
+
+    def publish(self, request_id: UUID, audit: AuditEntry | None = None) -> Document:
+        """Step 4: make the document and its index visible at once (idempotent).
+
+        Args:
+            request_id: The write request.
+            audit: Recorded in the same transaction.
+
+        Returns:
+            The document.
+        """
+        db = self._db
+        record = db.store.publish_ingest(request_id, () if audit is None else (audit,))
+        return db._document(db._ref_of(record.datastore_id), record)
+
+    def discard(self, request_id: UUID) -> None:
+        """Forget a failed write's staged rows (idempotent)."""
+        self._db.store.discard_ingest(request_id)
+
+    def run(
+        self,
+        datastore: str | DataStoreRef,
+        mid: dict[str, str],
+        blob_id: UUID | str,
+        *,
+        request_id: UUID | None = None,
+        audit: AuditEntry | None = None,
+        progress: Progress | None = None,
+    ) -> Document:
+        """All four steps in this process (``db.put_document_from_blob``).
+
+        Args:
+            datastore: The DataStore.
+            mid: The media ID.
+            blob_id: An uploaded blob of the DataStore's namespace.
+            request_id: Resume this write (default: a new one).
+            audit: Recorded with the document.
+            progress: Called with ``(done, total)`` bytes read, then rows staged.
+
+        Returns:
+            The document.
+        """
+        request_id = request_id or uuid7()
+        for _attempt in range(3):
+            validated = self.validate(datastore, mid, blob_id, progress=progress)
+            try:
+                self.begin(request_id, validated)
+            except StaleSchemaError:
+                continue
+            break
+        else:
+            raise ConflictError(f"DataStore {datastore} kept changing schema during the write")
+        try:
+            self.stage(request_id, validated, progress=progress)
+        except BaseException:
+            self.discard(request_id)
+            raise
+        return self.publish(request_id, audit)
+
+
+def _reporting(chunks: Iterator[bytes], total: int, progress: Progress | None) -> Iterator[bytes]:
+    if progress is None:
+        yield from chunks
+        return
+    done = 0
+    for chunk in chunks:
+        done += len(chunk)
+        progress(done, total)
+        yield chunk

@@ -1,0 +1,350 @@
+"""The first pass of a streamed ingest: validate a document node by node, and plan its index.
+
+`scan` reads the walk of `reeldb.ingest.stream` once. It validates the document level by
+level and event by event against the DataStore's compiled schema (the same JSON Schema as a
+synchronous write, cut at its ``$defs``), checks the timing rules, and keeps only what the
+second pass needs and is small: the attributes of the asset, tracks and components (their
+*heads*), and the counts that size the index (rows and event chunks), so the rows can be
+given their ids before they are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from reeldb.errors import ValidationError, Violation
+from reeldb.ingest import stream
+from reeldb.model.timing import FrameRate, TimeRange
+from reeldb.schema.validator import MAX_VIOLATIONS, SchemaValidator
+
+__all__ = ["Heads", "IngestPlan", "LevelValidators", "chunk_count", "scan"]
+
+_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+
+
+@dataclass(frozen=True, slots=True)
+class LevelValidators:
+    """A document schema cut at its levels: the whole (for the top) and one per level."""
+
+    document: SchemaValidator
+    track: SchemaValidator
+    component: SchemaValidator
+    event: SchemaValidator
+
+    @classmethod
+    def of(cls, json_schema: Mapping[str, Any]) -> LevelValidators:
+        """Compile the validators of a DSL document schema.
+
+        Args:
+            json_schema: The compiled schema (with ``$defs`` ``track``, ``component`` and
+                ``event``).
+
+        Returns:
+            The validators.
+        """
+        defs = json_schema["$defs"]
+
+        def level(name: str) -> SchemaValidator:
+            schema = {"$schema": _DIALECT, "$ref": f"#/$defs/{name}", "$defs": defs}
+            return SchemaValidator(schema, reeldb_keywords=True)
+
+        return cls(
+            SchemaValidator(dict(json_schema), reeldb_keywords=True),
+            level("track"),
+            level("component"),
+            level("event"),
+        )
+
+
+@dataclass(slots=True)
+class Heads:
+    """The document without its events: top-level members, track and component attributes.
+
+    Attributes:
+        top: Top-level members other than ``tracks`` (``asset`` among them).
+        tracks: Each track's members other than ``components``.
+        components: Each track's components' members other than ``events``.
+    """
+
+    top: dict[str, Any] = field(default_factory=dict)
+    tracks: list[dict[str, Any]] = field(default_factory=list)
+    components: list[list[dict[str, Any]]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON (for a workflow step's output)."""
+        return {"top": self.top, "tracks": self.tracks, "components": self.components}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Heads:
+        """From `to_json`'s output."""
+        return cls(value["top"], value["tracks"], value["components"])
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPlan:
+    """What the first pass learned.
+
+    Attributes:
+        heads: The document without its events.
+        rows: How many index rows the document cuts into.
+        chunks: How many chunks of events it stores.
+        events: Its events.
+        regions: Its regions.
+    """
+
+    heads: Heads
+    rows: int
+    chunks: int
+    events: int
+    regions: int
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON (for a workflow step's output)."""
+        return {
+            "heads": self.heads.to_json(),
+            "rows": self.rows,
+            "chunks": self.chunks,
+            "events": self.events,
+            "regions": self.regions,
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> IngestPlan:
+        """From `to_json`'s output."""
+        return cls(
+            Heads.from_json(value["heads"]),
+            value["rows"],
+            value["chunks"],
+            value["events"],
+            value["regions"],
+        )
+
+
+class _Report:
+    """Violations, the first ``limit`` kept and the rest counted."""
+
+    __slots__ = ("found", "limit", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.found: list[Violation] = []
+        self.limit = limit
+        self.total = 0
+
+    def add(self, prefix: str, violations: Iterable[Violation]) -> None:
+        for violation in violations:
+            self.total += 1
+            if len(self.found) < self.limit:
+                self.found.append(Violation(prefix + violation.pointer, violation.message))
+
+    def check(self, validator: SchemaValidator, value: Any, prefix: str) -> None:
+        if not validator.is_valid(value):
+            self.add(prefix, validator.violations(value, self.limit))
+
+    def violations(self) -> list[Violation]:
+        more = self.total - len(self.found)
+        if more > 0:
+            return [*self.found, Violation("", f"... and {more} more violations not listed")]
+        return self.found
+
+
+class _Chunks:
+    """Counts chunks as `reeldb.index.rows` packs a component's events (same rule)."""
+
+    __slots__ = ("count", "limit", "open", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.size = 0
+        self.open = False
+
+    def add(self, length: int) -> None:
+        if self.open and self.size + length + 1 > self.limit:
+            self.count += 1
+            self.size = 0
+            self.open = False
+        self.size += length + (1 if self.open else 0)
+        self.open = True
+
+    def close(self) -> None:
+        if self.open:
+            self.count += 1
+        self.size = 0
+        self.open = False
+
+
+def chunk_count(sizes: Iterable[int], limit: int) -> int:
+    """How many chunks events of these JSON sizes pack into (one component's events).
+
+    Args:
+        sizes: Each event's JSON length.
+        limit: The largest chunk.
+
+    Returns:
+        The count.
+    """
+    chunks = _Chunks(limit)
+    for size in sizes:
+        chunks.add(size)
+    chunks.close()
+    return chunks.count
+
+
+def _track_rate(head: Mapping[str, Any], report: _Report, prefix: str) -> FrameRate | None:
+    spec = head.get("frame_rate")
+    if spec is None:
+        return None
+    try:
+        return FrameRate.parse(spec)
+    except ValidationError as exc:
+        report.add(f"{prefix}/frame_rate", exc.violations or [Violation("", exc.summary)])
+        return None
+
+
+def _spans(event: Mapping[str, Any], base: str) -> list[tuple[str, Any]]:
+    """An event's time ranges given in frames (the ones the schema cannot fully check)."""
+    found = []
+    span = event.get("time_range")
+    if isinstance(span, dict) and "start_frame" in span:
+        found.append((f"{base}/time_range", span))
+    regions = event.get("regions")
+    if isinstance(regions, list):
+        for r, region in enumerate(regions):
+            if isinstance(region, dict):
+                span = region.get("time_range")
+                if isinstance(span, dict) and "start_frame" in span:
+                    found.append((f"{base}/regions/{r}/time_range", span))
+    return found
+
+
+def _check_span(report: _Report, pointer: str, span: Any, rate: FrameRate | None) -> None:
+    try:
+        TimeRange.from_json(span, rate)
+    except ValidationError as exc:
+        report.add(
+            pointer, [Violation(v.pointer.rstrip("/"), v.message) for v in exc.violations]
+        ) if exc.violations else report.add(pointer, [Violation("", exc.summary)])
+
+
+def scan(
+    nodes: Iterable[tuple[int, Any, Any]],
+    validators: LevelValidators,
+    *,
+    chunk_bytes: int,
+    what: str,
+    max_violations: int = MAX_VIOLATIONS,
+) -> IngestPlan:
+    """Validate a walked document and plan its index (the first pass).
+
+    Args:
+        nodes: From `reeldb.ingest.stream.walk`.
+        validators: The DataStore schema's, from `LevelValidators.of`.
+        chunk_bytes: The index's chunk size (`Settings.index_chunk_bytes`).
+        what: Names the document in the error ("document of MID ... for DataStore ...").
+        max_violations: List at most this many violations (the rest are counted).
+
+    Returns:
+        The plan.
+
+    Raises:
+        ValidationError: The document is not valid JSON or does not match the schema:
+            every violation, up to ``max_violations``, with the total.
+    """
+    report = _Report(max_violations)
+    heads = Heads()
+    rows = events = regions = 0
+    chunks = _Chunks(chunk_bytes)
+    tracks_value: list[Any] = []
+    track: dict[str, Any] = {}
+    component: dict[str, Any] = {}
+    item: Any = None
+    t = c = 0
+    rate: FrameRate | None = None
+    rate_known = False
+    pending: list[tuple[str, Any]] = []  # frame ranges waiting for their track's rate
+    pending_more = 0
+    track_rows = component_events = 0
+    dumps, event_check = orjson.dumps, validators.event
+    for kind, a, b in nodes:
+        if kind == stream.EVENT:
+            base = f"/tracks/{t}/components/{c}/events/{a}"
+            if not event_check.is_valid(b):
+                report.add(base, event_check.violations(b, max_violations))
+            events += 1
+            component_events += 1
+            found = b.get("regions") if isinstance(b, dict) else None
+            n = len(found) if isinstance(found, list) else 0
+            regions += n
+            rows += n or 1
+            track_rows += n or 1
+            try:
+                chunks.add(len(dumps(b)))
+            except orjson.JSONEncodeError as exc:
+                report.add(base, [Violation("", f"cannot be stored as JSON: {exc}")])
+            if isinstance(b, dict):
+                for pointer, span in _spans(b, base):
+                    if "rate" in span or rate_known:
+                        if "rate" in span or rate is None:
+                            _check_span(report, pointer, span, rate)
+                    elif len(pending) < max_violations:
+                        pending.append((pointer, span))
+                    else:
+                        pending_more += 1
+        elif kind == stream.COMPONENT:
+            component, item, component_events = {}, b, 0
+            c = a
+        elif kind == stream.COMPONENT_ATTR:
+            component[a] = b
+            if a == "events" and not isinstance(b, list):
+                pass  # the schema reports it
+        elif kind == stream.COMPONENT_END:
+            prefix = f"/tracks/{t}/components/{c}"
+            value = item if item is not None else component
+            report.check(validators.component, value, prefix)
+            heads.components[-1].append(component if item is None else {})
+            chunks.close()
+            if not component_events:
+                rows += 1
+                track_rows += 1
+        elif kind == stream.TRACK:
+            track, item, t, track_rows = {}, b, a, 0
+            heads.components.append([])
+            rate, rate_known, pending, pending_more = None, False, [], 0
+        elif kind == stream.TRACK_ATTR:
+            track[a] = b
+            if a == "frame_rate" and item is None:
+                rate, rate_known = _track_rate(track, report, f"/tracks/{t}"), True
+        elif kind == stream.TRACK_END:
+            prefix = f"/tracks/{t}"
+            value = item if item is not None else track
+            report.check(validators.track, value, prefix)
+            heads.tracks.append(track if item is None else {})
+            if not rate_known:  # no frame_rate: frames need their own rate
+                for pointer, span in pending:
+                    _check_span(report, pointer, span, None)
+                if pending_more:
+                    report.add("", [Violation("", f"... {pending_more} more time ranges in frames "
+                                    f"of track {t} have no frame rate")])  # fmt: skip
+            elif rate is not None:
+                pass  # a valid track rate: pending ranges in frames are complete
+            else:  # an invalid rate was reported once; its frames cannot convert
+                pass
+            if not a:  # a track without components is one row
+                rows += 1
+        elif kind == stream.TOP:
+            heads.top[a] = b
+        elif kind == stream.TRACKS_VALUE:
+            tracks_value.append(b)
+    top = dict(heads.top)
+    if tracks_value:
+        top["tracks"] = tracks_value[0]
+    report.check(validators.document, top, "")
+    if not heads.tracks:
+        rows = 1
+    if report.total:
+        raise ValidationError(f"{what} is invalid; nothing was stored", report.violations())
+    return IngestPlan(heads, rows, chunks.count, events, regions)

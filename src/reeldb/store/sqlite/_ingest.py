@@ -1,0 +1,316 @@
+"""Documents streamed from blobs, on SQLite: reserved, staged in batches, published at once.
+
+A streamed document's rows are written over many transactions, so that writers of small
+documents are never held up for long. Until `publish_ingest` the document has no row in
+``documents``, and every query joins that table (or reads ``index_docs``, written in the
+same transaction): staged rows are invisible. Each batch commits with its checkpoint
+(``rows_done``), so a resumed ingest stages each row exactly once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID
+
+from reeldb.auth.model import AuditEntry
+from reeldb.errors import ConflictError, NotFoundError, StaleSchemaError
+from reeldb.index.model import Generation
+from reeldb.index.rows import DocumentRows
+from reeldb.index.sqlite import SQLiteIndex
+from reeldb.store.base import BlobRecord, DocumentRecord, IngestStart, IngestState
+from reeldb.store.sqlite._connection import SQLiteConnections
+
+__all__ = ["SQLiteIngest"]
+
+_STATE: Final = "id, document_id, doc_seq, rows, chunks, rows_done, chunks_done, events_done, state"
+_BLOB: Final = "id, namespace, declared_size, size, sha256, state, created_at, created_by"
+
+
+def _state(row: Sequence[Any]) -> IngestState:
+    seq, rows, chunks, rows_done, chunks_done, events_done, state = row[2:9]
+    return IngestState(
+        UUID(bytes=row[0]),
+        UUID(bytes=row[1]),
+        seq,
+        rows,
+        chunks,
+        rows_done,
+        chunks_done,
+        events_done,
+        state,
+    )
+
+
+def _blob(row: Sequence[Any]) -> BlobRecord:
+    return BlobRecord(
+        UUID(bytes=row[0]),
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        datetime.fromisoformat(row[6]),
+        row[7],
+    )
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+class SQLiteIngest:
+    """The streamed-document and blob-record half of `reeldb.store.base.DocumentStore`."""
+
+    _db: SQLiteConnections
+    _index: SQLiteIndex
+
+    @staticmethod
+    def _append_audit(conn: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
+        raise NotImplementedError  # pragma: no cover - provided by SQLiteStore
+
+    # -- ingests ---------------------------------------------------------------------------
+
+    def begin_ingest(self, start: IngestStart) -> IngestState:
+        """See `DocumentStore.begin_ingest`."""
+        with self._db.write(changes_access=False) as conn:
+            row = conn.execute(
+                f"SELECT {_STATE} FROM ingests WHERE id = ?", (start.id.bytes,)
+            ).fetchone()
+            if row is not None:
+                return _state(row)
+            found = conn.execute(
+                "SELECT schema_version FROM datastores WHERE id = ?", (start.datastore_id,)
+            ).fetchone()
+            if found is None:
+                raise NotFoundError(f"DataStore #{start.datastore_id} does not exist")
+            if found[0] != start.schema_version:
+                raise StaleSchemaError(
+                    f"the DataStore moved to schema version {found[0]} during the write"
+                )
+            seq = self._reserve_seq(conn)
+            gen, base, chunk_base = self._index.reserve(
+                conn, start.datastore_id, start.columns, seq, start.rows, start.chunks
+            )
+            conn.execute(
+                "INSERT INTO ingests (id, datastore_id, schema_version, document_id, doc_seq, "
+                "mid_key, created_at, blob, size, generation_id, row_base, rows, chunk_base, "
+                "chunks, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'staging')",
+                (
+                    start.id.bytes,
+                    start.datastore_id,
+                    start.schema_version,
+                    start.document_id.bytes,
+                    seq,
+                    start.mid_key,
+                    _ts(start.created_at),
+                    start.blob.bytes,
+                    start.size,
+                    gen.id,
+                    base,
+                    start.rows,
+                    chunk_base,
+                    start.chunks,
+                ),
+            )
+            return IngestState(
+                start.id, start.document_id, seq, start.rows, start.chunks, 0, 0, 0, "staging"
+            )
+
+    @staticmethod
+    def _reserve_seq(conn: sqlite3.Connection) -> int:
+        """The next document sequence number, taken now (AUTOINCREMENT never reuses it)."""
+        row = conn.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(seq), 0) "
+            "FROM documents)) + 1 WHERE name = 'documents' RETURNING seq"
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        last = conn.execute("SELECT coalesce(max(seq), 0) FROM documents").fetchone()[0]
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('documents', ?)", (last + 1,))
+        return int(last) + 1
+
+    def _ingest(self, conn: sqlite3.Connection, ingest_id: UUID) -> tuple[Any, ...]:
+        row = conn.execute(
+            "SELECT state, generation_id, doc_seq, row_base, rows, chunk_base, chunks, "
+            "rows_done, chunks_done, datastore_id, schema_version, document_id, mid_key, "
+            "created_at, size, blob FROM ingests WHERE id = ?",
+            (ingest_id.bytes,),
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"ingest {ingest_id} does not exist")
+        return tuple(row)
+
+    def _generation(self, conn: sqlite3.Connection, datastore_id: int, gid: int) -> Generation:
+        for gen in self._index.generations(conn, datastore_id):
+            if gen.id == gid:
+                return gen
+        raise ConflictError(f"index generation #{gid} was dropped during the write; retry")
+
+    def stage_ingest(
+        self, ingest_id: UUID, batch: DocumentRows, *, rows_at: int, chunks_at: int, events: int
+    ) -> IngestState:
+        """See `DocumentStore.stage_ingest`."""
+        bulk = len(batch.rows) >= 20_000
+        with self._db.write(changes_access=False, bulk=bulk) as conn:
+            state, gid, seq, base, rows, chunk_base, chunks, done, chunks_done, ds = self._ingest(
+                conn, ingest_id
+            )[:10]
+            if state != "staging":
+                raise ConflictError(f"ingest {ingest_id} is {state}, not staging")
+            if done != rows_at or chunks_done != chunks_at:
+                raise ConflictError(
+                    f"ingest {ingest_id} has {done} rows staged, not {rows_at}: another worker "
+                    "staged this batch"
+                )
+            if rows_at + len(batch.rows) > rows or chunks_at + len(batch.chunks) > chunks:
+                raise ConflictError(f"ingest {ingest_id} got more rows than it reserved")
+            gen = self._generation(conn, ds, gid)
+            self._index.stage(conn, gen, seq, batch, (base, rows_at), (chunk_base, chunks_at))
+            conn.execute(
+                "UPDATE ingests SET rows_done = ?, chunks_done = ?, events_done = ? WHERE id = ?",
+                (
+                    rows_at + len(batch.rows),
+                    chunks_at + len(batch.chunks),
+                    events,
+                    ingest_id.bytes,
+                ),
+            )
+            row = conn.execute(
+                f"SELECT {_STATE} FROM ingests WHERE id = ?", (ingest_id.bytes,)
+            ).fetchone()
+        return _state(row)
+
+    def publish_ingest(self, ingest_id: UUID, audit: Sequence[AuditEntry] = ()) -> DocumentRecord:
+        """See `DocumentStore.publish_ingest`."""
+        with self._db.write(changes_access=False) as conn:
+            found = self._ingest(conn, ingest_id)
+            state, gid, seq, base, rows, _cb, chunks, done, chunks_done = found[:9]
+            ds, version, doc_id, mid_key, created_at, size, blob = found[9:]
+            record = DocumentRecord(
+                seq,
+                UUID(bytes=doc_id),
+                ds,
+                mid_key,
+                version,
+                datetime.fromisoformat(created_at),
+                size,
+                b"",
+                UUID(bytes=blob),
+            )
+            if state == "published":
+                return record
+            if state != "staging":
+                raise ConflictError(f"ingest {ingest_id} is {state}; it cannot be published")
+            if done != rows or chunks_done != chunks:
+                raise ConflictError(
+                    f"ingest {ingest_id} has {done} of {rows} rows staged; it cannot be published"
+                )
+            gen = self._generation(conn, ds, gid)
+            conn.execute(
+                "INSERT INTO documents (seq, id, datastore_id, mid_key, schema_version, "
+                "created_at, size, body, blob) VALUES (?, ?, ?, ?, ?, ?, ?, x'', ?)",
+                (seq, doc_id, ds, mid_key, version, created_at, size, blob),
+            )
+            self._index.publish(conn, gen, seq, base, rows)
+            conn.execute("UPDATE ingests SET state = 'published' WHERE id = ?", (ingest_id.bytes,))
+            if audit:
+                self._append_audit(conn, audit)
+        return record
+
+    def discard_ingest(self, ingest_id: UUID) -> None:
+        """See `DocumentStore.discard_ingest`."""
+        with self._db.write(changes_access=False) as conn:
+            try:
+                found = self._ingest(conn, ingest_id)
+            except NotFoundError:
+                return
+            state, gid, _seq, base, rows, chunk_base, chunks = found[:7]
+            if state != "staging":
+                return
+            self._index.discard(conn, gid, (base, rows), (chunk_base, chunks))
+            conn.execute("UPDATE ingests SET state = 'discarded' WHERE id = ?", (ingest_id.bytes,))
+
+    def get_ingest(self, ingest_id: UUID) -> IngestState:
+        """See `DocumentStore.get_ingest`."""
+        with self._db.read(snapshot=False) as conn:
+            row = conn.execute(
+                f"SELECT {_STATE} FROM ingests WHERE id = ?", (ingest_id.bytes,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"ingest {ingest_id} does not exist")
+        return _state(row)
+
+    # -- blob records ---------------------------------------------------------------------
+
+    def add_blob(self, record: BlobRecord) -> None:
+        """See `DocumentStore.add_blob`."""
+        with self._db.write(changes_access=False) as conn:
+            if (
+                conn.execute(
+                    "SELECT 1 FROM namespaces WHERE name = ?", (record.namespace,)
+                ).fetchone()
+                is None
+            ):
+                raise NotFoundError(f"namespace {record.namespace!r} does not exist")
+            conn.execute(
+                f"INSERT INTO blobs ({_BLOB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id.bytes,
+                    record.namespace,
+                    record.declared_size,
+                    record.size,
+                    record.sha256,
+                    record.state,
+                    _ts(record.created_at),
+                    record.created_by,
+                ),
+            )
+
+    def get_blob(self, blob_id: UUID) -> BlobRecord:
+        """See `DocumentStore.get_blob`."""
+        with self._db.read(snapshot=False) as conn:
+            return self._blob(conn, blob_id)
+
+    @staticmethod
+    def _blob(conn: sqlite3.Connection, blob_id: UUID) -> BlobRecord:
+        row = conn.execute(f"SELECT {_BLOB} FROM blobs WHERE id = ?", (blob_id.bytes,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"blob {blob_id} does not exist")
+        return _blob(row)
+
+    def blob_stored(self, blob_id: UUID, size: int, sha256: str, at: datetime) -> BlobRecord:
+        """See `DocumentStore.blob_stored`."""
+        with self._db.write(changes_access=False) as conn:
+            conn.execute(
+                "UPDATE blobs SET size = ?, sha256 = ?, state = 'stored', stored_at = ? "
+                "WHERE id = ? AND state = 'open'",
+                (size, sha256, _ts(at), blob_id.bytes),
+            )
+            return self._blob(conn, blob_id)
+
+    def claim_blob(self, blob_id: UUID, at: datetime) -> BlobRecord:
+        """See `DocumentStore.claim_blob`."""
+        with self._db.write(changes_access=False) as conn:
+            conn.execute(
+                "UPDATE blobs SET state = 'claimed', claimed_at = ? WHERE id = ? "
+                "AND state IN ('stored', 'claimed')",
+                (_ts(at), blob_id.bytes),
+            )
+            return self._blob(conn, blob_id)
+
+    def collect_blobs(self, before: datetime, limit: int) -> list[UUID]:
+        """See `DocumentStore.collect_blobs`."""
+        cutoff = _ts(before)
+        with self._db.write(changes_access=False) as conn:
+            rows = conn.execute(
+                "DELETE FROM blobs WHERE id IN (SELECT b.id FROM blobs b "
+                "WHERE b.created_at < ? AND coalesce(b.claimed_at, '') < ? "
+                "AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.blob = b.id) "
+                "AND NOT EXISTS (SELECT 1 FROM ingests i WHERE i.blob = b.id "
+                "AND i.state <> 'discarded') LIMIT ?) RETURNING id",
+                (cutoff, cutoff, limit),
+            ).fetchall()
+        return [UUID(bytes=row[0]) for row in rows]
