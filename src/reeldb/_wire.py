@@ -19,6 +19,7 @@ from reeldb.index.model import Generation
 from reeldb.index.rows import Column, column_width
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.model.document import Document, DocumentInfo
+from reeldb.model.requests import WriteRequest, WriteState
 from reeldb.model.search import DocumentMatch, EventMatch, QueryRequest
 from reeldb.model.timing import TimeRange
 from reeldb.schema.model import (
@@ -29,6 +30,7 @@ from reeldb.schema.model import (
     SchemaVersion,
 )
 from reeldb.schema.registry import CompatibilityReport
+from reeldb.store.base import BlobRecord
 
 Json = dict[str, Any]
 
@@ -391,4 +393,66 @@ def generation_from(d: Json) -> Generation:
         d["rows"],
         d["in_alias"],
         _dt(d["created_at"]),
+    )
+
+
+def write_request(r: WriteRequest) -> Json:
+    return {
+        "id": str(r.id),
+        "datastore": str(r.datastore),
+        "mid": r.mid,
+        "blob": str(r.blob),
+        "state": r.state.value,
+        "document_id": None if r.document_id is None else str(r.document_id),
+        "error": r.error,
+        "idempotency_key": r.idempotency_key,
+        "webhook": r.webhook,
+        "created_by": r.created_by,
+        "created_at": _ts(r.created_at),
+        "updated_at": _ts(r.updated_at),
+        "steps": r.steps,
+    }
+
+
+def write_request_from(d: Json) -> WriteRequest:
+    return WriteRequest(
+        UUID(d["id"]),
+        DataStoreRef.parse(d["datastore"]),
+        d["mid"],
+        UUID(d["blob"]),
+        WriteState(d["state"]),
+        None if d["document_id"] is None else UUID(d["document_id"]),
+        d["error"],
+        d["idempotency_key"],
+        d["webhook"],
+        d["created_by"],
+        _dt(d["created_at"]),
+        _dt(d["updated_at"]),
+        d["steps"],
+    )
+
+
+def blob_record(b: BlobRecord) -> Json:
+    return {
+        "id": str(b.id),
+        "namespace": b.namespace,
+        "declared_size": b.declared_size,
+        "size": b.size,
+        "sha256": b.sha256,
+        "state": b.state,
+        "created_at": _ts(b.created_at),
+        "created_by": b.created_by,
+    }
+
+
+def blob_record_from(d: Json) -> BlobRecord:
+    return BlobRecord(
+        UUID(d["id"]),
+        d["namespace"],
+        d["declared_size"],
+        d["size"],
+        d["sha256"],
+        d["state"],
+        _dt(d["created_at"]),
+        d["created_by"],
     )

@@ -89,6 +89,12 @@ SETTINGS: Final = (
         86_400.0,
         "Seconds an uploaded blob no document uses is kept before garbage collection.",
     ),
+    Setting(
+        "webhook_secret",
+        None,
+        "Secret the webhooks of asynchronous writes are signed with (HMAC-SHA256; default: "
+        "a key file beside the database, webhook.key, created on first use).",
+    ),
     Setting("host", "127.0.0.1", "Address `reeldb serve` listens on."),
     Setting("port", 8000, "Port `reeldb serve` listens on."),
     Setting("workers", 1, "Worker processes of `reeldb serve` (they share the database)."),
@@ -119,6 +125,7 @@ class Settings:
     blobs: str | None = None
     blob_key: str | None = field(default=None, repr=False)
     blob_grace: float = 86_400.0
+    webhook_secret: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1

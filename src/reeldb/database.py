@@ -22,12 +22,13 @@ from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
-from reeldb import _json
+from reeldb import _json, _wire
 from reeldb._cache import ByteLRU
 from reeldb.annotations import Annotations
 from reeldb.auth.keys import KEY_PREFIX, hash_secret, new_api_key, parse_api_key
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.auth.tokens import TokenVerifier
+from reeldb.blobs import key_file
 from reeldb.config import Settings, load_settings
 from reeldb.errors import (
     ConflictError,
@@ -58,6 +59,7 @@ from reeldb.model.names import (
     check_schema_name,
     check_version,
 )
+from reeldb.model.requests import WriteRequest, WriteState
 from reeldb.model.search import DocumentMatch, EventMatch, QueryRequest, QueryState
 from reeldb.model.timing import FrameRate, TimeRange
 from reeldb.query import FieldInfo, check_query, parse_query, searchable_fields
@@ -195,6 +197,7 @@ class Database:
         self._queries: ThreadPoolExecutor | None = None
         self._running_queries: set[UUID] = set()
         self._closing = False
+        self._ephemeral_secret: bytes | None = None
 
     @property
     def url(self) -> str:
@@ -651,6 +654,184 @@ class Database:
         return self._ingest.run(
             datastore, dict(mid), blob_id, request_id=request_id, audit=audit, progress=progress
         )
+
+    def submit_write(
+        self,
+        datastore: str | DataStoreRef,
+        mid: Mapping[str, str],
+        *,
+        blob: UUID | str | None = None,
+        document: DocumentInput | None = None,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
+        created_by: str = "user:local",
+    ) -> tuple[WriteRequest, bool]:
+        """Accept a document write to run asynchronously (any size; NMDB-24).
+
+        The request is durable when this returns; a worker (``reeldb worker``, or the one
+        ``reeldb serve`` embeds) validates, persists and indexes it. Follow it with
+        `get_write_request` or `wait_write_request`.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            mid: The media ID (checked now).
+            blob: An uploaded blob of the DataStore's namespace holding the document.
+            document: Or the document itself (stored as a blob first).
+            idempotency_key: A retried submission with the same key (in the namespace)
+                returns the first request instead of writing again.
+            webhook: An ``http(s)`` URL called with the final state, signed
+                (``X-Reeldb-Signature: sha256=<HMAC of the body>``).
+            created_by: Who submits it.
+
+        Returns:
+            The request, and whether it is new (False: the idempotency key's request).
+
+        Raises:
+            ValidationError: Neither or both of ``blob`` and ``document``, a bad MID, a
+                malformed webhook URL or idempotency key, a blob not uploaded yet.
+            NotFoundError: No such DataStore, or no such blob in its namespace.
+        """
+        ds = self._datastore(datastore)
+        key = check_mid(mid, ds.mid_keys)
+        if (blob is None) == (document is None):
+            raise ValidationError("give the document either as a blob or inline, not both")
+        if webhook is not None and not (
+            isinstance(webhook, str) and webhook.startswith(("http://", "https://"))
+        ):
+            raise ValidationError(f"webhook must be an http:// or https:// URL, got {webhook!r}")
+        if idempotency_key is not None and not (
+            isinstance(idempotency_key, str) and 0 < len(idempotency_key) <= 200
+        ):
+            raise ValidationError("idempotency_key must be a string of 1 to 200 characters")
+        namespace = ds.ref.namespace
+        if document is not None:  # (a retried submission's copy is garbage, collected later)
+            body = (
+                bytes(document)
+                if isinstance(document, bytes | bytearray | memoryview)
+                else document.encode()
+                if isinstance(document, str)
+                else _json.dumps(document)
+            )
+            record = self.blobs.put(namespace, [body], created_by=created_by)
+        else:
+            assert blob is not None
+            record = self.blobs.get(blob, namespace=namespace)
+            if record.state == "open":
+                raise ValidationError(f"blob {record.id} has not been uploaded yet")
+        now = _now()
+        request = WriteRequest(
+            uuid7(),
+            ds.ref,
+            dict(key),
+            record.id,
+            WriteState.PENDING,
+            None,
+            None,
+            idempotency_key,
+            webhook,
+            created_by,
+            now,
+            now,
+        )
+        return self.store.add_write_request(request)
+
+    def get_write_request(
+        self, request_id: UUID | str, *, namespace: str | None = None
+    ) -> WriteRequest:
+        """Where an asynchronous write stands.
+
+        Args:
+            request_id: The request id.
+            namespace: If given, the request must belong to it.
+
+        Returns:
+            The request.
+
+        Raises:
+            ValidationError: The id is not a UUID.
+            NotFoundError: No such request (in that namespace).
+        """
+        key = check_request_id(request_id)
+        try:
+            found = self.store.get_write_request(key)
+        except NotFoundError:
+            found = None
+        if found is None or (namespace is not None and found.datastore.namespace != namespace):
+            raise NotFoundError(f"write request {request_id} does not exist")
+        return found
+
+    def wait_write_request(
+        self, request_id: UUID | str, *, timeout: float = 60.0, poll: float = 0.1
+    ) -> WriteRequest:
+        """Wait until an asynchronous write is ``INDEXED`` or ``FAILED`` (or the timeout).
+
+        Args:
+            request_id: The request id.
+            timeout: Seconds to wait at most.
+            poll: Seconds between looks.
+
+        Returns:
+            The request as it stands when it finished or the time ran out.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.get_write_request(request_id)
+            if found.finished or time.monotonic() >= deadline:
+                return found
+            time.sleep(poll)
+
+    def list_write_requests(
+        self,
+        namespace: str,
+        *,
+        unfinished: bool = False,
+        limit: int = 100,
+        before: UUID | None = None,
+    ) -> list[WriteRequest]:
+        """A namespace's write requests, newest first.
+
+        Args:
+            namespace: The namespace.
+            unfinished: Only those still running.
+            limit: At most this many.
+            before: The cursor: requests older than this one.
+
+        Returns:
+            The requests.
+        """
+        check_limit(limit)
+        return self.store.list_write_requests(
+            namespace=namespace, unfinished=unfinished, limit=limit, before=before
+        )
+
+    def write_audit(self, request: WriteRequest) -> AuditEntry:
+        """The audit entry recorded with an asynchronous write's document."""
+        return AuditEntry(
+            0,
+            _now(),
+            request.created_by,
+            "document.put_async",
+            request.datastore.namespace,
+            str(request.datastore),
+            str(request.id),
+            201,
+        )
+
+    def write_request_json(self, request: WriteRequest) -> dict[str, Any]:
+        """A write request as the service shows it (and as webhooks receive it)."""
+        return _wire.write_request(request)
+
+    def webhook_secret(self) -> bytes:
+        """The key webhooks are signed with (setting ``webhook_secret``, or a key file)."""
+        if self.settings.webhook_secret is not None:
+            return self.settings.webhook_secret.encode()
+        directory = _data_dir(self.settings.database, self.store.url)
+        if directory is None:
+            with self._queries_lock:
+                if self._ephemeral_secret is None:
+                    self._ephemeral_secret = os.urandom(32).hex().encode()
+                return self._ephemeral_secret
+        return key_file(directory / "webhook.key")
 
     def prepare_documents(
         self,

@@ -24,6 +24,7 @@ __all__ = [
     "BlobStore",
     "FileBlobStore",
     "S3BlobStore",
+    "key_file",
     "load_blobs",
     "parse_key",
 ]
@@ -31,8 +32,18 @@ __all__ = [
 KEY_FILE = "blob.key"
 
 
-def _key_file(path: Path) -> BlobKey:
-    """The key in a key file, created (mode 0600, atomically) if missing."""
+def key_file(path: Path) -> bytes:
+    """The 32-byte secret in a key file (base64), created (mode 0600, atomically) if missing.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The secret.
+
+    Raises:
+        ConfigError: The file cannot be read or holds no valid key.
+    """
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         secret = base64.b64encode(os.urandom(KEY_SIZE))
@@ -50,9 +61,17 @@ def _key_file(path: Path) -> BlobKey:
         finally:
             temp.unlink()
     try:
-        return parse_key(path.read_text())
+        text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read the blob key file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read the key file {path}: {exc.strerror}") from None
+    cleaned = "".join(text.split())
+    try:
+        raw = base64.b64decode(cleaned, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != KEY_SIZE:
+        raise ConfigError(f"the key file {path} does not hold the base64 of 32 bytes")
+    return raw
 
 
 def load_blobs(settings: Settings, data_dir: Path | None) -> BlobStore:
@@ -73,7 +92,7 @@ def load_blobs(settings: Settings, data_dir: Path | None) -> BlobStore:
     if settings.blob_key is not None:
         key = parse_key(settings.blob_key)
     elif data_dir is not None:
-        key = _key_file(data_dir / KEY_FILE)
+        key = BlobKey(key_file(data_dir / KEY_FILE))
     else:
         key = BlobKey(os.urandom(KEY_SIZE))
     if url is None:

@@ -12,6 +12,7 @@ import abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from reeldb.auth.model import ApiKey, AuditEntry, Principal
@@ -19,6 +20,7 @@ from reeldb.errors import ReelError
 from reeldb.index.model import EventHit, Generation
 from reeldb.index.rows import Column, DocumentRows
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
+from reeldb.model.requests import WriteRequest, WriteState
 from reeldb.query.ast import Expr
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 
@@ -873,6 +875,96 @@ class DocumentStore(abc.ABC):
 
         Raises:
             NotFoundError: No such blob.
+        """
+
+    # -- asynchronous write requests --------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_write_request(self, request: WriteRequest) -> tuple[WriteRequest, bool]:
+        """Record a write request durably (or find the one its idempotency key names).
+
+        With an idempotency key seen before in the namespace, the earlier request is
+        returned instead and nothing is recorded.
+
+        Args:
+            request: The new request (``PENDING``).
+
+        Returns:
+            The stored request and whether it is new.
+
+        Raises:
+            NotFoundError: No such namespace.
+        """
+
+    @abc.abstractmethod
+    def get_write_request(self, request_id: UUID) -> WriteRequest:
+        """A write request.
+
+        Args:
+            request_id: The request id.
+
+        Returns:
+            The request.
+
+        Raises:
+            NotFoundError: No such request.
+        """
+
+    @abc.abstractmethod
+    def update_write_request(
+        self,
+        request_id: UUID,
+        state: WriteState,
+        at: datetime,
+        *,
+        document_id: UUID | None = None,
+        error: dict[str, Any] | None = None,
+        step: tuple[str, float] | None = None,
+    ) -> WriteRequest:
+        """Move a request to a state (a final state is never left).
+
+        Args:
+            request_id: The request.
+            state: The new state.
+            at: When.
+            document_id: Its DocumentID, once known.
+            error: Why it failed.
+            step: ``(step name, seconds)`` of the step that just finished.
+
+        Returns:
+            The request as it now stands (unchanged if it was final already).
+
+        Raises:
+            NotFoundError: No such request.
+        """
+
+    @abc.abstractmethod
+    def list_write_requests(
+        self,
+        *,
+        namespace: str | None = None,
+        unfinished: bool = False,
+        limit: int = 100,
+        before: UUID | None = None,
+    ) -> list[WriteRequest]:
+        """Write requests, newest first.
+
+        Args:
+            namespace: Only this namespace's.
+            unfinished: Only those not in a final state.
+            limit: At most this many.
+            before: Only requests older than this one (the cursor).
+
+        Returns:
+            The requests.
+        """
+
+    @abc.abstractmethod
+    def count_write_requests(self) -> dict[str, int]:
+        """How many write requests are in each unfinished state (the queue's depth).
+
+        Returns:
+            ``{state: count}``.
         """
 
     @abc.abstractmethod

@@ -15,11 +15,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
+from reeldb import _json
 from reeldb.auth.model import AuditEntry
 from reeldb.errors import ConflictError, NotFoundError, StaleSchemaError
 from reeldb.index.model import Generation
 from reeldb.index.rows import DocumentRows
 from reeldb.index.sqlite import SQLiteIndex
+from reeldb.model.datastore import DataStoreRef
+from reeldb.model.requests import FINAL_STATES, WriteRequest, WriteState
 from reeldb.store.base import BlobRecord, DocumentRecord, IngestStart, IngestState
 from reeldb.store.sqlite._connection import SQLiteConnections
 
@@ -54,6 +57,30 @@ def _blob(row: Sequence[Any]) -> BlobRecord:
         row[5],
         datetime.fromisoformat(row[6]),
         row[7],
+    )
+
+
+_REQUEST: Final = (
+    "id, datastore, mid, blob, state, document_id, error, idempotency_key, webhook, "
+    "created_by, created_at, updated_at, steps"
+)
+
+
+def _request(row: Sequence[Any]) -> WriteRequest:
+    return WriteRequest(
+        UUID(bytes=row[0]),
+        DataStoreRef.parse(row[1]),
+        _json.loads(row[2]),
+        UUID(bytes=row[3]),
+        WriteState(row[4]),
+        None if row[5] is None else UUID(bytes=row[5]),
+        None if row[6] is None else _json.loads(row[6]),
+        row[7],
+        row[8],
+        row[9],
+        datetime.fromisoformat(row[10]),
+        datetime.fromisoformat(row[11]),
+        _json.loads(row[12]),
     )
 
 
@@ -314,3 +341,127 @@ class SQLiteIngest:
                 (cutoff, cutoff, limit),
             ).fetchall()
         return [UUID(bytes=row[0]) for row in rows]
+
+    # -- write requests -------------------------------------------------------------------
+
+    def add_write_request(self, request: WriteRequest) -> tuple[WriteRequest, bool]:
+        """See `DocumentStore.add_write_request`."""
+        namespace = request.datastore.namespace
+        with self._db.write(changes_access=False) as conn:
+            if request.idempotency_key is not None:
+                row = conn.execute(
+                    f"SELECT {_REQUEST} FROM write_requests WHERE namespace = ? "
+                    "AND idempotency_key = ?",
+                    (namespace, request.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return _request(row), False
+            if (
+                conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (namespace,)).fetchone()
+                is None
+            ):
+                raise NotFoundError(f"namespace {namespace!r} does not exist")
+            conn.execute(
+                f"INSERT INTO write_requests (namespace, {_REQUEST}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    namespace,
+                    request.id.bytes,
+                    str(request.datastore),
+                    _json.dumps(request.mid).decode(),
+                    request.blob.bytes,
+                    request.state.value,
+                    None if request.document_id is None else request.document_id.bytes,
+                    None if request.error is None else _json.dumps(request.error).decode(),
+                    request.idempotency_key,
+                    request.webhook,
+                    request.created_by,
+                    _ts(request.created_at),
+                    _ts(request.updated_at),
+                    _json.dumps(request.steps).decode(),
+                ),
+            )
+        return request, True
+
+    def get_write_request(self, request_id: UUID) -> WriteRequest:
+        """See `DocumentStore.get_write_request`."""
+        with self._db.read(snapshot=False) as conn:
+            return self._write_request(conn, request_id)
+
+    @staticmethod
+    def _write_request(conn: sqlite3.Connection, request_id: UUID) -> WriteRequest:
+        row = conn.execute(
+            f"SELECT {_REQUEST} FROM write_requests WHERE id = ?", (request_id.bytes,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"write request {request_id} does not exist")
+        return _request(row)
+
+    def update_write_request(
+        self,
+        request_id: UUID,
+        state: WriteState,
+        at: datetime,
+        *,
+        document_id: UUID | None = None,
+        error: dict[str, Any] | None = None,
+        step: tuple[str, float] | None = None,
+    ) -> WriteRequest:
+        """See `DocumentStore.update_write_request`."""
+        with self._db.write(changes_access=False) as conn:
+            found = self._write_request(conn, request_id)
+            if found.state in FINAL_STATES:
+                return found
+            steps = dict(found.steps)
+            if step is not None:
+                steps[step[0]] = step[1]
+            doc = document_id or found.document_id
+            conn.execute(
+                "UPDATE write_requests SET state = ?, updated_at = ?, document_id = ?, "
+                "error = ?, steps = ? WHERE id = ?",
+                (
+                    state.value,
+                    _ts(at),
+                    None if doc is None else doc.bytes,
+                    None if error is None else _json.dumps(error).decode(),
+                    _json.dumps(steps).decode(),
+                    request_id.bytes,
+                ),
+            )
+            return self._write_request(conn, request_id)
+
+    def list_write_requests(
+        self,
+        *,
+        namespace: str | None = None,
+        unfinished: bool = False,
+        limit: int = 100,
+        before: UUID | None = None,
+    ) -> list[WriteRequest]:
+        """See `DocumentStore.list_write_requests`."""
+        where: list[str] = ["1"]
+        args: list[Any] = []
+        if namespace is not None:
+            where.append("namespace = ?")
+            args.append(namespace)
+        if unfinished:
+            where.append("state NOT IN ('INDEXED', 'FAILED')")
+        if before is not None:
+            where.append("id < ?")
+            args.append(before.bytes)
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_REQUEST} FROM write_requests WHERE {' AND '.join(where)} "
+                "ORDER BY id DESC LIMIT ?",
+                [*args, limit],
+            ).fetchall()
+        return [_request(row) for row in rows]
+
+    def count_write_requests(self) -> dict[str, int]:
+        """See `DocumentStore.count_write_requests`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT state, count(*) FROM write_requests "
+                "WHERE state NOT IN ('INDEXED', 'FAILED') GROUP BY state"
+            ).fetchall()
+        return {state.value: 0 for state in WriteState if state not in FINAL_STATES} | dict(rows)

@@ -291,6 +291,31 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "CREATE INDEX ingests_by_blob ON ingests (blob)",
         ),
     ),
+    (
+        "0007_write_requests",
+        (
+            # Asynchronous writes: accepted durably, run by workers (reeldb.workflows).
+            """CREATE TABLE write_requests (
+                id BLOB PRIMARY KEY,
+                namespace TEXT NOT NULL REFERENCES namespaces (name),
+                datastore TEXT NOT NULL,
+                mid TEXT NOT NULL,
+                blob BLOB NOT NULL,
+                state TEXT NOT NULL,
+                document_id BLOB,
+                error TEXT,
+                idempotency_key TEXT,
+                webhook TEXT,
+                created_by TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                steps TEXT NOT NULL DEFAULT '{}',
+                UNIQUE (namespace, idempotency_key)
+            )""",
+            "CREATE INDEX write_requests_by_state ON write_requests (state) "
+            "WHERE state NOT IN ('INDEXED', 'FAILED')",
+        ),
+    ),
 )
 
 

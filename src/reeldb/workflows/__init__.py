@@ -1,0 +1,1 @@
+"""Durable work: asynchronous writes run by workers (DBOS workflows)."""
