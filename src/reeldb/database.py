@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -751,7 +751,7 @@ class Database:
             ValidationError: The id is not a UUID.
             NotFoundError: No such request (in that namespace).
         """
-        key = check_request_id(request_id)
+        key = _uuid(request_id, "write request id")
         try:
             found = self.store.get_write_request(key)
         except NotFoundError:
@@ -992,13 +992,19 @@ class Database:
         )
 
     def get_document(
-        self, document_id: UUID | str, *, datastore: str | DataStoreRef | None = None
+        self,
+        document_id: UUID | str,
+        *,
+        datastore: str | DataStoreRef | None = None,
+        stream: bool = False,
     ) -> Document:
         """Read a document by DocumentID; the same ID always returns the same bytes.
 
         Args:
             document_id: The DocumentID.
             datastore: If given, the document must belong to this DataStore.
+            stream: Do not read a body kept in a blob (a document written from a blob may
+                be gigabytes): ``body`` is then empty and `open_document_body` streams it.
 
         Returns:
             The document.
@@ -1020,7 +1026,7 @@ class Database:
         if record is not None:
             ref = self._ref_of(record.datastore_id)
             if wanted is None or wanted == ref:
-                return self._document(ref, record)
+                return self._document(ref, record, stream=stream)
         # One message whether the ID is unknown or elsewhere: IDs in other tenants'
         # DataStores must not be told apart from IDs that do not exist.
         where = f" in DataStore {wanted}" if wanted is not None else ""
@@ -1682,9 +1688,24 @@ class Database:
             ref = self._refs[datastore_id] = self.store.get_datastore_by_id(datastore_id).ref
         return ref
 
-    def _document(self, ref: DataStoreRef, record: DocumentRecord) -> Document:
+    def open_document_body(self, document: Document) -> Iterator[bytes]:
+        """Stream a document's body: from its blob, in chunks, or its ``body`` at once.
+
+        Args:
+            document: From `get_document` (with ``stream=True`` for a large one).
+
+        Returns:
+            The body's bytes in chunks, authenticated as they are read.
+        """
+        if document.blob is None:
+            return iter((document.body,))
+        return self.blobs.store.open(document.blob)
+
+    def _document(
+        self, ref: DataStoreRef, record: DocumentRecord, *, stream: bool = False
+    ) -> Document:
         body = record.body
-        if record.blob is not None:  # written from a blob: the body is there, whole
+        if record.blob is not None and not stream:  # written from a blob: its body is there
             body = b"".join(self.blobs.store.open(record.blob))
         return Document(
             record.id,
@@ -1693,6 +1714,7 @@ class Database:
             record.schema_version,
             record.created_at,
             body,
+            record.blob,
         )
 
 

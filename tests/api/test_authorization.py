@@ -284,6 +284,21 @@ def _query_request(suffix: str) -> Builder:
     return build
 
 
+def _upload_blob(world: World, ns: str) -> Call:
+    made = world.db.blobs.create(VISION)
+    return Call("PUT", f"/v1/namespaces/{ns}/blobs/{made.id}", json={"any": "bytes"}, namespace=ns)
+
+
+def _get_blob(world: World, ns: str) -> Call:
+    made = world.db.blobs.create(VISION)
+    return Call("GET", f"/v1/namespaces/{ns}/blobs/{made.id}", namespace=ns)
+
+
+def _write_request(world: World, ns: str) -> Call:
+    made, _ = world.db.submit_write(f"{VISION}/{DATASTORE}", MID, document=face_document())
+    return Call("GET", f"/v1/requests/{made.id}", document_id=str(made.id))
+
+
 _ANNOTATION = {
     "type": "BOUNDING_BOX",
     "associations": [{"type": "MOVIE_ID", "id": "81234567"}],
@@ -446,6 +461,21 @@ REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
     ("GET", "/v1/namespaces/{namespace}/association-types"): (
         Need.READER,
         _get("/v1/namespaces/{ns}/association-types"),
+    ),
+    ("POST", "/v1/namespaces/{namespace}/blobs"): (
+        Need.WRITER,
+        _send("POST", "/v1/namespaces/{ns}/blobs", lambda w: {"size": 12}),
+    ),
+    ("PUT", "/v1/namespaces/{namespace}/blobs/{blob_id}"): (Need.WRITER, _upload_blob),
+    ("GET", "/v1/namespaces/{namespace}/blobs/{blob_id}"): (Need.READER, _get_blob),
+    ("POST", _DS_ROUTE + "/documents/async"): (
+        Need.WRITER,
+        _send("POST", _DS + "/documents/async", _document),
+    ),
+    ("GET", "/v1/requests/{request_id}"): (Need.READER, _write_request),
+    ("GET", "/v1/namespaces/{namespace}/requests"): (
+        Need.READER,
+        _get("/v1/namespaces/{ns}/requests"),
     ),
     ("PUT", "/v1/namespaces/{namespace}/association-types"): (
         Need.ADMIN,

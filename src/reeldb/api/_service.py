@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Final
 
 import anyio.to_thread
 import orjson
@@ -27,6 +27,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import GaugeMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -154,6 +155,44 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 """Methods counted under their name; any other is ``OTHER`` (labels are bounded)."""
 
 
+_STEPS: Final = ("validate", "persist", "index")
+
+
+def _write_queue_metrics(db: Database) -> bytes:
+    """The asynchronous writes' backlog and step latencies (NMDB-38), read from the database.
+
+    Read at each scrape from the shared table, so every process reports the same, whole
+    queue (workers need not be scraped). Built as metric families, not as gauges, so
+    that prometheus_client's multiprocess mode keeps no files for them.
+    """
+    depth = GaugeMetricFamily(
+        "reeldb_write_requests",
+        "Asynchronous writes not finished yet, by state (the queue's depth).",
+        labels=("state",),
+    )
+    for state, count in sorted(db.store.count_write_requests().items()):
+        depth.add_metric((state,), count)
+    steps = GaugeMetricFamily(
+        "reeldb_write_step_seconds",
+        "Seconds the steps of the latest finished asynchronous writes took (up to 500).",
+        labels=("step", "quantile"),
+    )
+    recent = [r for r in db.store.list_write_requests(limit=500) if r.finished]
+    for step in _STEPS:
+        times = sorted(r.steps[step] for r in recent if step in r.steps)
+        for quantile in (0.5, 0.99):
+            value = times[min(len(times) - 1, int(quantile * len(times)))] if times else 0.0
+            steps.add_metric((step, str(quantile)), value)
+
+    class _Families:
+        def collect(self) -> list[GaugeMetricFamily]:
+            return [depth, steps]
+
+    registry = CollectorRegistry()
+    registry.register(_Families())
+    return generate_latest(registry)
+
+
 class _Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -199,6 +238,10 @@ def _length(headers: dict[bytes, bytes]) -> int:
         return int(headers.get(b"content-length", b"0"))
     except ValueError:
         return 0
+
+
+_BLOB_UPLOAD: Final = re.compile(r"/v1/namespaces/[^/]+/blobs/[^/]+")
+"""Blob uploads stream any bytes of any size (their limit is the size announced)."""
 
 
 class _ServiceMiddleware:
@@ -267,7 +310,11 @@ class _ServiceMiddleware:
                 if response is not None:
                     await response(scope, receive, send_wrapper)
                     return
-            if scope["method"] in _BODY_METHODS and scope["path"].startswith("/v1/"):
+            if (
+                scope["method"] in _BODY_METHODS
+                and scope["path"].startswith("/v1/")
+                and not (scope["method"] == "PUT" and _BLOB_UPLOAD.match(scope["path"]))
+            ):
                 kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
                 has_body = headers.get(b"content-length", b"0") != b"0" or (
                     b"transfer-encoding" in headers
@@ -377,7 +424,8 @@ def _health_routes(service: FastAPI, metrics: _Metrics) -> Routes:
         response_class=PlainTextResponse,
     )
     def prometheus() -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        queue = _write_queue_metrics(service.state.db)
+        return Response(metrics.exposition() + queue, media_type=CONTENT_TYPE_LATEST)
 
     return r
 

@@ -618,3 +618,59 @@ class AssociationTypesOut(BaseModel):
     """The association types a namespace allows (null: any)."""
 
     types: list[str] | None
+
+
+# -- blobs and asynchronous writes -------------------------------------------------------
+
+
+class BlobCreate(_Request):
+    """Announce a blob; upload its bytes to ``upload_url`` next."""
+
+    size: int | None = Field(
+        default=None, ge=0, description="The payload's size: a longer or shorter upload fails."
+    )
+
+
+class BlobOut(BaseModel):
+    """A blob: ``open`` until uploaded, then ``stored``, ``claimed`` once a write uses it."""
+
+    id: str
+    namespace: str
+    declared_size: int | None
+    size: int | None
+    sha256: str | None
+    state: str
+    created_at: str
+    created_by: str
+    upload_url: str | None = None
+
+
+class AsyncWrite(_Request):
+    """A document write to run asynchronously: the document inline, or a blob holding it."""
+
+    mid: dict[str, str]
+    document: dict[str, Any] | None = None
+    blob: str | None = Field(default=None, json_schema_extra={"format": "uuid"})
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    webhook: str | None = Field(
+        default=None, description="An http(s) URL called with the final state, signed."
+    )
+
+
+class WriteRequestOut(BaseModel):
+    """An asynchronous write and where it stands."""
+
+    id: str
+    datastore: str
+    mid: dict[str, str]
+    blob: str
+    state: str = Field(json_schema_extra={"enum": ["PENDING", "VALIDATED", "PERSISTED",
+                                                   "INDEXED", "FAILED"]})  # fmt: skip
+    document_id: str | None
+    error: dict[str, Any] | None
+    idempotency_key: str | None
+    webhook: str | None
+    created_by: str
+    created_at: str
+    updated_at: str
+    steps: dict[str, float]

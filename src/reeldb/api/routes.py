@@ -14,7 +14,7 @@ from uuid import UUID
 import orjson
 from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +37,7 @@ from reeldb.api._routing import (
     principal_of,
     restore_audit,
 )
+from reeldb.api._write_routes import write_routes
 from reeldb.auth.model import AuditEntry, Principal
 from reeldb.auth.policy import Need, authorize
 from reeldb.database import Database, PreparedWrite
@@ -103,13 +104,29 @@ def document_response(
     Raises:
         NotFoundError: No such document, or the caller has no role in its namespace.
     """
-    doc = db.get_document(document_id)
+    doc = db.get_document(document_id, stream=True)
     # The namespace is known only now; without a role the document "does not exist".
     try:
         authorize(principal, Need.READER, doc.datastore.namespace)
     except (NotFoundError, PermissionDeniedError):
         raise NotFoundError(f"document {document_id} does not exist") from None
-    return _etag_response(if_none_match, str(doc.id), _wire.document(doc))
+    if doc.blob is None:
+        return _etag_response(if_none_match, str(doc.id), _wire.document(doc))
+    # Written from a blob: streamed from there, never held whole (it may be gigabytes).
+    headers = {"ETag": f'"{doc.id}"', "Cache-Control": _IMMUTABLE}
+    if if_none_match is not None and (
+        if_none_match.strip() == "*" or headers["ETag"] in _etags(if_none_match)
+    ):
+        return Response(status_code=304, headers=headers)
+    head = orjson.dumps({k: v for k, v in _wire.document(doc).items() if k != "data"})
+    chunks = db.open_document_body(doc)  # checks the blob exists before the answer starts
+
+    def body() -> Iterator[bytes]:
+        yield head[:-1] + b',"data":'
+        yield from chunks
+        yield b"}"
+
+    return StreamingResponse(body(), media_type="application/json", headers=headers)
 
 
 def _readable_info(request: Request, document_id: UUID) -> DocumentInfo:
@@ -220,6 +237,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
         )
 
     _annotation_routes(r)
+    write_routes(r)
 
     # -- who am I ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import traceback
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,14 @@ from reeldb.auth.model import NewApiKey
 from reeldb.cli._ann import ann_app
 from reeldb.cli._common import State, get_state, progress_bar, read_json
 from reeldb.cli._output import Output, OutputFormat, plain
+from reeldb.cli._writes import (
+    blob_app,
+    request_app,
+    show_request,
+    stream_document,
+    upload_file,
+    worker,
+)
 from reeldb.config import SETTINGS, load_settings
 from reeldb.database import Database
 from reeldb.errors import ConfigError, ReelError, ValidationError
@@ -74,6 +83,8 @@ for sub, name in (
     (audit_app, "audit"),
     (index_app, "index"),
     (queries_app, "queries"),
+    (blob_app, "blob"),
+    (request_app, "request"),
 ):
     app.add_typer(sub, name=name, no_args_is_help=True)
 
@@ -203,6 +214,13 @@ def serve(
     demo: Annotated[bool, typer.Option("--demo", help="Load the demo DataStore first.")] = False,
     admin: AdminOpt = "user:admin",
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    embedded_worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run asynchronous writes in this process too (off: run `reeldb worker`s).",
+        ),
+    ] = True,
 ) -> None:
     """Run the HTTP service (see docs/http-api.md); Ctrl-C stops it."""
     import uvicorn
@@ -233,10 +251,25 @@ def serve(
         "access_log": access_log,
         "log_level": "info",
     }
-    if settings.workers == 1:
-        uvicorn.run(create_app(db), **options)
-        return
-    db.close()
+    runner = None
+    if embedded_worker:
+        from reeldb.workflows.writes import Worker
+
+        # A stable name: restarted, the service resumes the writes it was running.
+        runner = Worker(db, name=f"{os.uname().nodename}-serve-{settings.port}").start()
+    try:
+        if settings.workers == 1:
+            uvicorn.run(create_app(db), **options)
+            return
+        _serve_workers(settings, options)
+    finally:
+        if runner is not None:
+            runner.stop()
+
+
+def _serve_workers(settings: Any, options: dict[str, Any]) -> None:
+    import uvicorn
+
     # Workers are new processes: they read the database URL and the metrics directory
     # (prometheus_client's multiprocess mode, so /metrics adds up every worker) from here.
     os.environ["REELDB_DATABASE"] = settings.database
@@ -249,6 +282,9 @@ def serve(
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+app.command()(worker)
 
 
 @app.command()
@@ -622,14 +658,46 @@ def doc_put(
     datastore: DataStoreArg,
     source: Annotated[str, typer.Argument(help="Document file (JSON), or - for stdin.")],
     mid: MidOpt,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Upload the file as a blob, then validate and index it streamed, in bounded "
+            "memory (the default for files over max_document_bytes).",
+        ),
+    ] = False,
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--async", help="Hand the write to a worker (reeldb worker); print the request id."
+        ),
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="With --async: wait until it is done.")] = False,
 ) -> None:
-    """Validate and store a new document for a MID."""
+    """Validate and store a new document for a MID (any size: large files are streamed)."""
     state = get_state(ctx)
-    doc = state.db.put_document(datastore, _parse_mid(mid), read_json(source, "document"))
+    db = state.db
+    path = Path(source)
+    large = (
+        source != "-" and path.is_file() and path.stat().st_size > db.settings.max_document_bytes
+    )
+    if submit:
+        namespace = datastore.split("/", 1)[0]
+        record = upload_file(db, namespace, path, state.out)
+        found, _ = db.submit_write(datastore, _parse_mid(mid), blob=record.id)
+        if wait:
+            found = db.wait_write_request(found.id, timeout=24 * 3600)
+        show_request(state.out, found)
+        return
+    if stream or large:
+        doc = stream_document(db, datastore, _parse_mid(mid), path, state.out)
+    else:
+        doc = db.put_document(datastore, _parse_mid(mid), read_json(source, "document"))
     if state.out.json:
         state.out.data({"id": str(doc.id), "mid": doc.mid, "schema_version": doc.schema_version})
     else:
-        state.out.line(f"stored document {doc.id} ({len(doc.body)} bytes)")
+        size = len(doc.body) if doc.blob is None else path.stat().st_size
+        state.out.line(f"stored document {doc.id} ({size} bytes)")
 
 
 @doc_app.command("get")

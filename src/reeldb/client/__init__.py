@@ -11,8 +11,10 @@ Listing methods that return whole lists follow the service's pages for you.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 from uuid import UUID
@@ -51,11 +53,13 @@ from reeldb.model.names import (
     check_schema_name,
     check_version,
 )
+from reeldb.model.requests import WriteRequest
 from reeldb.model.search import DocumentMatch, EventMatch, QueryRequest
 from reeldb.query import to_json
 from reeldb.query.ast import Expr
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport
+from reeldb.store.base import BlobRecord
 
 __all__ = ["DEFAULT_URL", "Client", "RemoteAnnotations"]
 
@@ -119,6 +123,8 @@ class Client:
         )
         self.annotations = RemoteAnnotations(self)
         """Annotations, as `reeldb.Database.annotations` (`RemoteAnnotations`)."""
+        self.blobs = RemoteBlobs(self)
+        """Blobs, as `reeldb.Database.blobs` (`RemoteBlobs`)."""
 
     @property
     def url(self) -> str:
@@ -461,6 +467,104 @@ class Client:
         found = self._call("POST", self._ds_path(datastore) + "/queries", json=body)
         return _wire.query_request_from(found)
 
+    def submit_write(
+        self,
+        datastore: str | DataStoreRef,
+        mid: Mapping[str, str],
+        *,
+        blob: UUID | str | None = None,
+        document: DocumentInput | None = None,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
+    ) -> tuple[WriteRequest, bool]:
+        """See `reeldb.Database.submit_write` (``document`` is sent inline)."""
+        body: dict[str, Any] = {"mid": _mid(mid)}
+        if blob is not None:
+            body["blob"] = str(blob)
+        if document is not None:
+            raw = document if isinstance(document, bytes | str) else orjson.dumps(document)
+            body["document"] = orjson.Fragment(raw)
+        if idempotency_key is not None:
+            body["idempotency_key"] = idempotency_key
+        if webhook is not None:
+            body["webhook"] = webhook
+        response = self._response("POST", self._ds_path(datastore) + "/documents/async", body)
+        return _wire.write_request_from(orjson.loads(response.content)), response.status_code == 202
+
+    def get_write_request(self, request_id: UUID | str) -> WriteRequest:
+        """See `reeldb.Database.get_write_request`."""
+        return _wire.write_request_from(self._call("GET", f"/requests/{_seg(request_id)}"))
+
+    def wait_write_request(
+        self, request_id: UUID | str, *, timeout: float = 60.0, poll: float = 0.2
+    ) -> WriteRequest:
+        """See `reeldb.Database.wait_write_request`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.get_write_request(request_id)
+            if found.finished or time.monotonic() >= deadline:
+                return found
+            time.sleep(poll)
+
+    def list_write_requests(
+        self, namespace: str, *, unfinished: bool = False, limit: int = 100
+    ) -> list[WriteRequest]:
+        """See `reeldb.Database.list_write_requests` (the first page)."""
+        page = self._call(
+            "GET",
+            f"/namespaces/{_ns(namespace)}/requests",
+            params={"unfinished": str(unfinished).lower(), "limit": limit},
+        )
+        return [_wire.write_request_from(item) for item in page["items"]]
+
+    def put_document_from_file(
+        self,
+        datastore: str | DataStoreRef,
+        mid: Mapping[str, str],
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 3600.0,
+    ) -> WriteRequest:
+        """Upload a document file of any size as a blob, write it asynchronously, wait.
+
+        Args:
+            datastore: ``namespace/analysis_type/version``.
+            mid: The media ID.
+            path: The JSON file (streamed, never read whole).
+            timeout: Seconds to wait for the write to finish.
+
+        Returns:
+            The finished request (``INDEXED``, or ``FAILED`` with every violation).
+        """
+        namespace = str(datastore).split("/", 1)[0]
+        file = Path(path)
+        record = self.blobs.create(namespace, size=file.stat().st_size)
+        with file.open("rb") as handle:
+            self.blobs.upload(namespace, record.id, iter(lambda: handle.read(1 << 20), b""))
+        request, _ = self.submit_write(datastore, mid, blob=record.id)
+        return self.wait_write_request(request.id, timeout=timeout)
+
+    def _response(self, method: str, path: str, json: Any) -> httpx.Response:
+        """Send JSON; the response (raising the error a problem answer stands for)."""
+        if self._http.is_closed:
+            raise DatabaseClosedError(f"the client of {self.base_url} is closed")
+        try:
+            response = self._http.request(
+                method,
+                "/v1" + path,
+                content=orjson.dumps(json),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.TransportError as exc:
+            raise BackendUnavailableError(f"cannot reach reeldb at {self.base_url}: {exc}") from exc
+        if not 200 <= response.status_code < 300:
+            try:
+                problem = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                problem = None
+            raise error_from_problem(response.status_code, problem)
+        return response
+
     def get_query_request(self, request_id: UUID | str) -> QueryRequest:
         """See `reeldb.Database.get_query_request`."""
         found = self._call("GET", f"/queries/{check_request_id(request_id)}")
@@ -567,6 +671,57 @@ def _query_json(query: str | Mapping[str, Any] | Expr) -> Any:
 
 AssociationInput = Association | Mapping[str, str]
 TypeInput = str | TypeRef | Mapping[str, Any]
+
+
+class RemoteBlobs:
+    """`reeldb.ingest.Blobs` over HTTP: announce, upload (streamed), look up."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"RemoteBlobs({self._client.base_url!r})"
+
+    def create(self, namespace: str, *, size: int | None = None) -> BlobRecord:
+        """See `reeldb.ingest.Blobs.create`."""
+        found = self._client._call(
+            "POST", f"/namespaces/{_ns(namespace)}/blobs", json={"size": size}
+        )
+        return _wire.blob_record_from(found)
+
+    def upload(self, namespace: str, blob_id: UUID | str, chunks: Iterable[bytes]) -> BlobRecord:
+        """See `reeldb.ingest.Blobs.upload`: the chunks are streamed, never held whole."""
+        client = self._client
+        path = f"/v1/namespaces/{_ns(namespace)}/blobs/{_seg(blob_id)}"
+        try:
+            response = client._http.request(
+                "PUT",
+                path,
+                content=iter(chunks),
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=None,
+            )
+        except httpx.TransportError as exc:
+            raise BackendUnavailableError(
+                f"cannot reach reeldb at {client.base_url}: {exc}"
+            ) from exc
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if not 200 <= response.status_code < 300:
+            raise error_from_problem(response.status_code, body)
+        return _wire.blob_record_from(body)
+
+    def put(self, namespace: str, chunks: Iterable[bytes]) -> BlobRecord:
+        """See `reeldb.ingest.Blobs.put`."""
+        record = self.create(namespace)
+        return self.upload(namespace, record.id, chunks)
+
+    def get(self, blob_id: UUID | str, *, namespace: str) -> BlobRecord:
+        """See `reeldb.ingest.Blobs.get`."""
+        found = self._client._call("GET", f"/namespaces/{_ns(namespace)}/blobs/{_seg(blob_id)}")
+        return _wire.blob_record_from(found)
 
 
 class RemoteAnnotations:

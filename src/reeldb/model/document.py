@@ -53,7 +53,9 @@ class Document:
         mid: The media ID it is keyed by.
         schema_version: The document schema version it was validated against.
         created_at: When it was written (UTC).
-        body: The stored JSON, byte for byte what every read returns.
+        body: The stored JSON, byte for byte what every read returns (empty when read with
+            ``stream=True`` from a blob: see ``blob``).
+        blob: The blob holding the body, for a document written from a blob.
     """
 
     id: UUID
@@ -62,6 +64,7 @@ class Document:
     schema_version: int
     created_at: datetime
     body: bytes = field(repr=False)
+    blob: UUID | None = field(default=None, repr=False)
 
     @cached_property
     def data(self) -> dict[str, Any]:

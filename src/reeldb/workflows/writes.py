@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -226,26 +227,21 @@ def sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def system_database_url(db: Database) -> str:
-    """Where DBOS keeps its workflow state: a SQLite file beside reeldb's, by default.
+def system_database_url(db: Database) -> str | None:
+    """Where DBOS keeps the workflow state of a database's writes.
 
     Args:
         db: The database.
 
     Returns:
-        A SQLAlchemy URL.
-
-    Raises:
-        ConfigError: The database is in memory (workers need a shared file).
+        A SQLAlchemy URL: a SQLite file beside reeldb's; None for an in-memory database
+        (its worker keeps the state in a temporary file: it runs in the same process).
     """
     url = db.url
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         return f"sqlite:///{path.parent.resolve() / (path.stem + '-workflows.db')}"
-    raise ConfigError(
-        "asynchronous writes need a database file that workers share: use "
-        "sqlite:///path/to/reel.db, not an in-memory database"
-    )
+    return None
 
 
 class Worker:
@@ -272,6 +268,7 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started: set[UUID] = set()
+        self._temp: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self) -> Worker:
         """Launch DBOS (resuming this worker's interrupted workflows) and start polling.
@@ -280,7 +277,7 @@ class Worker:
             The worker.
 
         Raises:
-            ConflictError: Another worker runs in this process.
+            ConfigError: Another worker runs in this process.
         """
         global _worker_db
         with Worker._lock:
@@ -288,10 +285,14 @@ class Worker:
                 raise ConfigError("a reeldb worker already runs in this process")
             Worker._running = self
         _worker_db = self.db
+        url = system_database_url(self.db)
+        if url is None:
+            self._temp = tempfile.TemporaryDirectory(prefix="reeldb-workflows-")
+            url = f"sqlite:///{self._temp.name}/workflows.db"
         DBOS(
             config={
                 "name": "reeldb",
-                "system_database_url": system_database_url(self.db),
+                "system_database_url": url,
                 "application_version": APP_VERSION,
                 "executor_id": self.name,
                 "log_level": "WARNING",
@@ -336,6 +337,8 @@ class Worker:
             self._thread.join()
         DBOS.destroy()
         _worker_db = None
+        if self._temp is not None:
+            self._temp.cleanup()
         with Worker._lock:
             Worker._running = None
 
