@@ -12,6 +12,7 @@ workflow of an asynchronous write calls them one by one):
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -334,13 +335,14 @@ class DocumentIngest:
             )
         validators = self._level_validators(ds.ref.namespace, ds.schema_name, ds.schema_version)
         size = record.size or 0
-        chunks = db.blobs.store.open(record.id)
-        plan = scan(
-            stream.walk(_reporting(chunks, size, progress)),
-            validators,
-            chunk_bytes=db.settings.index_chunk_bytes,
-            what=f"document for MID {key} in blob {record.id}",
-        )
+        chunks = _reporting(db.blobs.store.open(record.id), size, progress)
+        with _closed(chunks):
+            plan = scan(
+                stream.walk(chunks),
+                validators,
+                chunk_bytes=db.settings.index_chunk_bytes,
+                what=f"document for MID {key} in blob {record.id}",
+            )
         return ValidatedBlob(ds.ref, ds.schema_version, key, record.id, size, plan)
 
     def begin(self, request_id: UUID, validated: ValidatedBlob) -> IngestState:
@@ -402,7 +404,9 @@ class DocumentIngest:
         db = self._db
         store = db.store
         state = store.get_ingest(request_id)
-        if state.state != "staging" or state.rows_done == state.rows:
+        if state.state != "staging" or (
+            state.rows_done == state.rows and state.chunks_done == state.chunks
+        ):
             return state
         ds = db._datastore(validated.datastore)
         schema = db.schemas.get(ds.ref.namespace, ds.schema_name, validated.schema_version)
@@ -429,21 +433,23 @@ class DocumentIngest:
 
         cutter.document(heads.top.get("asset"))
         t = 0
-        for kind, a, b in stream.walk(db.blobs.store.open(validated.blob)):
-            if kind == stream.EVENT:
-                cutter.event(a, b)
-                events += 1
-                if len(cutter.rows) >= batch_rows:
-                    flush()
-            elif kind == stream.COMPONENT:
-                cutter.component(a, heads.components[t][a])
-            elif kind == stream.COMPONENT_END:
-                cutter.end_component()
-            elif kind == stream.TRACK:
-                t = a
-                cutter.track(a, heads.tracks[a])
-            elif kind == stream.TRACK_END:
-                cutter.end_track()
+        chunks = db.blobs.store.open(validated.blob)
+        with _closed(chunks):
+            for kind, a, b in stream.walk(chunks):
+                if kind == stream.EVENT:
+                    cutter.event(a, b)
+                    events += 1
+                    if len(cutter.rows) >= batch_rows:
+                        flush()
+                elif kind == stream.COMPONENT:
+                    cutter.component(a, heads.components[t][a])
+                elif kind == stream.COMPONENT_END:
+                    cutter.end_component()
+                elif kind == stream.TRACK:
+                    t = a
+                    cutter.track(a, heads.tracks[a])
+                elif kind == stream.TRACK_END:
+                    cutter.end_track()
         cutter.end_document()
         flush()
         return state
@@ -508,11 +514,27 @@ class DocumentIngest:
 
 
 def _reporting(chunks: Iterator[bytes], total: int, progress: Progress | None) -> Iterator[bytes]:
-    if progress is None:
-        yield from chunks
-        return
-    done = 0
-    for chunk in chunks:
-        done += len(chunk)
-        progress(done, total)
-        yield chunk
+    try:
+        done = 0
+        for chunk in chunks:
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+            yield chunk
+    finally:
+        _close(chunks)
+
+
+def _close(chunks: Iterator[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+@contextlib.contextmanager
+def _closed(chunks: Iterator[bytes]) -> Iterator[None]:
+    """Close a blob's stream (its file) even when the reader stops early."""
+    try:
+        yield
+    finally:
+        _close(chunks)

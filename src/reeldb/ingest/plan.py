@@ -194,17 +194,6 @@ def chunk_count(sizes: Iterable[int], limit: int) -> int:
     return chunks.count
 
 
-def _track_rate(head: Mapping[str, Any], report: _Report, prefix: str) -> FrameRate | None:
-    spec = head.get("frame_rate")
-    if spec is None:
-        return None
-    try:
-        return FrameRate.parse(spec)
-    except ValidationError as exc:
-        report.add(f"{prefix}/frame_rate", exc.violations or [Violation("", exc.summary)])
-        return None
-
-
 def _spans(event: Mapping[str, Any], base: str) -> list[tuple[str, Any]]:
     """An event's time ranges given in frames (the ones the schema cannot fully check)."""
     found = []
@@ -221,16 +210,80 @@ def _spans(event: Mapping[str, Any], base: str) -> list[tuple[str, Any]]:
     return found
 
 
-def _check_span(report: _Report, pointer: str, span: Any, rate: FrameRate | None) -> None:
+def _span_problems(pointer: str, span: Any, rate: FrameRate | None) -> list[Violation]:
     try:
         TimeRange.from_json(span, rate)
     except ValidationError as exc:
-        report.add(
-            pointer, [Violation(v.pointer.rstrip("/"), v.message) for v in exc.violations]
-        ) if exc.violations else report.add(pointer, [Violation("", exc.summary)])
+        if not exc.violations:
+            return [Violation(pointer, exc.summary)]
+        return [Violation(pointer + v.pointer.rstrip("/"), v.message) for v in exc.violations]
+    return []
 
 
-def scan(
+_UNKNOWN: Final = object()
+"""A track's rate before its ``frame_rate`` member was read (it may come after its events)."""
+_INVALID: Final = object()
+
+
+class _Timing:
+    """The timing rules of one track (`reeldb.model.document.check_timeline`), streamed.
+
+    They apply only to what the schema accepts, and a track with an invalid rate has only
+    that violation: so a track's findings wait for its end (bounded, with a count).
+    """
+
+    __slots__ = ("more", "pending", "pending_more", "problems", "rate", "rate_problem")
+
+    def __init__(self) -> None:
+        self.rate: Any = _UNKNOWN
+        self.rate_problem: list[Violation] = []
+        self.problems: list[Violation] = []  # from ranges with their own rate
+        self.pending: list[tuple[str, Any]] = []  # ranges in frames that need the track's
+        self.pending_more = 0
+        self.more = 0
+
+    def frame_rate(self, spec: Any, prefix: str) -> None:
+        try:
+            self.rate = None if spec is None else FrameRate.parse(spec)
+        except ValidationError as exc:
+            self.rate = _INVALID
+            self.rate_problem = [
+                Violation(f"{prefix}/frame_rate" + v.pointer.rstrip("/"), v.message)
+                for v in exc.violations
+            ] or [Violation(f"{prefix}/frame_rate", exc.summary)]
+
+    def event(self, event: Mapping[str, Any], base: str, limit: int) -> None:
+        for pointer, span in _spans(event, base):
+            if "rate" in span:  # its own rate wins over the track's
+                found = _span_problems(pointer, span, None)
+                keep = max(0, limit - len(self.problems))
+                self.problems += found[:keep]
+                self.more += len(found) - len(found[:keep])
+            elif self.rate is _UNKNOWN:
+                if len(self.pending) < limit:
+                    self.pending.append((pointer, span))
+                else:
+                    self.pending_more += 1
+            elif self.rate is None:
+                found = _span_problems(pointer, span, None)
+                keep = max(0, limit - len(self.problems))
+                self.problems += found[:keep]
+                self.more += len(found) - len(found[:keep])
+
+    def end(self, report: _Report) -> None:
+        """Report the track's findings (the rate's alone if it is invalid)."""
+        if self.rate is _INVALID:
+            report.add("", self.rate_problem)
+            return
+        report.add("", self.problems)
+        report.total += self.more
+        if self.rate is _UNKNOWN:  # the track has no frame_rate: ranges in frames need one
+            for pointer, span in self.pending:
+                report.add("", _span_problems(pointer, span, None))
+            report.total += self.pending_more
+
+
+def scan(  # noqa: C901 - one pass, one state machine
     nodes: Iterable[tuple[int, Any, Any]],
     validators: LevelValidators,
     *,
@@ -239,6 +292,9 @@ def scan(
     max_violations: int = MAX_VIOLATIONS,
 ) -> IngestPlan:
     """Validate a walked document and plan its index (the first pass).
+
+    The violations are those a synchronous write reports: the schema's, or if there are
+    none, the timing rules'.
 
     Args:
         nodes: From `reeldb.ingest.stream.walk`.
@@ -255,19 +311,16 @@ def scan(
             every violation, up to ``max_violations``, with the total.
     """
     report = _Report(max_violations)
+    timing_report = _Report(max_violations)
     heads = Heads()
     rows = events = regions = 0
     chunks = _Chunks(chunk_bytes)
     tracks_value: list[Any] = []
     track: dict[str, Any] = {}
     component: dict[str, Any] = {}
-    item: Any = None
     t = c = 0
-    rate: FrameRate | None = None
-    rate_known = False
-    pending: list[tuple[str, Any]] = []  # frame ranges waiting for their track's rate
-    pending_more = 0
-    track_rows = component_events = 0
+    timing = _Timing()
+    component_events = 0
     dumps, event_check = orjson.dumps, validators.event
     for kind, a, b in nodes:
         if kind == stream.EVENT:
@@ -280,61 +333,42 @@ def scan(
             n = len(found) if isinstance(found, list) else 0
             regions += n
             rows += n or 1
-            track_rows += n or 1
             try:
                 chunks.add(len(dumps(b)))
             except orjson.JSONEncodeError as exc:
                 report.add(base, [Violation("", f"cannot be stored as JSON: {exc}")])
             if isinstance(b, dict):
-                for pointer, span in _spans(b, base):
-                    if "rate" in span or rate_known:
-                        if "rate" in span or rate is None:
-                            _check_span(report, pointer, span, rate)
-                    elif len(pending) < max_violations:
-                        pending.append((pointer, span))
-                    else:
-                        pending_more += 1
+                timing.event(b, base, max_violations)
         elif kind == stream.COMPONENT:
-            component, item, component_events = {}, b, 0
-            c = a
+            component, component_events, c = {}, 0, a
         elif kind == stream.COMPONENT_ATTR:
             component[a] = b
-            if a == "events" and not isinstance(b, list):
-                pass  # the schema reports it
         elif kind == stream.COMPONENT_END:
-            prefix = f"/tracks/{t}/components/{c}"
-            value = item if item is not None else component
-            report.check(validators.component, value, prefix)
-            heads.components[-1].append(component if item is None else {})
+            report.check(validators.component, component, f"/tracks/{t}/components/{c}")
+            heads.components[-1].append(component)
             chunks.close()
             if not component_events:
                 rows += 1
-                track_rows += 1
+        elif kind == stream.COMPONENT_VALUE:
+            report.check(validators.component, b, f"/tracks/{t}/components/{a}")
+            heads.components[-1].append({})
         elif kind == stream.TRACK:
-            track, item, t, track_rows = {}, b, a, 0
+            track, t, timing = {}, a, _Timing()
             heads.components.append([])
-            rate, rate_known, pending, pending_more = None, False, [], 0
         elif kind == stream.TRACK_ATTR:
             track[a] = b
-            if a == "frame_rate" and item is None:
-                rate, rate_known = _track_rate(track, report, f"/tracks/{t}"), True
+            if a == "frame_rate":
+                timing.frame_rate(b, f"/tracks/{t}")
         elif kind == stream.TRACK_END:
-            prefix = f"/tracks/{t}"
-            value = item if item is not None else track
-            report.check(validators.track, value, prefix)
-            heads.tracks.append(track if item is None else {})
-            if not rate_known:  # no frame_rate: frames need their own rate
-                for pointer, span in pending:
-                    _check_span(report, pointer, span, None)
-                if pending_more:
-                    report.add("", [Violation("", f"... {pending_more} more time ranges in frames "
-                                    f"of track {t} have no frame rate")])  # fmt: skip
-            elif rate is not None:
-                pass  # a valid track rate: pending ranges in frames are complete
-            else:  # an invalid rate was reported once; its frames cannot convert
-                pass
+            report.check(validators.track, track, f"/tracks/{t}")
+            heads.tracks.append(track)
+            timing.end(timing_report)
             if not a:  # a track without components is one row
                 rows += 1
+        elif kind == stream.TRACK_VALUE:
+            report.check(validators.track, b, f"/tracks/{a}")
+            heads.tracks.append({})
+            heads.components.append([])
         elif kind == stream.TOP:
             heads.top[a] = b
         elif kind == stream.TRACKS_VALUE:
@@ -347,4 +381,6 @@ def scan(
         rows = 1
     if report.total:
         raise ValidationError(f"{what} is invalid; nothing was stored", report.violations())
+    if timing_report.total:
+        raise ValidationError(f"{what} is invalid; nothing was stored", timing_report.violations())
     return IngestPlan(heads, rows, chunks.count, events, regions)

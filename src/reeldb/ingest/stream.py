@@ -26,6 +26,7 @@ __all__ = [
     "COMPONENT",
     "COMPONENT_ATTR",
     "COMPONENT_END",
+    "COMPONENT_VALUE",
     "EVENT",
     "MAX_VALUE_CHARS",
     "TOP",
@@ -33,18 +34,19 @@ __all__ = [
     "TRACKS_VALUE",
     "TRACK_ATTR",
     "TRACK_END",
+    "TRACK_VALUE",
     "walk",
 ]
 
 TOP: Final = 0
 """``(TOP, key, value)``: a top-level member other than ``tracks`` (``asset`` included)."""
 TRACK: Final = 1
-"""``(TRACK, t, head)``: track ``t`` begins; ``head`` is the item if it is not an object."""
+"""``(TRACK, t, None)``: track ``t`` (an object) begins."""
 TRACK_ATTR: Final = 2
 """``(TRACK_ATTR, key, value)``: a member of the current track (``components`` only when it
 is not an array)."""
 COMPONENT: Final = 3
-"""``(COMPONENT, c, head)``: like `TRACK`, for a component of the current track."""
+"""``(COMPONENT, c, None)``: component ``c`` (an object) of the current track begins."""
 COMPONENT_ATTR: Final = 4
 """``(COMPONENT_ATTR, key, value)``: a member of the current component."""
 EVENT: Final = 5
@@ -55,8 +57,16 @@ TRACK_END: Final = 7
 """``(TRACK_END, count, None)``: the current track ends; it had ``count`` components."""
 TRACKS_VALUE: Final = 8
 """``(TRACKS_VALUE, "tracks", value)``: ``tracks`` is not an array (a schema violation)."""
+TRACK_VALUE: Final = 9
+"""``(TRACK_VALUE, t, value)``: track ``t`` is not an object (a schema violation); no
+`TRACK_END` follows."""
+COMPONENT_VALUE: Final = 10
+"""``(COMPONENT_VALUE, c, value)``: like `TRACK_VALUE`, for a component."""
 
 _SPACE: Final = re.compile(r"[ \t\n\r]*")
+_NUMBER_TAIL: Final = re.compile(r"[0-9eE+.-]*")
+_LOOKAHEAD: Final = 16
+"""Characters from the buffer's end where a decoding error may be a cut token."""
 
 MAX_VALUE_CHARS: Final = 256 * 1024 * 1024
 """The largest single value (an event with its regions, a track's attribute) read whole."""
@@ -158,9 +168,12 @@ class _Values:
             try:
                 value, end = self._decode(text.text, text.pos)
             except json.JSONDecodeError as exc:
-                # An error at the end of the buffer (or an unterminated string) may only
-                # mean that the value goes on in the next piece.
-                partial = exc.pos >= len(text.text) - 1 or exc.msg.startswith("Unterminated")
+                # An error near the end of the buffer (a literal, an escape or a number cut
+                # in two; an unterminated string) may only mean that the value goes on in
+                # the next piece: read it and decode again.
+                partial = exc.pos >= len(text.text) - _LOOKAHEAD or exc.msg.startswith(
+                    "Unterminated"
+                )
                 if not partial or len(text.text) - text.pos > MAX_VALUE_CHARS or not text.more():
                     raise ValidationError(
                         "document is not valid JSON",
@@ -171,8 +184,12 @@ class _Values:
                 raise ValidationError(
                     "document is not valid JSON", [Violation("", f"{exc} at character {text.at()}")]
                 ) from None
-            if end == len(text.text) and isinstance(value, int | float) and text.more():
-                continue  # a number may go on in the next piece
+            if (
+                isinstance(value, int | float)
+                and _NUMBER_TAIL.fullmatch(text.text, end)
+                and text.more()
+            ):
+                continue  # the buffer ends in what may be more of the number: read on
             text.pos = end
             return value
 
@@ -192,7 +209,8 @@ def walk(chunks: Iterable[bytes]) -> Iterator[tuple[int, Any, Any]]:
 
     Yields:
         ``(kind, a, b)`` tuples; see `TOP`, `TRACK`, `TRACK_ATTR`, `COMPONENT`,
-        `COMPONENT_ATTR`, `EVENT`, `COMPONENT_END`, `TRACK_END` and `TRACKS_VALUE`.
+        `COMPONENT_ATTR`, `EVENT`, `COMPONENT_END`, `TRACK_END`, `TRACKS_VALUE`,
+        `TRACK_VALUE` and `COMPONENT_VALUE`.
 
     Raises:
         ValidationError: The bytes are not UTF-8 or not one JSON object (truncated,
@@ -257,8 +275,7 @@ def _tracks(text: _Text, value: _Values) -> Iterator[tuple[int, Any, Any]]:
     for t in _items(text, "tracks"):
         tracks += 1
         if text.skip_space() != "{":
-            yield TRACK, t, value()
-            yield TRACK_END, 0, None
+            yield TRACK_VALUE, t, value()
             continue
         text.pos += 1
         yield TRACK, t, None
@@ -276,8 +293,7 @@ def _tracks(text: _Text, value: _Values) -> Iterator[tuple[int, Any, Any]]:
 
 def _component(text: _Text, value: _Values, c: int) -> Iterator[tuple[int, Any, Any]]:
     if text.skip_space() != "{":
-        yield COMPONENT, c, value()
-        yield COMPONENT_END, 0, None
+        yield COMPONENT_VALUE, c, value()
         return
     text.pos += 1
     yield COMPONENT, c, None
