@@ -8,6 +8,7 @@ import hmac
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -214,3 +215,22 @@ def test_requests_are_listed_newest_first_with_a_cursor(world: Any, client: Any)
         headers={"Authorization": f"Bearer {world.admin_key}"},
     ).json()
     assert [r["id"] for r in rest["items"]] == [str(made[0].id)]
+
+
+def test_the_worker_collects_unused_blobs_after_the_grace_period() -> None:
+    with reeldb.connect("memory:", blob_grace=0.05) as db:
+        db.create_namespace("vision")
+        unused = db.blobs.put("vision", [b"{}"])
+        time.sleep(0.1)
+        with Worker(db, name="gc-test", poll=0.02, gc_every=0.0):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    db.blobs.get(unused.id, namespace="vision")
+                except NotFoundError:
+                    break
+                time.sleep(0.02)
+        with pytest.raises(NotFoundError):
+            db.blobs.get(unused.id, namespace="vision")
+        with pytest.raises(reeldb.NotFoundError):
+            list(db.blobs.store.open(unused.id))

@@ -253,15 +253,24 @@ class Worker:
             with its name resumes the requests it was running.
         concurrency: Requests run at once by this worker.
         poll: Seconds between looks for new requests.
+        gc_every: Seconds between collections of blobs no write uses (older than the
+            ``blob_grace`` setting).
     """
 
     _running: Worker | None = None
     _lock = threading.Lock()
 
     def __init__(
-        self, db: Database, *, name: str | None = None, concurrency: int = 2, poll: float = 0.2
+        self,
+        db: Database,
+        *,
+        name: str | None = None,
+        concurrency: int = 2,
+        poll: float = 0.2,
+        gc_every: float = 300.0,
     ) -> None:
         self.db = db
+        self.gc_every = gc_every
         self.name = name or f"{os.uname().nodename}-worker"
         self.concurrency = concurrency
         self.poll = poll
@@ -306,11 +315,18 @@ class Worker:
         return self
 
     def _loop(self) -> None:
+        collected = 0.0
         while not self._stop.is_set():
             try:
                 self.enqueue_unfinished()
             except Exception:  # keep polling: the next look may succeed
                 log.exception("reeldb worker %s could not look for write requests", self.name)
+            if time.monotonic() - collected >= self.gc_every:
+                collected = time.monotonic()
+                try:  # blobs no write used within the grace period
+                    self.db.blobs.collect_garbage()
+                except Exception:
+                    log.exception("reeldb worker %s could not collect unused blobs", self.name)
             self._stop.wait(self.poll)
 
     def enqueue_unfinished(self) -> int:
