@@ -176,6 +176,7 @@ class Database:
         self.blobs = Blobs(self, _data_dir(self.settings.database, store.url))
         """Large payloads uploaded before the writes that use them (`reeldb.ingest.Blobs`)."""
         self._ingest = DocumentIngest(self)
+        self.schemas.open_body = lambda blob: self.blobs.store.open(blob)
         self._refs: dict[int, DataStoreRef] = {}  # a DataStore's identity never changes
         # DataStores by identity. Only `schema_version` of a cached one can be stale: reads
         # do not use it, and writes are checked against the current version in their own
@@ -1449,7 +1450,9 @@ class Database:
             return [
                 (
                     record.seq,
-                    document_rows(
+                    self._ingest.rows_of(record, schema, columns)
+                    if record.blob is not None
+                    else document_rows(
                         _json.loads(record.body), list(columns), self.settings.index_chunk_bytes
                     ),
                 )

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from ingest_docs import DS, DS2, NS, documents, dumps, setup
+from ingest_docs import DS, DS2, NS, SCHEMA, documents, dumps, setup
 
 import reeldb
 from reeldb.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
@@ -647,3 +647,21 @@ def test_a_blob_of_a_staging_ingest_is_kept(fdb: reeldb.Database) -> None:
     assert fdb.blobs.collect_garbage(now=later) == 0
     fdb._ingest.discard(request)
     assert fdb.blobs.collect_garbage(now=later) == 1
+
+
+def test_documents_in_blobs_take_part_in_schema_checks_and_rebuilds(tmp_path: Path) -> None:
+    with connect(tmp_path) as db:
+        setup(db)
+        blob = db.blobs.put(NS, pieces(dumps(rich_document())))
+        stored = db.put_document_from_blob(DS, {"id": "m1"}, blob.id)
+        before = db.query_document(stored.id, 'event.label = "face"', limit=1000)
+        assert before.items
+        # A version the stored document breaks is refused: it is read from its blob.
+        breaking = copy.deepcopy(SCHEMA)
+        breaking["levels"]["event"]["properties"]["label"] = {"type": "keyword", "enum": ["x"]}
+        with pytest.raises(reeldb.IncompatibleSchemaError, match=str(stored.id)):
+            db.add_schema(NS, breaking)
+        # A rebuild cuts its rows from the blob: the same answers from the new generation.
+        db.rebuild_index(DS)
+        assert db.query_document(stored.id, 'event.label = "face"', limit=1000) == before
+        assert [g.name for g in db.index_status(DS)] == ["g2"]

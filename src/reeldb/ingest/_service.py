@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,13 +31,13 @@ from reeldb.errors import (
     StaleSchemaError,
     ValidationError,
 )
-from reeldb.index.rows import RowCutter
+from reeldb.index.rows import Column, DocumentRows, RowCutter
 from reeldb.ingest import stream
-from reeldb.ingest.plan import IngestPlan, LevelValidators, scan
+from reeldb.ingest.plan import Heads, IngestPlan, LevelValidators, scan
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.mid import check_mid, mid_key
-from reeldb.schema.model import SchemaKind, SchemaRef
-from reeldb.store.base import BlobRecord, IngestStart, IngestState
+from reeldb.schema.model import SchemaKind, SchemaRef, SchemaVersion
+from reeldb.store.base import BlobRecord, DocumentRecord, IngestStart, IngestState
 
 if TYPE_CHECKING:
     from reeldb.auth.model import AuditEntry
@@ -431,28 +431,49 @@ class DocumentIngest:
             if progress is not None:
                 progress(state.rows_done, state.rows)
 
-        cutter.document(heads.top.get("asset"))
-        t = 0
         chunks = db.blobs.store.open(validated.blob)
         with _closed(chunks):
-            for kind, a, b in stream.walk(chunks):
-                if kind == stream.EVENT:
-                    cutter.event(a, b)
-                    events += 1
-                    if len(cutter.rows) >= batch_rows:
-                        flush()
-                elif kind == stream.COMPONENT:
-                    cutter.component(a, heads.components[t][a])
-                elif kind == stream.COMPONENT_END:
-                    cutter.end_component()
-                elif kind == stream.TRACK:
-                    t = a
-                    cutter.track(a, heads.tracks[a])
-                elif kind == stream.TRACK_END:
-                    cutter.end_track()
-        cutter.end_document()
+
+            def batch_done() -> None:
+                nonlocal events
+                events += 1
+                if len(cutter.rows) >= batch_rows:
+                    flush()
+
+            _cut(stream.walk(chunks), cutter, heads, batch_done)
         flush()
         return state
+
+    def rows_of(
+        self, record: DocumentRecord, schema: SchemaVersion, columns: Sequence[Column]
+    ) -> DocumentRows:
+        """A stored document's rows, cut from its blob (an index rebuild).
+
+        The rows are returned whole: a rebuild holds one such document's rows in memory.
+
+        Args:
+            record: A document written from a blob.
+            schema: The schema version it is indexed under.
+            columns: The columns.
+
+        Returns:
+            Its rows.
+        """
+        assert record.blob is not None
+        store = self._db.blobs.store
+        chunks = store.open(record.blob)
+        with _closed(chunks):
+            plan = scan(
+                stream.walk(chunks),
+                LevelValidators.of(schema.json_schema),
+                chunk_bytes=self._db.settings.index_chunk_bytes,
+                what=f"stored document {record.id}",
+            )
+        cutter = RowCutter(columns, self._db.settings.index_chunk_bytes)
+        chunks = store.open(record.blob)
+        with _closed(chunks):
+            _cut(stream.walk(chunks), cutter, plan.heads, None)
+        return cutter.take()
 
     def publish(self, request_id: UUID, audit: AuditEntry | None = None) -> Document:
         """Step 4: make the document and its index visible at once (idempotent).
@@ -511,6 +532,34 @@ class DocumentIngest:
             self.discard(request_id)
             raise
         return self.publish(request_id, audit)
+
+
+def _cut(
+    nodes: Iterator[tuple[int, Any, Any]],
+    cutter: RowCutter,
+    heads: Heads,
+    after_event: Callable[[], None] | None,
+) -> int:
+    """Feed a walked document to a cutter (its heads from the first pass); the events cut."""
+    events = t = 0
+    cutter.document(heads.top.get("asset"))
+    for kind, a, b in nodes:
+        if kind == stream.EVENT:
+            cutter.event(a, b)
+            events += 1
+            if after_event is not None:
+                after_event()
+        elif kind == stream.COMPONENT:
+            cutter.component(a, heads.components[t][a])
+        elif kind == stream.COMPONENT_END:
+            cutter.end_component()
+        elif kind == stream.TRACK:
+            t = a
+            cutter.track(a, heads.tracks[a])
+        elif kind == stream.TRACK_END:
+            cutter.end_track()
+    cutter.end_document()
+    return events
 
 
 def _reporting(chunks: Iterator[bytes], total: int, progress: Progress | None) -> Iterator[bytes]:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
+from uuid import UUID
 
 from reeldb import _json
 from reeldb.errors import (
@@ -32,6 +34,7 @@ from reeldb.errors import (
     NotFoundError,
     StaleSchemaError,
     ValidationError,
+    Violation,
 )
 from reeldb.model.datastore import DataStore
 from reeldb.model.names import check_namespace
@@ -129,6 +132,8 @@ class SchemaRegistry:
                 BUILTIN_NAMESPACE, definition, name=None, version=0, now=_EPOCH
             )
         self.envelope = _envelope()
+        self.open_body: Callable[[UUID], Iterator[bytes]] | None = None
+        """Streams a blob (set by the database): documents kept in blobs are checked too."""
 
     # -- reading --------------------------------------------------------------------------
 
@@ -512,11 +517,12 @@ class SchemaRegistry:
             )
         return problems, checked
 
-    @staticmethod
     def _document_problem(
-        candidate: _Candidate, ds: DataStore, record: DocumentRecord
+        self, candidate: _Candidate, ds: DataStore, record: DocumentRecord
     ) -> Incompatibility | None:
         """The first reason a stored document fails the candidate, or None if it passes."""
+        if record.blob is not None:
+            return self._streamed_problem(candidate, ds, record, record.blob)
         data = _json.loads(record.body, what=f"stored document {record.id}")
         for validator in candidate.validators:
             if not validator.is_valid(data):
@@ -526,6 +532,37 @@ class SchemaRegistry:
                     f"stored document of DataStore {ds.ref} would become invalid: {first.message}",
                     "STORED_DATA",
                 )
+        return None
+
+    def _streamed_problem(
+        self, candidate: _Candidate, ds: DataStore, record: DocumentRecord, blob: UUID
+    ) -> Incompatibility | None:
+        """`_document_problem` for a document kept in a blob: validated streamed."""
+        from reeldb.ingest import stream
+        from reeldb.ingest.plan import LevelValidators, scan
+
+        if self.open_body is None:  # pragma: no cover - a Database always sets it
+            raise ConflictError("stored documents in blobs cannot be read here")
+        chunks = self.open_body(blob)
+        try:
+            scan(
+                stream.walk(chunks),
+                LevelValidators.of(candidate.schema.json_schema),
+                chunk_bytes=1 << 30,
+                what=f"stored document {record.id}",
+                max_violations=1,
+            )
+        except ValidationError as exc:
+            first = exc.violations[0] if exc.violations else Violation("", exc.summary)
+            return Incompatibility(
+                f"document {record.id}{first.pointer}",
+                f"stored document of DataStore {ds.ref} would become invalid: {first.message}",
+                "STORED_DATA",
+            )
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
         return None
 
     def _remember(self, schema: SchemaVersion) -> None:

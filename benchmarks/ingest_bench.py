@@ -1,0 +1,232 @@
+"""Streamed ingest of large documents: throughput and the worker's peak memory, by size.
+
+Prints one JSON object. For each size (regions), a detection document (one track, one
+component, ``--regions`` boxes per event) is written to a file without ever being held in
+memory, then:
+
+1. **reeldb**: a fresh worker process (the real one: DBOS workflow, ``Worker``, warmed up by
+   one tiny write) uploads the file as a blob (streamed, encrypted at rest), submits the
+   asynchronous write and waits for ``INDEXED``: validation pass, reservation, indexing pass
+   in batches, publication. It reports the seconds of the write (upload apart), regions per
+   second, and its peak RSS.
+2. **Floor**: another fresh process does the least the same work needs: ijson (C backend)
+   parses the file's events, one tuple per region holds the same values as reeldb's index
+   rows, and raw ``sqlite3`` ``executemany`` inserts them into one table with the same
+   pragmas (WAL, ``synchronous=full``), in one transaction; no validation, no second pass,
+   no secondary index, no encryption.
+
+``vs_floor`` is reeldb's throughput over the floor's in the same run. Targets (the issue):
+>= 100k regions/s end to end, worker peak RSS < 512 MB and flat across sizes.
+
+Usage::
+
+    python benchmarks/ingest_bench.py [--sizes 100000 1000000 5000000] [--regions 10]
+        [--quick] [--tmpdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from search_bench import DS, LABELS, PEOPLE, SCHEMA
+
+WORKER = r"""
+import json, resource, sys, time
+import reeldb
+from reeldb.workflows.writes import Worker
+
+url, path, datastore = sys.argv[1], sys.argv[2], sys.argv[3]
+db = reeldb.connect(url)
+namespace = datastore.split("/")[0]
+worker = Worker(db, name="bench", poll=0.01).start()  # DBOS migrates its database once
+warm = db.blobs.put(namespace, [b'{"asset": {"title": "warm"}, "tracks": []}'])
+request, _ = db.submit_write(datastore, {"title_id": "warm-up"}, blob=warm.id)
+assert db.wait_write_request(request.id, timeout=60, poll=0.01).state.value == "INDEXED"
+started = time.perf_counter()
+with open(path, "rb") as handle:
+    size = handle.seek(0, 2)
+    handle.seek(0)
+    record = db.blobs.create(namespace, size=size)
+    db.blobs.upload(record.id, iter(lambda: handle.read(1 << 20), b""), namespace=namespace)
+uploaded = time.perf_counter()
+request, _ = db.submit_write(datastore, {"title_id": path}, blob=record.id)
+done = db.wait_write_request(request.id, timeout=24 * 3600, poll=0.01)
+finished = time.perf_counter()
+worker.stop()
+assert done.state.value == "INDEXED", done.error
+print(json.dumps({
+    "upload_s": uploaded - started,
+    "write_s": finished - uploaded,
+    "steps": done.steps,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+FLOOR = r"""
+import json, resource, sqlite3, sys, time
+import ijson
+
+path, db_path = sys.argv[1], sys.argv[2]
+conn = sqlite3.connect(db_path, isolation_level=None)
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("PRAGMA synchronous=FULL")
+conn.execute(
+    "CREATE TABLE rows (id INTEGER PRIMARY KEY, doc, t, c, e, r, lo, hi, label, confidence, "
+    "x0, y0, x1, y1, person)"
+)
+started = time.perf_counter()
+rows = []
+count = 0
+conn.execute("BEGIN")
+with open(path, "rb") as handle:
+    events = ijson.items(handle, "tracks.item.components.item.events.item", use_float=True)
+    for e, event in enumerate(events):
+        span, label, confidence = event["time_range"], event["label"], event["confidence"]
+        for r, region in enumerate(event["regions"]):
+            box = region["bounding_box"]
+            x, y = box["x"], box["y"]
+            rows.append((1, 0, 0, e, r, span["start"], span["end"], label, confidence,
+                         x, y, x + box["w"], y + box["h"], region["person"]))
+        if len(rows) >= 50_000:
+            conn.executemany("INSERT INTO rows VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                             "?, ?)", rows)
+            count += len(rows)
+            rows = []
+conn.executemany("INSERT INTO rows VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+count += len(rows)
+conn.execute("COMMIT")
+print(json.dumps({
+    "write_s": time.perf_counter() - started,
+    "rows": count,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def write_document(path: Path, regions: int, per_event: int, seed: int) -> int:
+    """Write a detection document of ``regions`` regions, one event at a time; its size."""
+    rng = random.Random(seed)
+    events = regions // per_event
+    with path.open("wb") as out:
+        out.write(b'{"asset":{"title":"a feature film, one hour"},"tracks":[{"kind":"video",')
+        out.write(b'"frame_rate":"24","components":[{"algorithm":"detector-v2","events":[')
+        for e in range(events):
+            event = {
+                "time_range": {"start": e / 12, "end": (e + 1) / 12},
+                "label": LABELS[(e * 7) % len(LABELS)],
+                "confidence": round(rng.random(), 3),
+                "regions": [
+                    {
+                        "bounding_box": {
+                            "x": round(rng.random() * 0.8, 3),
+                            "y": round(rng.random() * 0.8, 3),
+                            "w": 0.1,
+                            "h": 0.15,
+                        },
+                        "person": f"p{rng.randrange(PEOPLE)}",
+                    }
+                    for _ in range(per_event)
+                ],
+            }
+            if e:
+                out.write(b",")
+            out.write(orjson.dumps(event))
+        out.write(b"]}]}]}")
+    return path.stat().st_size
+
+
+def _child(source: str, *args: str) -> dict[str, Any]:
+    here = Path(__file__).parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", source, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
+    parser.add_argument("--regions", type=int, default=10, help="regions per event")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--tmpdir", type=Path, default=None)
+    args = parser.parse_args()
+    sizes = [2_000, 10_000] if args.quick else args.sizes
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
+        root = Path(tmp)
+        for index, regions in enumerate(sizes):
+            document = root / f"doc-{regions}.json"
+            size = write_document(document, regions, args.regions, seed=index)
+            work = root / f"reel-{regions}"
+            work.mkdir()
+            url = f"sqlite:///{work / 'reel.db'}"
+            import reeldb
+
+            with reeldb.connect(url) as db:
+                db.create_namespace("bench")
+                db.add_schema("bench", SCHEMA)
+                db.create_datastore(DS, mid_keys=["title_id"], schema="detections")
+            ours = _child(WORKER, url, str(document), DS)
+            floor = _child(FLOOR, str(document), str(work / "floor.db"))
+            assert floor["rows"] == regions // args.regions * args.regions
+            rate = regions / ours["write_s"]
+            floor_rate = regions / floor["write_s"]
+            results.append(
+                {
+                    "regions": regions,
+                    "document_mb": round(size / 1e6, 1),
+                    "upload_s": round(ours["upload_s"], 2),
+                    "write_s": round(ours["write_s"], 2),
+                    "steps_s": {k: round(v, 2) for k, v in ours["steps"].items()},
+                    "regions_per_s": round(rate),
+                    "worker_peak_rss_mb": round(ours["peak_rss_mb"]),
+                    "floor_regions_per_s": round(floor_rate),
+                    "floor_peak_rss_mb": round(floor["peak_rss_mb"]),
+                    "vs_floor": round(rate / floor_rate, 2),
+                }
+            )
+            document.unlink()
+    peaks = [r["worker_peak_rss_mb"] for r in results]
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest",
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "regions_per_event": args.regions,
+                "sizes": results,
+                "target_regions_per_s": 100_000,
+                "target_peak_rss_mb": 512,
+                "meets_throughput": all(r["regions_per_s"] >= 100_000 for r in results),
+                "meets_memory": max(peaks) < 512,
+                "rss_growth_mb": max(peaks) - min(peaks),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
