@@ -645,7 +645,8 @@ class Database:
             progress: Called with ``(done, total)``: bytes validated, then rows indexed.
 
         Returns:
-            The stored document.
+            The stored document, without its body (``blob`` holds it: read it with
+            `get_document`, or stream it with `open_document_body`).
 
         Raises:
             ValidationError: The MID or document is invalid (every violation, bounded, with

@@ -483,11 +483,12 @@ class DocumentIngest:
             audit: Recorded in the same transaction.
 
         Returns:
-            The document.
+            The document, without its body (``body`` is empty; ``blob`` holds it).
         """
         db = self._db
         record = db.store.publish_ingest(request_id, () if audit is None else (audit,))
-        return db._document(db._ref_of(record.datastore_id), record)
+        # Not read back: the body may be gigabytes (`open_document_body` streams it).
+        return db._document(db._ref_of(record.datastore_id), record, stream=True)
 
     def discard(self, request_id: UUID) -> None:
         """Forget a failed write's staged rows (idempotent)."""

@@ -69,6 +69,11 @@ class Document:
     @cached_property
     def data(self) -> dict[str, Any]:
         """The decoded document."""
+        if not self.body and self.blob is not None:
+            raise ValidationError(
+                f"document {self.id} was read without its body, which is in blob {self.blob}: "
+                "read it with get_document, or stream it with open_document_body"
+            )
         value: dict[str, Any] = _json.loads(self.body, what="stored document")
         return value
 
