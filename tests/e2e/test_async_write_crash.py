@@ -164,3 +164,47 @@ def test_a_killed_worker_completes_the_write_exactly_once(tmp_path: Path, phase:
         assert conn.execute(f"SELECT count(*) FROM ix{gid}_time").fetchone()[0] == EVENTS
         found = conn.execute(f"SELECT count(*) FROM ix{gid}_rows WHERE v{person} = 'p3'")
         assert found.fetchone()[0] == EVENTS
+
+
+def test_two_workers_share_the_queue_and_write_each_request_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'reel.db'}"
+    log = tmp_path / "workers.log"
+    with reeldb.connect(url) as db:
+        db.create_namespace("vision")
+        db.add_schema("vision", copy.deepcopy(FACE_DETECTION))
+        db.create_datastore(DS, mid_keys=["title_id", "video_stream_id"], schema="face_detection")
+        small = {
+            "asset": {"title": "short"},
+            "tracks": [{"kind": "video", "components": [{"algorithm": "det", "events": []}]}],
+        }
+        requests = [
+            db.submit_write(DS, {"title_id": f"t{i}", "video_stream_id": "v"}, document=small)[0]
+            for i in range(12)
+        ]
+        with log.open("ab") as out:
+            workers = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "reeldb", "-d", url, "worker", "--name", name],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+                for name in ("one", "two")
+            ]
+        try:
+            done = [db.wait_write_request(r.id, timeout=TIMEOUT) for r in requests]
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGINT)
+            for worker in workers:
+                worker.wait(timeout=30)
+        assert [d.state for d in done] == [WriteState.INDEXED] * len(requests), log.read_text()
+        assert db.count_documents(DS) == len(requests)
+        assert len({d.document_id for d in done}) == len(requests)
+    with sqlite3.connect(tmp_path / "reel-workflows.db") as conn:
+        owners = dict(
+            conn.execute(
+                "SELECT executor_id, count(*) FROM workflow_status GROUP BY executor_id"
+            ).fetchall()
+        )
+    assert sum(owners.values()) == len(requests)
+    assert set(owners) <= {"one", "two"}
