@@ -289,6 +289,24 @@ def _upload_blob(world: World, ns: str) -> Call:
     return Call("PUT", f"/v1/namespaces/{ns}/blobs/{made.id}", json={"any": "bytes"}, namespace=ns)
 
 
+def _blob_part(world: World, ns: str) -> Call:
+    made = world.db.blobs.create(VISION)
+    path = f"/v1/namespaces/{ns}/blobs/{made.id}/parts/1"
+    return Call("PUT", path, json={"a": "part"}, namespace=ns)
+
+
+def _blob_parts(world: World, ns: str) -> Call:
+    made = world.db.blobs.create(VISION)
+    world.db.blobs.upload_part(made.id, 1, [b"part"], namespace=VISION)
+    return Call("GET", f"/v1/namespaces/{ns}/blobs/{made.id}/parts", namespace=ns)
+
+
+def _complete_blob(world: World, ns: str) -> Call:
+    made = world.db.blobs.create(VISION)
+    world.db.blobs.upload_part(made.id, 1, [b"part"], namespace=VISION)
+    return Call("POST", f"/v1/namespaces/{ns}/blobs/{made.id}/complete", json={}, namespace=ns)
+
+
 def _get_blob(world: World, ns: str) -> Call:
     made = world.db.blobs.create(VISION)
     return Call("GET", f"/v1/namespaces/{ns}/blobs/{made.id}", namespace=ns)
@@ -468,6 +486,15 @@ REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
     ),
     ("PUT", "/v1/namespaces/{namespace}/blobs/{blob_id}"): (Need.WRITER, _upload_blob),
     ("GET", "/v1/namespaces/{namespace}/blobs/{blob_id}"): (Need.READER, _get_blob),
+    ("PUT", "/v1/namespaces/{namespace}/blobs/{blob_id}/parts/{number}"): (
+        Need.WRITER,
+        _blob_part,
+    ),
+    ("GET", "/v1/namespaces/{namespace}/blobs/{blob_id}/parts"): (Need.READER, _blob_parts),
+    ("POST", "/v1/namespaces/{namespace}/blobs/{blob_id}/complete"): (
+        Need.WRITER,
+        _complete_blob,
+    ),
     ("POST", _DS_ROUTE + "/documents/async"): (
         Need.WRITER,
         _send("POST", _DS + "/documents/async", _document),

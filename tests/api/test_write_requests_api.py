@@ -234,3 +234,48 @@ def test_the_worker_collects_unused_blobs_after_the_grace_period() -> None:
             db.blobs.get(unused.id, namespace="vision")
         with pytest.raises(reeldb.NotFoundError):
             list(db.blobs.store.open(unused.id))
+
+
+def test_a_file_is_uploaded_in_parts_and_resumed(world: Any, client: Any, tmp_path: Any) -> None:
+    document = face_document(n_events=300)
+    body = orjson.dumps(document)
+    path = tmp_path / "doc.json"
+    path.write_bytes(body)
+    part = 10_000
+    record = client.blobs.create("vision", size=len(body))
+    # An upload that stopped after two parts (the second one sent twice: it is replaced).
+    client.blobs.upload_part("vision", record.id, 1, [body[:part]])
+    client.blobs.upload_part("vision", record.id, 2, [b"garbage"])
+    client.blobs.upload_part("vision", record.id, 2, [body[part : 2 * part]])
+    assert [(p.number, p.size) for p in client.blobs.parts("vision", record.id)] == [
+        (1, part),
+        (2, part),
+    ]
+    with pytest.raises(ValidationError, match="not the"):  # the parts do not add up yet
+        client.blobs.complete("vision", record.id)
+    sent: list[int] = []
+    original = client.blobs.upload_part
+
+    def counting(namespace: str, blob_id: Any, number: int, chunks: Any) -> Any:
+        sent.append(number)
+        return original(namespace, blob_id, number, chunks)
+
+    client.blobs.upload_part = counting
+    stored = client.blobs.upload_file("vision", path, blob_id=record.id, part_size=part)
+    assert 1 not in sent and 2 not in sent and sent  # the parts already there are kept
+    assert (stored.state, stored.size) == ("stored", len(body))
+    assert stored.sha256 == hashlib.sha256(body).hexdigest()
+    assert client.blobs.parts("vision", record.id) == []
+    assert len(list(world.db.blobs.store.list())) == 1  # the parts' payloads are gone
+    request, _ = client.submit_write(DS, MID, blob=record.id)
+    assert client.wait_write_request(request.id, timeout=30).state.value == "INDEXED"
+
+
+def test_a_gap_in_the_parts_is_refused(world: Any, client: Any) -> None:
+    record = client.blobs.create("vision")
+    client.blobs.upload_part("vision", record.id, 1, [b"{"])
+    client.blobs.upload_part("vision", record.id, 3, [b"}"])
+    with pytest.raises(ValidationError, match="part 2 of blob"):
+        client.blobs.complete("vision", record.id)
+    with pytest.raises(ValidationError):
+        client.blobs.upload_part("vision", record.id, 0, [b"x"])

@@ -240,7 +240,7 @@ def _length(headers: dict[bytes, bytes]) -> int:
         return 0
 
 
-_BLOB_UPLOAD: Final = re.compile(r"/v1/namespaces/[^/]+/blobs/[^/]+")
+_BLOB_UPLOAD: Final = re.compile(r"/v1/namespaces/[^/]+/blobs/[^/]+(/parts/[^/]+)?")
 """Blob uploads stream any bytes of any size (their limit is the size announced)."""
 
 

@@ -17,10 +17,11 @@ from reeldb.api import models as m
 from reeldb.api._routing import Routes, db_of, json_response, principal_of
 from reeldb.auth.policy import Need, authorize
 from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
+from reeldb.ingest import MAX_PARTS
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.names import MAX_VERSION
 from reeldb.model.requests import WriteRequest
-from reeldb.store.base import BlobRecord
+from reeldb.store.base import BlobPart, BlobRecord
 
 __all__ = ["BLOB_UPLOAD", "write_routes"]
 
@@ -38,6 +39,10 @@ def _blob_json(record: BlobRecord) -> dict[str, Any]:
     if record.state == "open":
         value["upload_url"] = f"/v1/namespaces/{record.namespace}/blobs/{record.id}"
     return value
+
+
+def _part_json(part: BlobPart) -> dict[str, Any]:
+    return {"number": part.number, "size": part.size, "sha256": part.sha256}
 
 
 def _request_json(found: WriteRequest, status: int = 200, *, created: bool = False) -> Response:
@@ -135,6 +140,61 @@ def write_routes(r: Routes) -> None:  # noqa: C901 - one flat list of routes rea
             request, lambda chunks: db.blobs.upload(record.id, chunks, namespace=namespace)
         )
         return json_response(_blob_json(stored))
+
+    @r.route(
+        "PUT",
+        BLOB_UPLOAD.removeprefix("/v1") + "/parts/{number}",
+        need=Need.WRITER,
+        audit="blob.upload_part",
+        response_model=m.BlobPartOut,
+        tags=["blobs"],
+        summary="Upload one part of a blob (resumable uploads; again to replace it)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def upload_blob_part(
+        request: Request,
+        namespace: Namespace,
+        blob_id: BlobId,
+        number: Annotated[int, Path(ge=1, le=MAX_PARTS, description="From 1.")],
+    ) -> Response:
+        db = db_of(request)
+        record = await run_in_threadpool(db.blobs.get, blob_id, namespace=namespace)
+        part = await _consume(
+            request,
+            lambda chunks: db.blobs.upload_part(record.id, number, chunks, namespace=namespace),
+        )
+        return json_response(_part_json(part))
+
+    @r.route(
+        "GET",
+        blobs + "/{blob_id}/parts",
+        need=Need.READER,
+        response_model=m.Page[m.BlobPartOut],
+        tags=["blobs"],
+        summary="The parts of a blob uploaded so far (to resume an upload)",
+    )
+    def list_blob_parts(request: Request, namespace: Namespace, blob_id: BlobId) -> Response:
+        parts = db_of(request).blobs.parts(blob_id, namespace=namespace)
+        return json_response({"items": [_part_json(p) for p in parts], "next_cursor": None})
+
+    @r.route(
+        "POST",
+        blobs + "/{blob_id}/complete",
+        need=Need.WRITER,
+        audit="blob.complete",
+        response_model=m.BlobOut,
+        tags=["blobs"],
+        summary="Join a blob's parts, in order, into the blob (all or nothing)",
+    )
+    def complete_blob(request: Request, namespace: Namespace, blob_id: BlobId) -> Response:
+        return json_response(
+            _blob_json(db_of(request).blobs.complete(blob_id, namespace=namespace))
+        )
 
     @r.route(
         "GET",

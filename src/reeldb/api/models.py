@@ -645,6 +645,14 @@ class BlobOut(BaseModel):
     upload_url: str | None = None
 
 
+class BlobPartOut(BaseModel):
+    """A part of a blob uploaded piece by piece."""
+
+    number: int
+    size: int
+    sha256: str
+
+
 class AsyncWrite(_Request):
     """A document write to run asynchronously: the document inline, or a blob holding it."""
 

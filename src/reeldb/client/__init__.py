@@ -10,6 +10,7 @@ Listing methods that return whole lists follow the service's pages for you.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -59,7 +60,7 @@ from reeldb.query import to_json
 from reeldb.query.ast import Expr
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport
-from reeldb.store.base import BlobRecord
+from reeldb.store.base import BlobPart, BlobRecord
 
 __all__ = ["DEFAULT_URL", "Client", "RemoteAnnotations"]
 
@@ -691,27 +692,93 @@ class RemoteBlobs:
 
     def upload(self, namespace: str, blob_id: UUID | str, chunks: Iterable[bytes]) -> BlobRecord:
         """See `reeldb.ingest.Blobs.upload`: the chunks are streamed, never held whole."""
+        path = f"/namespaces/{_ns(namespace)}/blobs/{_seg(blob_id)}"
+        return _wire.blob_record_from(self._stream(path, chunks))
+
+    def upload_part(
+        self, namespace: str, blob_id: UUID | str, number: int, chunks: Iterable[bytes]
+    ) -> BlobPart:
+        """See `reeldb.ingest.Blobs.upload_part` (the ``payload`` is not shown: nil UUID)."""
+        path = f"/namespaces/{_ns(namespace)}/blobs/{_seg(blob_id)}/parts/{number}"
+        found = self._stream(path, chunks)
+        return BlobPart(found["number"], found["size"], found["sha256"], UUID(int=0))
+
+    def parts(self, namespace: str, blob_id: UUID | str) -> list[BlobPart]:
+        """See `reeldb.ingest.Blobs.parts`."""
+        page = self._client._call(
+            "GET", f"/namespaces/{_ns(namespace)}/blobs/{_seg(blob_id)}/parts"
+        )
+        return [BlobPart(p["number"], p["size"], p["sha256"], UUID(int=0)) for p in page["items"]]
+
+    def complete(self, namespace: str, blob_id: UUID | str) -> BlobRecord:
+        """See `reeldb.ingest.Blobs.complete`."""
+        path = f"/namespaces/{_ns(namespace)}/blobs/{_seg(blob_id)}/complete"
+        return _wire.blob_record_from(self._client._call("POST", path, json={}))
+
+    def upload_file(
+        self,
+        namespace: str,
+        path: str | os.PathLike[str],
+        *,
+        blob_id: UUID | str | None = None,
+        part_size: int = 32 * 1024 * 1024,
+    ) -> BlobRecord:
+        """Upload a file of any size in parts, resumably.
+
+        With the ``blob_id`` of an upload that stopped, the parts already there (same size
+        and SHA-256) are not sent again.
+
+        Args:
+            namespace: The namespace.
+            path: The file (read part by part, never whole).
+            blob_id: Resume this upload (default: announce a new blob).
+            part_size: Bytes per part.
+
+        Returns:
+            The stored blob.
+        """
+        file = Path(path)
+        size = file.stat().st_size
+        if blob_id is None:
+            blob_id = self.create(namespace, size=size).id
+        have = {p.number: p for p in self.parts(namespace, blob_id)}
+        with file.open("rb") as handle:
+            number = 0
+            while True:
+                number += 1
+                piece = handle.read(part_size)
+                if not piece and number > 1:
+                    break
+                known = have.get(number)
+                if known is None or (known.size, known.sha256) != (
+                    len(piece),
+                    hashlib.sha256(piece).hexdigest(),
+                ):
+                    self.upload_part(namespace, blob_id, number, [piece])
+                if len(piece) < part_size:
+                    break
+        return self.complete(namespace, blob_id)
+
+    def _stream(self, path: str, chunks: Iterable[bytes]) -> Any:
         client = self._client
-        path = f"/v1/namespaces/{_ns(namespace)}/blobs/{_seg(blob_id)}"
         try:
             response = client._http.request(
                 "PUT",
-                path,
+                "/v1" + path,
                 content=iter(chunks),
                 headers={"Content-Type": "application/octet-stream"},
                 timeout=None,
             )
         except httpx.TransportError as exc:
-            raise BackendUnavailableError(
-                f"cannot reach reeldb at {client.base_url}: {exc}"
-            ) from exc
+            where = client.base_url
+            raise BackendUnavailableError(f"cannot reach reeldb at {where}: {exc}") from exc
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
             body = None
         if not 200 <= response.status_code < 300:
             raise error_from_problem(response.status_code, body)
-        return _wire.blob_record_from(body)
+        return body
 
     def put(self, namespace: str, chunks: Iterable[bytes]) -> BlobRecord:
         """See `reeldb.ingest.Blobs.put`."""

@@ -37,17 +37,20 @@ from reeldb.ingest.plan import Heads, IngestPlan, LevelValidators, scan
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.mid import check_mid, mid_key
 from reeldb.schema.model import SchemaKind, SchemaRef, SchemaVersion
-from reeldb.store.base import BlobRecord, DocumentRecord, IngestStart, IngestState
+from reeldb.store.base import BlobPart, BlobRecord, DocumentRecord, IngestStart, IngestState
 
 if TYPE_CHECKING:
     from reeldb.auth.model import AuditEntry
     from reeldb.database import Database
     from reeldb.model.document import Document
 
-__all__ = ["BATCH_ROWS", "Blobs", "DocumentIngest", "ValidatedBlob"]
+__all__ = ["BATCH_ROWS", "MAX_PARTS", "Blobs", "DocumentIngest", "ValidatedBlob"]
 
 BATCH_ROWS: Final = 50_000
 """Index rows staged per transaction: other writers wait at most one batch's commit."""
+
+MAX_PARTS: Final = 10_000
+"""Parts of a blob uploaded piece by piece, at most (as S3's multipart uploads)."""
 
 Progress = Callable[[int, int], None]
 
@@ -181,6 +184,99 @@ class Blobs:
             raise AlreadyExistsError(f"blob {record.id} was uploaded already") from None
         return self._db.store.blob_stored(record.id, info.size, info.sha256, info.created_at)
 
+    def upload_part(
+        self, blob_id: UUID | str, number: int, chunks: Iterable[bytes], *, namespace: str
+    ) -> BlobPart:
+        """Store one part of an announced blob (a resumable upload, piece by piece).
+
+        A part uploaded again replaces the earlier one. `complete` joins the parts.
+
+        Args:
+            blob_id: The blob id, from `create`.
+            number: The part's position, from 1 to `MAX_PARTS`.
+            chunks: The part's bytes.
+            namespace: The namespace it belongs to.
+
+        Returns:
+            The part, with its size and SHA-256 (compare them to resume an upload).
+
+        Raises:
+            NotFoundError: No such blob in this namespace.
+            ValidationError: A bad part number.
+            AlreadyExistsError: The blob's upload is complete.
+        """
+        record = self.get(blob_id, namespace=namespace)
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= MAX_PARTS:
+            raise ValidationError(f"a part number is from 1 to {MAX_PARTS}, not {number!r}")
+        if record.state != "open":
+            raise AlreadyExistsError(f"blob {record.id} was uploaded already")
+        store = self.store
+        payload = uuid4()
+        info = store.put(payload, chunks)
+        try:
+            replaced = self._db.store.put_blob_part(
+                record.id, BlobPart(number, info.size, info.sha256, payload)
+            )
+        except ConflictError:
+            store.delete(payload)
+            raise AlreadyExistsError(f"blob {record.id} was uploaded already") from None
+        if replaced is not None:
+            store.delete(replaced)
+        return BlobPart(number, info.size, info.sha256, payload)
+
+    def parts(self, blob_id: UUID | str, *, namespace: str) -> list[BlobPart]:
+        """The parts of an announced blob uploaded so far, by number.
+
+        Args:
+            blob_id: The blob id.
+            namespace: The namespace it belongs to.
+
+        Returns:
+            The parts.
+        """
+        record = self.get(blob_id, namespace=namespace)
+        return self._db.store.blob_parts(record.id)
+
+    def complete(self, blob_id: UUID | str, *, namespace: str) -> BlobRecord:
+        """Join a blob's parts, in order, into the blob (all or nothing), then drop them.
+
+        Args:
+            blob_id: The blob id.
+            namespace: The namespace it belongs to.
+
+        Returns:
+            The stored blob.
+
+        Raises:
+            ValidationError: A part is missing (the numbers must be 1, 2, ... N), or the
+                parts do not add up to the size announced.
+        """
+        record = self.get(blob_id, namespace=namespace)
+        store = self.store
+        if record.state != "open":  # completed before (a retry): drop what is left
+            for payload in self._db.store.forget_blob_parts(record.id):
+                store.delete(payload)
+            return record
+        parts = self._db.store.blob_parts(record.id)
+        if not parts:
+            raise ValidationError(f"blob {record.id} has no parts to complete")
+        for expected, part in enumerate(parts, start=1):
+            if part.number != expected:
+                raise ValidationError(
+                    f"part {expected} of blob {record.id} is missing (parts are 1 to N)"
+                )
+
+        def joined() -> Iterator[bytes]:
+            for part in parts:
+                chunks = store.open(part.payload)
+                with _closed(chunks):
+                    yield from chunks
+
+        stored = self.upload(record.id, joined(), namespace=namespace)
+        for payload in self._db.store.forget_blob_parts(record.id):
+            store.delete(payload)
+        return stored
+
     def put(
         self, namespace: str, chunks: Iterable[bytes], *, created_by: str = "user:local"
     ) -> BlobRecord:
@@ -223,7 +319,7 @@ class Blobs:
             limit: At most this many per call.
 
         Returns:
-            How many blobs were deleted.
+            How many blobs (and parts of unfinished uploads) were deleted.
         """
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self._db.settings.blob_grace)
         ids = self._db.store.collect_blobs(cutoff, limit)

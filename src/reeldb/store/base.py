@@ -30,6 +30,7 @@ __all__ = [
     "AnnotationRecord",
     "AnnotationStore",
     "AnnotationWrite",
+    "BlobPart",
     "BlobRecord",
     "DataStoreMove",
     "DocumentRecord",
@@ -750,6 +751,23 @@ class BlobRecord:
     created_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class BlobPart:
+    """A part of a blob uploaded piece by piece.
+
+    Attributes:
+        number: Its position (1, 2, ...).
+        size: Its size in bytes.
+        sha256: Hex SHA-256 of its bytes.
+        payload: The blob its bytes are kept in until the upload is completed.
+    """
+
+    number: int
+    size: int
+    sha256: str
+    payload: UUID
+
+
 class DocumentStore(abc.ABC):
     """Immutable documents keyed by DocumentID, grouped by DataStore and MID."""
 
@@ -968,6 +986,44 @@ class DocumentStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def put_blob_part(self, blob_id: UUID, part: BlobPart) -> UUID | None:
+        """Record an uploaded part of an open blob (replacing one of the same number).
+
+        Args:
+            blob_id: The blob.
+            part: The part.
+
+        Returns:
+            The payload of the part it replaced (to delete), or None.
+
+        Raises:
+            NotFoundError: No such blob.
+            ConflictError: The blob is not open (its upload was completed).
+        """
+
+    @abc.abstractmethod
+    def blob_parts(self, blob_id: UUID) -> list[BlobPart]:
+        """A blob's uploaded parts, by number.
+
+        Args:
+            blob_id: The blob.
+
+        Returns:
+            The parts.
+        """
+
+    @abc.abstractmethod
+    def forget_blob_parts(self, blob_id: UUID) -> list[UUID]:
+        """Delete a blob's part records (its upload is complete).
+
+        Args:
+            blob_id: The blob.
+
+        Returns:
+            Their payloads, to delete from the blob store.
+        """
+
+    @abc.abstractmethod
     def claim_blob(self, blob_id: UUID, at: datetime) -> BlobRecord:
         """Mark a stored blob as used by a write, so that garbage collection spares it.
 
@@ -994,7 +1050,7 @@ class DocumentStore(abc.ABC):
             limit: At most this many.
 
         Returns:
-            The ids forgotten.
+            The ids of the blobs forgotten and of the payloads of their parts.
         """
 
     def put_documents(

@@ -23,7 +23,7 @@ from reeldb.index.rows import DocumentRows
 from reeldb.index.sqlite import SQLiteIndex
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.requests import FINAL_STATES, WriteRequest, WriteState
-from reeldb.store.base import BlobRecord, DocumentRecord, IngestStart, IngestState
+from reeldb.store.base import BlobPart, BlobRecord, DocumentRecord, IngestStart, IngestState
 from reeldb.store.sqlite._connection import SQLiteConnections
 
 __all__ = ["SQLiteIngest"]
@@ -328,17 +328,59 @@ class SQLiteIngest:
             )
             return self._blob(conn, blob_id)
 
+    def put_blob_part(self, blob_id: UUID, part: BlobPart) -> UUID | None:
+        """See `DocumentStore.put_blob_part`."""
+        with self._db.write(changes_access=False) as conn:
+            if self._blob(conn, blob_id).state != "open":
+                raise ConflictError(f"the upload of blob {blob_id} is complete")
+            old = conn.execute(
+                "SELECT payload FROM blob_parts WHERE blob = ? AND number = ?",
+                (blob_id.bytes, part.number),
+            ).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO blob_parts (blob, number, payload, size, sha256) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (blob_id.bytes, part.number, part.payload.bytes, part.size, part.sha256),
+            )
+        return None if old is None else UUID(bytes=old[0])
+
+    def blob_parts(self, blob_id: UUID) -> list[BlobPart]:
+        """See `DocumentStore.blob_parts`."""
+        with self._db.read(snapshot=False) as conn:
+            rows = conn.execute(
+                "SELECT number, size, sha256, payload FROM blob_parts WHERE blob = ? "
+                "ORDER BY number",
+                (blob_id.bytes,),
+            ).fetchall()
+        return [BlobPart(n, size, sha, UUID(bytes=payload)) for n, size, sha, payload in rows]
+
+    def forget_blob_parts(self, blob_id: UUID) -> list[UUID]:
+        """See `DocumentStore.forget_blob_parts`."""
+        with self._db.write(changes_access=False) as conn:
+            rows = conn.execute(
+                "DELETE FROM blob_parts WHERE blob = ? RETURNING payload", (blob_id.bytes,)
+            ).fetchall()
+        return [UUID(bytes=row[0]) for row in rows]
+
     def collect_blobs(self, before: datetime, limit: int) -> list[UUID]:
         """See `DocumentStore.collect_blobs`."""
         cutoff = _ts(before)
         with self._db.write(changes_access=False) as conn:
-            rows = conn.execute(
-                "DELETE FROM blobs WHERE id IN (SELECT b.id FROM blobs b "
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS collected (id BLOB PRIMARY KEY)")
+            conn.execute("DELETE FROM collected")
+            conn.execute(
+                "INSERT INTO collected (id) SELECT b.id FROM blobs b "
                 "WHERE b.created_at < ? AND coalesce(b.claimed_at, '') < ? "
                 "AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.blob = b.id) "
                 "AND NOT EXISTS (SELECT 1 FROM ingests i WHERE i.blob = b.id "
-                "AND i.state <> 'discarded') LIMIT ?) RETURNING id",
+                "AND i.state <> 'discarded') LIMIT ?",
                 (cutoff, cutoff, limit),
+            )
+            rows = conn.execute(
+                "DELETE FROM blob_parts WHERE blob IN (SELECT id FROM collected) RETURNING payload"
+            ).fetchall()
+            rows += conn.execute(
+                "DELETE FROM blobs WHERE id IN (SELECT id FROM collected) RETURNING id"
             ).fetchall()
         return [UUID(bytes=row[0]) for row in rows]
 

@@ -316,6 +316,21 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "WHERE state NOT IN ('INDEXED', 'FAILED')",
         ),
     ),
+    (
+        "0008_blob_parts",
+        (
+            # Parts of a blob uploaded piece by piece (resumable); each is a blob of its own
+            # (`payload`) until the upload is completed.
+            """CREATE TABLE blob_parts (
+                blob BLOB NOT NULL REFERENCES blobs (id) ON DELETE CASCADE,
+                number INTEGER NOT NULL,
+                payload BLOB NOT NULL,
+                size INTEGER NOT NULL,
+                sha256 TEXT NOT NULL,
+                PRIMARY KEY (blob, number)
+            ) WITHOUT ROWID""",
+        ),
+    ),
 )
 
 
