@@ -129,3 +129,15 @@ def test_search_bench_quick_smoke(tmp_path: Path) -> None:
         "ingest_regions_per_s_at_least_100k",
     }
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ingest_bench_smoke(tmp_path: Path) -> None:
+    result = _run("ingest_bench.py", "--quick", "--tmpdir", str(tmp_path))
+    assert result["benchmark"] == "ingest"
+    assert [size["regions"] for size in result["sizes"]] == [2_000, 10_000]
+    for size in result["sizes"]:
+        for key in ("regions_per_s", "floor_regions_per_s", "indexed_floor_regions_per_s"):
+            assert size[key] > 0, key
+        assert set(size["steps_s"]) == {"validate", "persist", "index"}
+        assert size["worker_peak_rss_mb"] > 0
+    assert isinstance(result["meets_memory"], bool)

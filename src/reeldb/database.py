@@ -17,13 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from uuid_utils.compat import uuid7
 
 from reeldb import _json, _wire
 from reeldb._cache import ByteLRU
+from reeldb._ids import parse_uuid
 from reeldb.annotations import Annotations
 from reeldb.auth.keys import KEY_PREFIX, hash_secret, new_api_key, parse_api_key
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
@@ -96,6 +97,9 @@ LOCAL_OWNER = "local:owner"
 
 DocumentInput = Mapping[str, Any] | bytes | str
 """A document as a decoded JSON object or as JSON text."""
+
+
+T = TypeVar("T")
 
 
 def _now() -> datetime:
@@ -753,7 +757,7 @@ class Database:
             ValidationError: The id is not a UUID.
             NotFoundError: No such request (in that namespace).
         """
-        key = _uuid(request_id, "write request id")
+        key = parse_uuid(request_id, "write request id")
         try:
             found = self.store.get_write_request(key)
         except NotFoundError:
@@ -775,12 +779,9 @@ class Database:
         Returns:
             The request as it stands when it finished or the time ran out.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.get_write_request(request_id)
-            if found.finished or time.monotonic() >= deadline:
-                return found
-            time.sleep(poll)
+        return poll_until(
+            lambda: self.get_write_request(request_id), lambda r: r.finished, timeout, poll
+        )
 
     def list_write_requests(
         self,
@@ -1769,7 +1770,7 @@ def check_document_id(value: UUID | str) -> UUID:
     Raises:
         ValidationError: Not a UUID.
     """
-    return _uuid(value, "DocumentID")
+    return parse_uuid(value, "DocumentID")
 
 
 def poll_query(
@@ -1789,13 +1790,30 @@ def poll_query(
     Returns:
         The request as last read.
     """
+    return poll_until(
+        lambda: get(request_id), lambda r: r.state in ("done", "failed"), timeout, poll
+    )
+
+
+def poll_until(
+    read: Callable[[], T], finished: Callable[[T], bool], timeout: float | None, poll: float
+) -> T:
+    """Call ``read`` until ``finished`` says so of its answer, or ``timeout`` seconds passed.
+
+    Args:
+        read: Reads the state (of a request).
+        finished: Whether an answer is final.
+        timeout: Seconds to wait at most (None: no limit).
+        poll: Seconds between reads.
+
+    Returns:
+        The last answer.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        request = get(request_id)
-        if request.state in ("done", "failed"):
-            return request
-        if deadline is not None and time.monotonic() >= deadline:
-            return request
+        found = read()
+        if finished(found) or (deadline is not None and time.monotonic() >= deadline):
+            return found
         time.sleep(poll)
 
 
@@ -1811,16 +1829,7 @@ def check_request_id(value: UUID | str) -> UUID:
     Raises:
         ValidationError: Not a UUID.
     """
-    return _uuid(value, "query request id")
-
-
-def _uuid(value: UUID | str, what: str) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise ValidationError(f"invalid {what} {value!r}: expected a UUID") from None
+    return parse_uuid(value, "query request id")
 
 
 def _event_match(hit: EventHit) -> EventMatch:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +37,7 @@ from uuid import UUID
 
 import orjson
 
+from reeldb.blobs._sidecar import info_of, make_meta, parse_meta, verified
 from reeldb.blobs.base import BlobInfo, BlobIntegrityError, BlobStore
 from reeldb.blobs.crypto import (
     DEFAULT_CHUNK_SIZE,
@@ -46,8 +46,6 @@ from reeldb.blobs.crypto import (
     _check_chunk_size,
     decrypt_stream,
     encrypt_stream,
-    open_value,
-    seal_value,
 )
 from reeldb.errors import (
     AlreadyExistsError,
@@ -58,9 +56,6 @@ from reeldb.errors import (
 )
 
 __all__ = ["FileBlobStore"]
-
-_FORMAT = 1
-_PAYLOAD_NAME = re.compile(r"[0-9a-f-]{36}\.[0-9a-f]{16}\.blob")
 
 
 class FileBlobStore(BlobStore):
@@ -136,20 +131,7 @@ class FileBlobStore(BlobStore):
         data_path = directory / f"{blob_id}.{secrets.token_hex(8)}.blob"
         created_at = self._clock()
         info = BlobInfo(blob_id, size, created_at, digest.hexdigest())
-        meta = {
-            "format": _FORMAT,
-            "id": str(blob_id),
-            "payload": data_path.name,
-            "size": size,
-            # With a key, the plaintext's digest is sealed too: a clear SHA-256 would let
-            # anyone with the files confirm a guess of the content.
-            "sha256": info.sha256
-            if self._key is None
-            else seal_value(self._key, blob_id, bytes.fromhex(info.sha256)),
-            "created_at": created_at.isoformat(),
-            "encrypted": self._key is not None,
-            "key_id": None if self._key is None else self._key.key_id.hex(),
-        }
+        meta = make_meta(self._key, blob_id, data_path.name, size, info.sha256, created_at)
         meta_tmp: Path | None = None
         try:
             meta_tmp = self._write_temp(directory, blob_id, [orjson.dumps(meta)])
@@ -188,34 +170,10 @@ class FileBlobStore(BlobStore):
             raw = meta_path.read_bytes()
         except FileNotFoundError:
             raise NotFoundError(f"blob {blob_id} does not exist") from None
-        try:
-            meta: dict[str, Any] = orjson.loads(raw)
-            if meta["format"] != _FORMAT or meta["id"] != str(blob_id):
-                raise ValueError("unexpected format or id")
-            if not _PAYLOAD_NAME.fullmatch(meta["payload"]):
-                raise ValueError("bad payload name")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise BlobIntegrityError(f"blob {blob_id} has corrupt metadata: {exc}") from exc
-        return meta
+        return parse_meta(raw, blob_id)
 
     def _info(self, meta: dict[str, Any]) -> BlobInfo:
-        blob_id = UUID(meta["id"])
-        digest = str(meta["sha256"])
-        if meta.get("encrypted"):
-            if self._key is None:
-                raise ConfigError(f"blob {blob_id} is encrypted: configure its key")
-            if meta.get("key_id") != self._key.key_id.hex():
-                raise BlobIntegrityError(
-                    f"blob {blob_id} was encrypted with key id {meta.get('key_id')}, not with "
-                    f"the configured key (key id {self._key.key_id.hex()})"
-                )
-            digest = open_value(self._key, blob_id, digest).hex()
-        return BlobInfo(
-            id=blob_id,
-            size=int(meta["size"]),
-            created_at=datetime.fromisoformat(meta["created_at"]),
-            sha256=digest,
-        )
+        return info_of(meta, self._key)
 
     def info(self, blob_id: UUID) -> BlobInfo:  # noqa: D102
         self._check_open()
@@ -243,19 +201,7 @@ class FileBlobStore(BlobStore):
             # With a key configured every blob is decrypted, whatever the sidecar says, so
             # a plaintext file planted in the store cannot be served as if it were sealed.
             plain = raw if self._key is None else decrypt_stream(raw, self._key, blob_id)
-            digest = hashlib.sha256()
-            size = 0
-            for chunk in plain:
-                size += len(chunk)
-                if size > info.size:
-                    raise BlobIntegrityError(f"blob {blob_id} is longer than its recorded size")
-                digest.update(chunk)
-                yield chunk
-        if size != info.size or digest.hexdigest() != info.sha256:
-            raise BlobIntegrityError(
-                f"blob {blob_id} does not match its recorded size and SHA-256 (altered or "
-                "truncated); discard what was read"
-            )
+            yield from verified(plain, info)
 
     def delete(self, blob_id: UUID) -> bool:  # noqa: D102
         self._check_open()

@@ -47,6 +47,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     PartialCredentialsError,
 )
 
+from reeldb.blobs._sidecar import info_of, make_meta, parse_meta, verified
 from reeldb.blobs.base import BlobInfo, BlobIntegrityError, BlobStore
 from reeldb.blobs.crypto import (
     DEFAULT_CHUNK_SIZE,
@@ -55,8 +56,6 @@ from reeldb.blobs.crypto import (
     _check_chunk_size,
     decrypt_stream,
     encrypt_stream,
-    open_value,
-    seal_value,
 )
 from reeldb.errors import (
     AlreadyExistsError,
@@ -71,8 +70,6 @@ from reeldb.errors import (
 
 __all__ = ["S3BlobStore"]
 
-_FORMAT = 1
-_PAYLOAD_NAME = re.compile(r"[0-9a-f-]{36}\.[0-9a-f]{16}\.blob")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 MIN_PART_SIZE = 5 << 20
 MAX_PART_SIZE = 5 << 30
@@ -296,18 +293,7 @@ class S3BlobStore(BlobStore):
         self._upload(self._data_key(name), payload)
         created_at = self._clock()
         info = BlobInfo(blob_id, size, created_at, digest.hexdigest())
-        meta = {
-            "format": _FORMAT,
-            "id": str(blob_id),
-            "payload": name,
-            "size": size,
-            "sha256": info.sha256
-            if self._key is None
-            else seal_value(self._key, blob_id, bytes.fromhex(info.sha256)),
-            "created_at": created_at.isoformat(),
-            "encrypted": self._key is not None,
-            "key_id": None if self._key is None else self._key.key_id.hex(),
-        }
+        meta = make_meta(self._key, blob_id, name, size, info.sha256, created_at)
         try:
             # The commit point: a conditional create, so exactly one put of an id wins.
             self._call(
@@ -384,37 +370,11 @@ class S3BlobStore(BlobStore):
             raise BackendUnavailableError(
                 f"S3 bucket {self._bucket!r}: reading blob {blob_id} failed ({type(exc).__name__})"
             ) from None
-        try:
-            meta: dict[str, Any] = orjson.loads(raw)
-            if meta["format"] != _FORMAT or meta["id"] != str(blob_id):
-                raise ValueError("unexpected format or id")
-            if not _PAYLOAD_NAME.fullmatch(meta["payload"]):
-                raise ValueError("bad payload name")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise BlobIntegrityError(f"blob {blob_id} has corrupt metadata: {exc}") from exc
+        meta = parse_meta(raw, blob_id)
         return meta, str(answer.get("ETag", ""))
 
     def _info(self, meta: dict[str, Any]) -> BlobInfo:
-        blob_id = UUID(meta["id"])
-        digest = str(meta["sha256"])
-        if meta.get("encrypted"):
-            if self._key is None:
-                raise ConfigError(
-                    f"blob {blob_id} is encrypted (key id {meta.get('key_id')}); "
-                    "configure the blob key"
-                )
-            if meta.get("key_id") != self._key.key_id.hex():
-                raise BlobIntegrityError(
-                    f"blob {blob_id} was encrypted with key id {meta.get('key_id')}, not with "
-                    f"the configured key (key id {self._key.key_id.hex()})"
-                )
-            digest = open_value(self._key, blob_id, digest).hex()
-        return BlobInfo(
-            id=blob_id,
-            size=int(meta["size"]),
-            created_at=datetime.fromisoformat(meta["created_at"]),
-            sha256=digest,
-        )
+        return info_of(meta, self._key)
 
     def info(self, blob_id: UUID) -> BlobInfo:  # noqa: D102
         self._check_open()
@@ -437,19 +397,7 @@ class S3BlobStore(BlobStore):
             # With a key configured every blob is decrypted, whatever the sidecar says, so
             # a plaintext object planted in the bucket cannot be served as if it were sealed.
             plain = raw if self._key is None else decrypt_stream(raw, self._key, blob_id)
-            digest = hashlib.sha256()
-            size = 0
-            for chunk in plain:
-                size += len(chunk)
-                if size > info.size:
-                    raise BlobIntegrityError(f"blob {blob_id} is longer than its recorded size")
-                digest.update(chunk)
-                yield chunk
-        if size != info.size or digest.hexdigest() != info.sha256:
-            raise BlobIntegrityError(
-                f"blob {blob_id} does not match its recorded size and SHA-256 (altered or "
-                "truncated); discard what was read"
-            )
+            yield from verified(plain, info)
 
     def _read_body(self, body: Any, blob_id: UUID, step: int) -> Iterator[bytes]:
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -36,7 +35,13 @@ from reeldb.annotations import (
 )
 from reeldb.annotations.model import parse_associations
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
-from reeldb.database import check_document_id, check_limit, check_request_id, poll_query
+from reeldb.database import (
+    check_document_id,
+    check_limit,
+    check_request_id,
+    poll_query,
+    poll_until,
+)
 from reeldb.errors import (
     BackendUnavailableError,
     DatabaseClosedError,
@@ -500,12 +505,9 @@ class Client:
         self, request_id: UUID | str, *, timeout: float = 60.0, poll: float = 0.2
     ) -> WriteRequest:
         """See `reeldb.Database.wait_write_request`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.get_write_request(request_id)
-            if found.finished or time.monotonic() >= deadline:
-                return found
-            time.sleep(poll)
+        return poll_until(
+            lambda: self.get_write_request(request_id), lambda r: r.finished, timeout, poll
+        )
 
     def list_write_requests(
         self, namespace: str, *, unfinished: bool = False, limit: int = 100

@@ -23,6 +23,7 @@ from uuid import UUID
 
 from uuid_utils.compat import uuid4, uuid7
 
+from reeldb._ids import parse_uuid
 from reeldb.blobs import BlobStore, load_blobs
 from reeldb.errors import (
     AlreadyExistsError,
@@ -53,15 +54,6 @@ MAX_PARTS: Final = 10_000
 """Parts of a blob uploaded piece by piece, at most (as S3's multipart uploads)."""
 
 Progress = Callable[[int, int], None]
-
-
-def _uuid(value: UUID | str, what: str) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise ValidationError(f"{what} must be a UUID, got {value!r}") from None
 
 
 class Blobs:
@@ -130,7 +122,7 @@ class Blobs:
             ValidationError: The id is not a UUID.
             NotFoundError: No such blob in this namespace.
         """
-        key = _uuid(blob_id, "blob id")
+        key = parse_uuid(blob_id, "blob id")
         try:
             record = self._db.store.get_blob(key)
         except NotFoundError:
