@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 import reeldb
+import reeldb.client
 
 pytestmark = [
     pytest.mark.slow,
@@ -209,3 +210,21 @@ def test_access_changes_reach_every_worker_at_once(tmp_path: Path) -> None:
             [REELDB, "-d", url, "keys", "revoke", key_id], check=True, capture_output=True
         )
         assert statuses(viewer, "/v1/whoami") == {401}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_runs_asynchronous_writes_without_a_separate_worker(
+    tmp_path: Path, workers: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'reel.db'}"
+    key = init(url)
+    with serving(url, "--demo", "--workers", workers) as (base, _process):
+        document = demo_document(base, key)
+        with reeldb.client.Client(base, key) as client:
+            request, created = client.submit_write(
+                "demo/face_detection/1", DEMO_MID, document=document, idempotency_key="once"
+            )
+            assert created
+            done = client.wait_write_request(request.id, timeout=30)
+            assert done.state.value == "INDEXED", done.error
+            assert client.get_document(done.document_id).data == document
