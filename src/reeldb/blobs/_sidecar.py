@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
@@ -17,13 +17,60 @@ from uuid import UUID
 import orjson
 
 from reeldb.blobs.base import BlobInfo, BlobIntegrityError
-from reeldb.blobs.crypto import BlobKey, open_value, seal_value
+from reeldb.blobs.crypto import BlobKey, encrypt_stream, open_value, seal_value
 from reeldb.errors import ConfigError
 
-__all__ = ["FORMAT", "PAYLOAD_NAME", "info_of", "make_meta", "parse_meta", "verified"]
+__all__ = [
+    "FORMAT",
+    "PAYLOAD_NAME",
+    "Tally",
+    "info_of",
+    "make_meta",
+    "parse_meta",
+    "sealed",
+    "verified",
+]
 
 FORMAT: Final = 1
 PAYLOAD_NAME: Final = re.compile(r"[0-9a-f-]{36}\.[0-9a-f]{16}\.blob")
+
+
+class Tally:
+    """The size and SHA-256 of the plaintext that went by (`sealed`)."""
+
+    __slots__ = ("digest", "size")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+
+def sealed(
+    chunks: Iterable[bytes], key: BlobKey | None, blob_id: UUID, chunk_size: int
+) -> tuple[Iterator[bytes], Tally]:
+    """A payload to store: the plaintext counted as it goes by, encrypted if there is a key.
+
+    Args:
+        chunks: The plaintext.
+        key: The store's key (None: stored as it is).
+        blob_id: The blob (bound into each encrypted chunk).
+        chunk_size: Plaintext bytes per encrypted chunk.
+
+    Returns:
+        The bytes to store, and the tally (complete once they are consumed).
+    """
+    tally = Tally()
+
+    def counted() -> Iterator[bytes]:
+        for chunk in chunks:
+            tally.digest.update(chunk)
+            tally.size += len(chunk)
+            yield chunk
+
+    payload = counted()
+    if key is not None:
+        payload = encrypt_stream(payload, key, blob_id, chunk_size=chunk_size)
+    return payload, tally
 
 
 def make_meta(

@@ -25,7 +25,6 @@ verifies size and SHA-256 after decrypting.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -37,7 +36,7 @@ from uuid import UUID
 
 import orjson
 
-from reeldb.blobs._sidecar import info_of, make_meta, parse_meta, verified
+from reeldb.blobs._sidecar import info_of, make_meta, parse_meta, sealed, verified
 from reeldb.blobs.base import BlobInfo, BlobIntegrityError, BlobStore
 from reeldb.blobs.crypto import (
     DEFAULT_CHUNK_SIZE,
@@ -45,7 +44,6 @@ from reeldb.blobs.crypto import (
     BlobKey,
     _check_chunk_size,
     decrypt_stream,
-    encrypt_stream,
 )
 from reeldb.errors import (
     AlreadyExistsError,
@@ -113,25 +111,13 @@ class FileBlobStore(BlobStore):
         if meta_path.exists():
             raise AlreadyExistsError(f"blob {blob_id} already exists; blobs are immutable")
         directory.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
-
-        def counted() -> Iterator[bytes]:
-            nonlocal size
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
-
-        payload: Iterable[bytes] = counted()
-        if self._key is not None:
-            payload = encrypt_stream(payload, self._key, blob_id, chunk_size=self._chunk_size)
+        payload, tally = sealed(chunks, self._key, blob_id, self._chunk_size)
         data_tmp = self._write_temp(directory, blob_id, payload)
         # A payload name unique to this put: a racing put of the same id cannot overwrite it.
         data_path = directory / f"{blob_id}.{secrets.token_hex(8)}.blob"
         created_at = self._clock()
-        info = BlobInfo(blob_id, size, created_at, digest.hexdigest())
-        meta = make_meta(self._key, blob_id, data_path.name, size, info.sha256, created_at)
+        info = BlobInfo(blob_id, tally.size, created_at, tally.digest.hexdigest())
+        meta = make_meta(self._key, blob_id, data_path.name, info.size, info.sha256, created_at)
         meta_tmp: Path | None = None
         try:
             meta_tmp = self._write_temp(directory, blob_id, [orjson.dumps(meta)])

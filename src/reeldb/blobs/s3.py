@@ -30,7 +30,6 @@ credentials :class:`~reeldb.errors.ConfigError`. Messages never hold credentials
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -47,7 +46,7 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     PartialCredentialsError,
 )
 
-from reeldb.blobs._sidecar import info_of, make_meta, parse_meta, verified
+from reeldb.blobs._sidecar import info_of, make_meta, parse_meta, sealed, verified
 from reeldb.blobs.base import BlobInfo, BlobIntegrityError, BlobStore
 from reeldb.blobs.crypto import (
     DEFAULT_CHUNK_SIZE,
@@ -55,7 +54,6 @@ from reeldb.blobs.crypto import (
     BlobKey,
     _check_chunk_size,
     decrypt_stream,
-    encrypt_stream,
 )
 from reeldb.errors import (
     AlreadyExistsError,
@@ -275,25 +273,13 @@ class S3BlobStore(BlobStore):
             pass  # checked again when committing; this saves uploading a doomed payload
         else:
             raise AlreadyExistsError(f"blob {blob_id} already exists; blobs are immutable")
-        digest = hashlib.sha256()
-        size = 0
-
-        def counted() -> Iterator[bytes]:
-            nonlocal size
-            for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                yield chunk
-
-        payload: Iterable[bytes] = counted()
-        if self._key is not None:
-            payload = encrypt_stream(payload, self._key, blob_id, chunk_size=self._chunk_size)
+        payload, tally = sealed(chunks, self._key, blob_id, self._chunk_size)
         # A payload key unique to this put: a racing put of the same id cannot overwrite it.
         name = f"{blob_id}.{secrets.token_hex(8)}.blob"
         self._upload(self._data_key(name), payload)
         created_at = self._clock()
-        info = BlobInfo(blob_id, size, created_at, digest.hexdigest())
-        meta = make_meta(self._key, blob_id, name, size, info.sha256, created_at)
+        info = BlobInfo(blob_id, tally.size, created_at, tally.digest.hexdigest())
+        meta = make_meta(self._key, blob_id, name, info.size, info.sha256, created_at)
         try:
             # The commit point: a conditional create, so exactly one put of an id wins.
             self._call(
