@@ -8,8 +8,7 @@ memory, then:
    one tiny write) uploads the file as a blob (streamed, encrypted at rest), submits the
    asynchronous write and waits for ``INDEXED``: validation pass, reservation, indexing pass
    in batches, publication. It reports the seconds of the write (upload apart), regions per
-   second, its peak RSS and that of the child process that cuts rows for large documents
-   (`reeldb.ingest._parallel`); the memory target applies to their sum.
+   second, and its peak RSS.
 2. **Floor**: another fresh process does the least the same work needs: ijson (C backend)
    parses the file's events, one tuple per region holds the same values as reeldb's index
    rows, and raw ``sqlite3`` ``executemany`` inserts them into one table with the same
@@ -75,7 +74,6 @@ print(json.dumps({
     "write_s": finished - uploaded,
     "steps": done.steps,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    "child_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
 }))
 """
 
@@ -215,7 +213,6 @@ def main() -> int:
                     "steps_s": {k: round(v, 2) for k, v in ours["steps"].items()},
                     "regions_per_s": round(rate),
                     "worker_peak_rss_mb": round(ours["peak_rss_mb"]),
-                    "cutter_peak_rss_mb": round(ours["child_peak_rss_mb"]),
                     "floor_regions_per_s": round(floor_rate),
                     "floor_peak_rss_mb": round(floor["peak_rss_mb"]),
                     "vs_floor": round(rate / floor_rate, 2),
@@ -224,7 +221,7 @@ def main() -> int:
                 }
             )
             document.unlink()
-    peaks = [r["worker_peak_rss_mb"] + r["cutter_peak_rss_mb"] for r in results]
+    peaks = [r["worker_peak_rss_mb"] for r in results]
     print(
         json.dumps(
             {

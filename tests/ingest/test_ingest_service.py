@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from ingest_docs import DS, DS2, NS, SCHEMA, documents, dumps, setup
 
 import reeldb
-from reeldb.blobs import BlobIntegrityError
 from reeldb.errors import AlreadyExistsError, ConflictError, NotFoundError, ValidationError
 from reeldb.ingest.plan import IngestPlan
 
@@ -670,66 +669,3 @@ def test_documents_in_blobs_take_part_in_schema_checks_and_rebuilds(tmp_path: Pa
         db.rebuild_index(DS)
         assert db.query_document(stored.id, 'event.label = "face"', limit=1000) == before
         assert [g.name for g in db.index_status(DS)] == ["g2"]
-
-
-def test_a_child_process_cuts_large_documents_the_same(
-    fdb: reeldb.Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import reeldb.ingest._service as service
-
-    monkeypatch.setattr(service, "PARALLEL_ROWS", 1)  # every document counts as large
-    doc = rich_document()
-    streamed, written = write_both(fdb, doc)
-    assert fdb.get_document(streamed.id).data == doc
-    assert_same_answers(fdb, streamed.id, written.id)
-    assert index_counts(fdb, DS, tmp_path) == index_counts(fdb, DS2, tmp_path)
-
-
-def test_a_child_process_resumes_after_a_crash(
-    fdb: reeldb.Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import reeldb.ingest._service as service
-
-    monkeypatch.setattr(service, "PARALLEL_ROWS", 1)
-    doc = rich_document()
-    blob = fdb.blobs.put(NS, pieces(dumps(doc)))
-    request = uuid4()
-    validated = fdb._ingest.validate(DS, {"id": "m1"}, blob.id)
-    fdb._ingest.begin(request, validated)
-    calls = crash_on(fdb, monkeypatch, 2)
-    with pytest.raises(Crash):
-        fdb._ingest.stage(request, validated, batch_rows=5)
-    monkeypatch.undo()
-    monkeypatch.setattr(service, "PARALLEL_ROWS", 1)
-    assert calls
-    fdb._ingest.stage(request, validated, batch_rows=5)
-    published = fdb._ingest.publish(request)
-    written = fdb.put_document(DS2, {"id": "m1"}, copy.deepcopy(doc))
-    assert_same_answers(fdb, published.id, written.id)
-    assert index_counts(fdb, DS, tmp_path) == index_counts(fdb, DS2, tmp_path)
-
-
-def test_a_missing_blob_payload_fails_the_child_process_cleanly(
-    fdb: reeldb.Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import reeldb.ingest._service as service
-
-    monkeypatch.setattr(service, "PARALLEL_ROWS", 1)
-    blob = fdb.blobs.put(NS, pieces(dumps(rich_document())))
-    request = uuid4()
-    validated = fdb._ingest.validate(DS, {"id": "m1"}, blob.id)
-    fdb._ingest.begin(request, validated)
-    original = fdb.blobs.store.open
-
-    def truncated(blob_id: UUID) -> Any:
-        chunks = original(blob_id)
-        try:
-            yield next(chunks)
-        finally:
-            chunks.close()
-        raise BlobIntegrityError("cut short")
-
-    monkeypatch.setattr(fdb.blobs.store, "open", truncated)
-    with pytest.raises(BlobIntegrityError, match="cut short"):
-        fdb._ingest.stage(request, validated)
-    assert fdb.count_documents(DS) == 0

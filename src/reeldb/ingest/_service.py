@@ -34,7 +34,6 @@ from reeldb.errors import (
 )
 from reeldb.index.rows import Column, DocumentRows, RowCutter
 from reeldb.ingest import stream
-from reeldb.ingest._parallel import cut_in_child
 from reeldb.ingest.plan import Heads, IngestPlan, LevelValidators, scan
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.mid import check_mid, mid_key
@@ -50,8 +49,6 @@ __all__ = ["BATCH_ROWS", "MAX_PARTS", "Blobs", "DocumentIngest", "ValidatedBlob"
 
 BATCH_ROWS: Final = 50_000
 """Index rows staged per transaction: other writers wait at most one batch's commit."""
-PARALLEL_ROWS: Final = 100_000
-"""From this many rows, a child process cuts the rows while this one writes them."""
 
 MAX_PARTS: Final = 10_000
 """Parts of a blob uploaded piece by piece, at most (as S3's multipart uploads)."""
@@ -502,28 +499,37 @@ class DocumentIngest:
         ds = db._datastore(validated.datastore)
         schema = db.schemas.get(ds.ref.namespace, ds.schema_name, validated.schema_version)
         heads = validated.plan.heads
-        columns = db._columns(schema)
-        chunk_bytes = db.settings.index_chunk_bytes
+        cutter = RowCutter(db._columns(schema), db.settings.index_chunk_bytes)
+        events = 0
+
+        def flush() -> None:
+            nonlocal state
+            rows_at, chunks_at = cutter.row_start, cutter.chunk_start
+            batch = cutter.take()
+            rows_to, chunks_to = rows_at + len(batch.rows), chunks_at + len(batch.chunks)
+            if rows_to <= state.rows_done and chunks_to <= state.chunks_done:
+                return  # staged before a crash (or empty)
+            if rows_at != state.rows_done or chunks_at != state.chunks_done:
+                raise ConflictError(
+                    f"ingest {request_id} stopped at row {state.rows_done}, inside a batch"
+                )
+            state = store.stage_ingest(
+                request_id, batch, rows_at=rows_at, chunks_at=chunks_at, events=events
+            )
+            if progress is not None:
+                progress(state.rows_done, state.rows)
+
         chunks = db.blobs.store.open(validated.blob)
         with _closed(chunks):
-            if state.rows >= PARALLEL_ROWS:  # a large document: a child process cuts
-                batches = cut_in_child(chunks, heads, columns, chunk_bytes, batch_rows)
-            else:
-                cutter = RowCutter(columns, chunk_bytes)
-                batches = batches_of(stream.walk(chunks), cutter, heads, batch_rows)
-            for rows_at, chunks_at, batch, events in batches:
-                rows_to, chunks_to = rows_at + len(batch.rows), chunks_at + len(batch.chunks)
-                if rows_to <= state.rows_done and chunks_to <= state.chunks_done:
-                    continue  # staged before a crash (or empty)
-                if rows_at != state.rows_done or chunks_at != state.chunks_done:
-                    raise ConflictError(
-                        f"ingest {request_id} stopped at row {state.rows_done}, inside a batch"
-                    )
-                state = store.stage_ingest(
-                    request_id, batch, rows_at=rows_at, chunks_at=chunks_at, events=events
-                )
-                if progress is not None:
-                    progress(state.rows_done, state.rows)
+
+            def batch_done() -> None:
+                nonlocal events
+                events += 1
+                if len(cutter.rows) >= batch_rows:
+                    flush()
+
+            _cut(stream.walk(chunks), cutter, heads, batch_done)
+        flush()
         return state
 
     def rows_of(
@@ -554,8 +560,8 @@ class DocumentIngest:
         cutter = RowCutter(columns, self._db.settings.index_chunk_bytes)
         chunks = store.open(record.blob)
         with _closed(chunks):
-            *_, (_, _, rows, _) = batches_of(stream.walk(chunks), cutter, plan.heads, 2**62)
-        return rows
+            _cut(stream.walk(chunks), cutter, plan.heads, None)
+        return cutter.take()
 
     def publish(self, request_id: UUID, audit: AuditEntry | None = None) -> Document:
         """Step 4: make the document and its index visible at once (idempotent).
@@ -617,31 +623,21 @@ class DocumentIngest:
         return self.publish(request_id, audit)
 
 
-def batches_of(
-    nodes: Iterator[tuple[int, Any, Any]], cutter: RowCutter, heads: Heads, batch_rows: int
-) -> Iterator[tuple[int, int, DocumentRows, int]]:
-    """A walked document's rows in batches: ``(row offset, chunk offset, rows, events)``.
-
-    Cutting is deterministic: the same document gives the same batches, so a resumed write
-    skips those committed before.
-
-    Args:
-        nodes: From `reeldb.ingest.stream.walk`.
-        cutter: A fresh cutter.
-        heads: From the first pass.
-        batch_rows: A batch ends after the event that makes it this many rows or more.
-
-    Yields:
-        The batches, the last one possibly empty.
-    """
+def _cut(
+    nodes: Iterator[tuple[int, Any, Any]],
+    cutter: RowCutter,
+    heads: Heads,
+    after_event: Callable[[], None] | None,
+) -> int:
+    """Feed a walked document to a cutter (its heads from the first pass); the events cut."""
     events = t = 0
     cutter.document(heads.top.get("asset"))
     for kind, a, b in nodes:
         if kind == stream.EVENT:
             cutter.event(a, b)
             events += 1
-            if len(cutter.rows) >= batch_rows:
-                yield cutter.row_start, cutter.chunk_start, cutter.take(), events
+            if after_event is not None:
+                after_event()
         elif kind == stream.COMPONENT:
             cutter.component(a, heads.components[t][a])
         elif kind == stream.COMPONENT_END:
@@ -652,7 +648,7 @@ def batches_of(
         elif kind == stream.TRACK_END:
             cutter.end_track()
     cutter.end_document()
-    yield cutter.row_start, cutter.chunk_start, cutter.take(), events
+    return events
 
 
 def _reporting(chunks: Iterator[bytes], total: int, progress: Progress | None) -> Iterator[bytes]:
