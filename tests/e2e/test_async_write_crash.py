@@ -208,3 +208,44 @@ def test_two_workers_share_the_queue_and_write_each_request_once(tmp_path: Path)
         )
     assert sum(owners.values()) == len(requests)
     assert set(owners) <= {"one", "two"}
+
+
+def test_a_worker_that_never_comes_back_is_taken_over(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'reel.db'}"
+    log = tmp_path / "workers.log"
+    with reeldb.connect(url) as db:
+        db.create_namespace("vision")
+        db.add_schema("vision", copy.deepcopy(FACE_DETECTION))
+        db.create_datastore(DS, mid_keys=["title_id", "video_stream_id"], schema="face_detection")
+        body = orjson.dumps(_document())
+        blob = db.blobs.put("vision", [body])
+        request, _ = db.submit_write(DS, MID, blob=blob.id)
+
+        def start(name: str) -> subprocess.Popen[bytes]:
+            with log.open("ab") as out:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "reeldb", "-d", url, "worker", "--name", name,
+                     "--takeover-after", "2"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )  # fmt: skip
+
+        doomed = start("doomed")
+        deadline = time.monotonic() + TIMEOUT
+        while db.get_write_request(request.id).state is not WriteState.VALIDATED:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.002)
+        doomed.send_signal(signal.SIGKILL)  # and it never comes back
+        doomed.wait(timeout=10)
+        assert db.get_write_request(request.id).state is not WriteState.INDEXED
+        rescuer = start("rescuer")
+        try:
+            done = db.wait_write_request(request.id, timeout=TIMEOUT)
+        finally:
+            rescuer.send_signal(signal.SIGINT)
+            rescuer.wait(timeout=30)
+        assert done.state is WriteState.INDEXED, (done.error, log.read_text())
+        assert "rescuer takes over the writes of silent worker doomed" in log.read_text()
+        assert db.count_documents(DS) == 1
+        ingest = db.store.get_ingest(request.id)
+        assert ingest.rows_done == ingest.rows == EVENTS * REGIONS

@@ -669,3 +669,20 @@ def test_documents_in_blobs_take_part_in_schema_checks_and_rebuilds(tmp_path: Pa
         db.rebuild_index(DS)
         assert db.query_document(stored.id, 'event.label = "face"', limit=1000) == before
         assert [g.name for g in db.index_status(DS)] == ["g2"]
+
+
+def test_a_silent_worker_is_taken_over_once_and_never_by_itself(fdb: reeldb.Database) -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def at(seconds: float) -> datetime:
+        return t0 + timedelta(seconds=seconds)
+
+    store = fdb.store
+    store.worker_seen("a", at(0))
+    store.worker_seen("b", at(50))
+    assert store.claim_silent_workers("c", silent_since=at(30), at=at(60)) == ["a"]
+    # Taken over, "a" counts as seen at 60: nobody takes it again before it is silent again.
+    assert store.claim_silent_workers("d", silent_since=at(55), at=at(61)) == ["b"]
+    assert store.claim_silent_workers("a", silent_since=at(999), at=at(62)) == ["b"]  # not "a"
+    store.worker_seen("a", at(70))  # back
+    assert store.claim_silent_workers("d", silent_since=at(61), at=at(71)) == []

@@ -206,12 +206,22 @@ def worker(
         ),
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Writes run at once.")] = 2,
+    takeover_after: Annotated[
+        float,
+        typer.Option(help="Seconds of silence after which another worker's writes are resumed."),
+    ] = 60.0,
 ) -> None:
     """Run asynchronous writes (validate, persist, index) until interrupted."""
     from reeldb.workflows.writes import Worker
 
     state = get_state(ctx)
-    runner = Worker(state.db, name=name, concurrency=concurrency)
+    runner = Worker(
+        state.db,
+        name=name,
+        concurrency=concurrency,
+        heartbeat=min(5.0, takeover_after / 4),
+        takeover_after=takeover_after,
+    )
     state.out.line(f"reeldb worker {runner.name} on {state.db.url}; Ctrl-C stops it")
     with contextlib.suppress(KeyboardInterrupt):
         runner.run_forever()

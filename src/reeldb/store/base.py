@@ -1024,6 +1024,31 @@ class DocumentStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def worker_seen(self, name: str, at: datetime) -> None:
+        """Record that a worker of asynchronous writes is alive (its heartbeat).
+
+        Args:
+            name: The worker's name.
+            at: Now.
+        """
+
+    @abc.abstractmethod
+    def claim_silent_workers(self, me: str, silent_since: datetime, at: datetime) -> list[str]:
+        """Take over the workers not seen since a time, atomically (one taker each).
+
+        A worker taken over counts as seen ``at``: it is not taken over again before it has
+        been silent as long once more.
+
+        Args:
+            me: The worker taking over.
+            silent_since: Workers last seen before this are taken.
+            at: Now.
+
+        Returns:
+            The names taken over by ``me``.
+        """
+
+    @abc.abstractmethod
     def claim_blob(self, blob_id: UUID, at: datetime) -> BlobRecord:
         """Mark a stored blob as used by a write, so that garbage collection spares it.
 

@@ -14,7 +14,8 @@ Validation failures, a DataStore or blob that disappeared, are permanent: the re
 object store) are retried with back-off, then fail the request.
 
 Each worker process needs a stable, unique name (DBOS's executor id): a restarted worker
-recovers the workflows it was running.
+recovers the workflows it was running. Workers record a heartbeat; the writes of a worker
+silent for longer than ``takeover_after`` are taken over by a live one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
@@ -255,6 +256,8 @@ class Worker:
         poll: Seconds between looks for new requests.
         gc_every: Seconds between collections of blobs no write uses (older than the
             ``blob_grace`` setting).
+        heartbeat: Seconds between the worker's signs of life (and its looks at others').
+        takeover_after: Seconds of silence after which a worker's writes are taken over.
     """
 
     _running: Worker | None = None
@@ -268,9 +271,13 @@ class Worker:
         concurrency: int = 2,
         poll: float = 0.2,
         gc_every: float = 300.0,
+        heartbeat: float = 5.0,
+        takeover_after: float = 60.0,
     ) -> None:
         self.db = db
         self.gc_every = gc_every
+        self.heartbeat = heartbeat
+        self.takeover_after = takeover_after
         self.name = name or f"{os.uname().nodename}-worker"
         self.concurrency = concurrency
         self.poll = poll
@@ -315,12 +322,19 @@ class Worker:
         return self
 
     def _loop(self) -> None:
-        collected = 0.0
+        collected = seen = 0.0
         while not self._stop.is_set():
             try:
                 self.enqueue_unfinished()
             except Exception:  # keep polling: the next look may succeed
                 log.exception("reeldb worker %s could not look for write requests", self.name)
+            if time.monotonic() - seen >= self.heartbeat:
+                seen = time.monotonic()
+                try:
+                    self.db.store.worker_seen(self.name, datetime.now(UTC))
+                    self.take_over_silent_workers()
+                except Exception:
+                    log.exception("reeldb worker %s could not check on other workers", self.name)
             if time.monotonic() - collected >= self.gc_every:
                 collected = time.monotonic()
                 try:  # blobs no write used within the grace period
@@ -344,6 +358,27 @@ class Worker:
             self._started.add(request.id)
             started += 1
         return started
+
+    def take_over_silent_workers(self) -> list[str]:
+        """Resume the interrupted writes of workers silent for ``takeover_after`` seconds.
+
+        A worker that died and never comes back would otherwise leave its writes waiting.
+        Each silent worker is taken over by one live worker (`claim_silent_workers`); its
+        workflows go back to the queue, to resume at the step that was running.
+
+        Returns:
+            The names of the workers taken over.
+        """
+        now = datetime.now(UTC)
+        silent = self.db.store.claim_silent_workers(
+            self.name, now - timedelta(seconds=self.takeover_after), now
+        )
+        for name in silent:
+            log.warning(
+                "reeldb worker %s takes over the writes of silent worker %s", self.name, name
+            )
+            DBOS._recover_pending_workflows([name])
+        return silent
 
     def stop(self) -> None:
         """Stop polling and shut DBOS down (running steps are resumed at the next start)."""

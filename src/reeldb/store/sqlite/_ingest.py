@@ -507,3 +507,24 @@ class SQLiteIngest:
                 "WHERE state NOT IN ('INDEXED', 'FAILED') GROUP BY state"
             ).fetchall()
         return {state.value: 0 for state in WriteState if state not in FINAL_STATES} | dict(rows)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def worker_seen(self, name: str, at: datetime) -> None:
+        """See `DocumentStore.worker_seen`."""
+        with self._db.write(changes_access=False) as conn:
+            conn.execute(
+                "INSERT INTO workers (name, seen_at) VALUES (?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET seen_at = excluded.seen_at, taken_over_by = NULL",
+                (name, _ts(at)),
+            )
+
+    def claim_silent_workers(self, me: str, silent_since: datetime, at: datetime) -> list[str]:
+        """See `DocumentStore.claim_silent_workers`."""
+        with self._db.write(changes_access=False) as conn:
+            rows = conn.execute(
+                "UPDATE workers SET seen_at = ?, taken_over_by = ? WHERE seen_at < ? "
+                "AND name <> ? RETURNING name",
+                (_ts(at), me, _ts(silent_since), me),
+            ).fetchall()
+        return sorted(row[0] for row in rows)

@@ -331,6 +331,18 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    (
+        "0009_workers",
+        (
+            # Workers of asynchronous writes and when each was last seen: a worker silent for
+            # too long is taken over (its interrupted writes resumed by a live one).
+            """CREATE TABLE workers (
+                name TEXT PRIMARY KEY,
+                seen_at TEXT NOT NULL,
+                taken_over_by TEXT
+            )""",
+        ),
+    ),
 )
 
 
