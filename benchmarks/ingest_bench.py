@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from search_bench import DS, LABELS, PEOPLE, SCHEMA
+from search_bench import DS, SCHEMA, event
 
 WORKER = r"""
 import json, resource, sys, time
@@ -132,26 +132,10 @@ def write_document(path: Path, regions: int, per_event: int, seed: int) -> int:
         out.write(b'{"asset":{"title":"a feature film, one hour"},"tracks":[{"kind":"video",')
         out.write(b'"frame_rate":"24","components":[{"algorithm":"detector-v2","events":[')
         for e in range(events):
-            event = {
-                "time_range": {"start": e / 12, "end": (e + 1) / 12},
-                "label": LABELS[(e * 7) % len(LABELS)],
-                "confidence": round(rng.random(), 3),
-                "regions": [
-                    {
-                        "bounding_box": {
-                            "x": round(rng.random() * 0.8, 3),
-                            "y": round(rng.random() * 0.8, 3),
-                            "w": 0.1,
-                            "h": 0.15,
-                        },
-                        "person": f"p{rng.randrange(PEOPLE)}",
-                    }
-                    for _ in range(per_event)
-                ],
-            }
+            item = event(rng, 0, e, per_event)
             if e:
                 out.write(b",")
-            out.write(orjson.dumps(event))
+            out.write(orjson.dumps(item))
         out.write(b"]}]}]}")
     return path.stat().st_size
 

@@ -61,6 +61,27 @@ LABELS = ["face", "car", "dog", "logo", "text"]
 PEOPLE = 200_000
 
 
+def event(rng: random.Random, index: int, e: int, regions: int) -> dict[str, Any]:
+    """Event ``e`` of document ``index``: one every 2 frames at 24 fps, ``regions`` boxes."""
+    return {
+        "time_range": {"start": e / 12, "end": (e + 1) / 12},
+        "label": LABELS[(e * 7 + index) % len(LABELS)],
+        "confidence": round(rng.random(), 3),
+        "regions": [
+            {
+                "bounding_box": {
+                    "x": round(rng.random() * 0.8, 3),
+                    "y": round(rng.random() * 0.8, 3),
+                    "w": 0.1,
+                    "h": 0.15,
+                },
+                "person": f"p{rng.randrange(PEOPLE)}",
+            }
+            for _ in range(regions)
+        ],
+    }
+
+
 def document(rng: random.Random, index: int, events: int, regions: int) -> dict[str, Any]:
     """A 24 fps detection track: one event per 2 frames, ``regions`` boxes each."""
     return {
@@ -72,26 +93,7 @@ def document(rng: random.Random, index: int, events: int, regions: int) -> dict[
                 "components": [
                     {
                         "algorithm": "detector-v2",
-                        "events": [
-                            {
-                                "time_range": {"start": e / 12, "end": (e + 1) / 12},
-                                "label": LABELS[(e * 7 + index) % len(LABELS)],
-                                "confidence": round(rng.random(), 3),
-                                "regions": [
-                                    {
-                                        "bounding_box": {
-                                            "x": round(rng.random() * 0.8, 3),
-                                            "y": round(rng.random() * 0.8, 3),
-                                            "w": 0.1,
-                                            "h": 0.15,
-                                        },
-                                        "person": f"p{rng.randrange(PEOPLE)}",
-                                    }
-                                    for _ in range(regions)
-                                ],
-                            }
-                            for e in range(events)
-                        ],
+                        "events": [event(rng, index, e, regions) for e in range(events)],
                     }
                 ],
             }

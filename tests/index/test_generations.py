@@ -160,6 +160,7 @@ def test_rebuild_beside_live_reads_and_writes(tmp_path: Path) -> None:
     query = 'region.person = "Alice"'
     floor = expected(docs, query)
     stop = threading.Event()
+    reading = threading.Event()
     problems: list[str] = []
     reads = 0
 
@@ -171,8 +172,10 @@ def test_rebuild_beside_live_reads_and_writes(tmp_path: Path) -> None:
                     ids = found(db, query)
                 except Exception as exc:  # noqa: BLE001 - the point is that none happens
                     problems.append(repr(exc))
+                    reading.set()
                     return
                 reads += 1
+                reading.set()
                 if not floor <= ids:
                     problems.append(f"a read saw {len(ids)} documents, fewer than {len(floor)}")
 
@@ -186,6 +189,9 @@ def test_rebuild_beside_live_reads_and_writes(tmp_path: Path) -> None:
     threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
     for thread in threads:
         thread.start()
+    # The reader is reading before the rebuild starts (a loaded machine could otherwise let
+    # the whole rebuild pass before its first read), and keeps reading through it.
+    assert reading.wait(30)
     with reeldb.connect(url) as db:
         db.rebuild_index(DS, batch_size=20)
     threads[1].join()
