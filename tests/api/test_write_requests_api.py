@@ -279,3 +279,30 @@ def test_a_gap_in_the_parts_is_refused(world: Any, client: Any) -> None:
         client.blobs.complete("vision", record.id)
     with pytest.raises(ValidationError):
         client.blobs.upload_part("vision", record.id, 0, [b"x"])
+
+
+def test_an_upload_that_breaks_off_stores_nothing_and_frees_its_thread(
+    world: Any, client: Any
+) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    record = client.blobs.create("vision", size=1_000_000)
+    where = urlsplit(world.url)
+    before = threading.active_count()
+    for _ in range(3):
+        with socket.create_connection((where.hostname, where.port)) as sock:
+            sock.sendall(
+                f"PUT /v1/namespaces/vision/blobs/{record.id} HTTP/1.1\r\n"
+                f"Host: {where.netloc}\r\nAuthorization: Bearer {world.admin_key}\r\n"
+                "Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n".encode()
+                + b"x" * 70_000
+            )
+        time.sleep(0.3)  # the service notices the disconnect
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before + 2
+    assert client.blobs.get(record.id, namespace="vision").state == "open"
+    stored = client.blobs.upload("vision", record.id, [b"y" * 1_000_000])  # and again, whole
+    assert (stored.state, stored.size) == ("stored", 1_000_000)

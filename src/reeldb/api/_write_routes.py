@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Final, TypeVar
 from uuid import UUID
@@ -55,46 +57,48 @@ async def _consume(request: Request, sink: Callable[[Iterator[bytes]], T]) -> T:
 
     The body is never held whole: at most a few chunks wait between the event loop and
     the consumer. If the consumer stops early (it refused the upload), the rest of the
-    body is read and dropped.
+    body is read and dropped. If the body breaks off (the client went away), the consumer
+    gets an error instead of its end, so it stores nothing and its thread is freed.
     """
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
-    done = asyncio.Event()
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_QUEUED)
+    stopped = threading.Event()  # the consumer returned or raised
 
     def produced() -> Iterator[bytes]:
-        while (chunk := chunks.get()) is not None:
-            yield chunk
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def run() -> T:
         try:
             return sink(produced())
         finally:
-            done.set()
+            stopped.set()
             while True:  # unblock a producer waiting on a full queue
                 try:
                     chunks.get_nowait()
                 except queue.Empty:
                     break
 
+    async def offer(item: bytes | BaseException | None) -> None:
+        while not stopped.is_set():
+            try:
+                chunks.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.001)
+
     task = asyncio.ensure_future(run_in_threadpool(run))
     try:
         async for chunk in request.stream():
-            if not chunk:
-                continue
-            while not done.is_set():
-                try:
-                    chunks.put_nowait(chunk)
-                    break
-                except queue.Full:
-                    await asyncio.sleep(0.001)
-        while not done.is_set():
-            try:
-                chunks.put_nowait(None)
-                break
-            except queue.Full:
-                await asyncio.sleep(0.001)
-    finally:
-        if not task.done() and not done.is_set():
-            await asyncio.sleep(0)
+            if chunk:
+                await offer(chunk)
+    except BaseException:
+        await offer(ValidationError("the upload broke off before its end; nothing was stored"))
+        with contextlib.suppress(Exception):
+            await task
+        raise
+    await offer(None)
     return await task
 
 
