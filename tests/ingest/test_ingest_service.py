@@ -686,3 +686,16 @@ def test_a_silent_worker_is_taken_over_once_and_never_by_itself(fdb: reeldb.Data
     assert store.claim_silent_workers("a", silent_since=at(999), at=at(62)) == ["b"]  # not "a"
     store.worker_seen("a", at(70))  # back
     assert store.claim_silent_workers("d", silent_since=at(61), at=at(71)) == []
+
+
+def test_a_schema_change_between_the_passes_is_caught(fdb: reeldb.Database) -> None:
+    blob = fdb.blobs.put(NS, pieces(dumps(rich_document())))
+    validated = fdb._ingest.validate(DS, {"id": "m1"}, blob.id)
+    newer = copy.deepcopy(SCHEMA)
+    newer["levels"]["asset"]["properties"]["studio"] = {"type": "keyword"}
+    fdb.add_schema(NS, newer)  # the DataStore moves to version 2
+    with pytest.raises(reeldb.StaleSchemaError):
+        fdb._ingest.begin(uuid4(), validated)
+    stored = fdb.put_document_from_blob(DS, {"id": "m1"}, blob.id)  # validated again
+    assert stored.schema_version == 2
+    assert fdb.get_document(stored.id).data == rich_document()
