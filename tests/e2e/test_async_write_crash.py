@@ -245,7 +245,7 @@ def test_a_worker_that_never_comes_back_is_taken_over(tmp_path: Path) -> None:
             rescuer.send_signal(signal.SIGINT)
             rescuer.wait(timeout=30)
         assert done.state is WriteState.INDEXED, (done.error, log.read_text())
-        assert "rescuer takes over the writes of silent worker doomed" in log.read_text()
+        assert "rescuer takes over 1 writes of silent worker doomed" in log.read_text()
         assert db.count_documents(DS) == 1
         ingest = db.store.get_ingest(request.id)
         assert ingest.rows_done == ingest.rows == EVENTS * REGIONS

@@ -686,6 +686,8 @@ def test_a_silent_worker_is_taken_over_once_and_never_by_itself(fdb: reeldb.Data
     assert store.claim_silent_workers("a", silent_since=at(999), at=at(62)) == ["b"]  # not "a"
     store.worker_seen("a", at(70))  # back
     assert store.claim_silent_workers("d", silent_since=at(61), at=at(71)) == []
+    store.worker_gone("a")  # stopped cleanly: never taken over
+    assert store.claim_silent_workers("d", silent_since=at(999), at=at(72)) == ["b"]
 
 
 def test_a_schema_change_between_the_passes_is_caught(fdb: reeldb.Database) -> None:

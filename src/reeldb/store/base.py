@@ -1033,6 +1033,14 @@ class DocumentStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def worker_gone(self, name: str) -> None:
+        """Forget a worker that stopped cleanly (nothing of it is left to take over).
+
+        Args:
+            name: The worker's name.
+        """
+
+    @abc.abstractmethod
     def claim_silent_workers(self, me: str, silent_since: datetime, at: datetime) -> list[str]:
         """Take over the workers not seen since a time, atomically (one taker each).
 

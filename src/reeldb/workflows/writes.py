@@ -374,10 +374,14 @@ class Worker:
             self.name, now - timedelta(seconds=self.takeover_after), now
         )
         for name in silent:
-            log.warning(
-                "reeldb worker %s takes over the writes of silent worker %s", self.name, name
-            )
-            DBOS._recover_pending_workflows([name])
+            resumed = DBOS._recover_pending_workflows([name])
+            if resumed:
+                log.warning(
+                    "reeldb worker %s takes over %d writes of silent worker %s",
+                    self.name,
+                    len(resumed),
+                    name,
+                )
         return silent
 
     def stop(self) -> None:
@@ -386,6 +390,8 @@ class Worker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        with contextlib.suppress(ReelError):  # stopped cleanly: nothing to take over
+            self.db.store.worker_gone(self.name)
         DBOS.destroy()
         _worker_db = None
         if self._temp is not None:

@@ -519,6 +519,11 @@ class SQLiteIngest:
                 (name, _ts(at)),
             )
 
+    def worker_gone(self, name: str) -> None:
+        """See `DocumentStore.worker_gone`."""
+        with self._db.write(changes_access=False) as conn:
+            conn.execute("DELETE FROM workers WHERE name = ?", (name,))
+
     def claim_silent_workers(self, me: str, silent_since: datetime, at: datetime) -> list[str]:
         """See `DocumentStore.claim_silent_workers`."""
         with self._db.write(changes_access=False) as conn:
