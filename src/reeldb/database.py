@@ -202,7 +202,7 @@ class Database:
         self._queries: ThreadPoolExecutor | None = None
         self._running_queries: set[UUID] = set()
         self._closing = False
-        self._ephemeral_secret: bytes | None = None
+        self._ephemeral_secret = os.urandom(32)
 
     @property
     def url(self) -> str:
@@ -711,13 +711,12 @@ class Database:
             raise ValidationError("idempotency_key must be a string of 1 to 200 characters")
         namespace = ds.ref.namespace
         if document is not None:  # (a retried submission's copy is garbage, collected later)
-            body = (
-                bytes(document)
-                if isinstance(document, bytes | bytearray | memoryview)
-                else document.encode()
-                if isinstance(document, str)
-                else _json.dumps(document)
-            )
+            if isinstance(document, str):
+                body = document.encode()
+            elif isinstance(document, bytes | bytearray | memoryview):
+                body = bytes(document)
+            else:
+                body = _json.dumps(document)
             record = self.blobs.put(namespace, [body], created_by=created_by)
         else:
             assert blob is not None
@@ -829,11 +828,8 @@ class Database:
         if self.settings.webhook_secret is not None:
             return self.settings.webhook_secret.encode()
         directory = _data_dir(self.settings.database, self.store.url)
-        if directory is None:
-            with self._queries_lock:
-                if self._ephemeral_secret is None:
-                    self._ephemeral_secret = os.urandom(32).hex().encode()
-                return self._ephemeral_secret
+        if directory is None:  # an in-memory database: a secret for its lifetime
+            return self._ephemeral_secret
         return key_file(directory / "webhook.key")
 
     def prepare_documents(

@@ -13,9 +13,9 @@ from ingest_docs import DS, NS, documents, dumps, events_of, setup
 
 import reeldb
 from reeldb.errors import ValidationError, Violation
-from reeldb.index.rows import document_rows
+from reeldb.index.rows import ChunkPacker, document_rows
 from reeldb.ingest import stream
-from reeldb.ingest.plan import IngestPlan, LevelValidators, chunk_count, scan
+from reeldb.ingest.plan import IngestPlan, LevelValidators, scan
 
 CHUNK = 200
 FAST = settings(
@@ -144,6 +144,14 @@ def test_rows_of_empty_levels(
     columns = list(mdb._columns(mdb.schemas.get(NS, "scenes", 1)))
     assert plan.rows == rows == len(document_rows(doc, columns, CHUNK).rows)
     assert plan.chunks == 0
+
+
+def chunk_count(sizes: list[int], limit: int) -> int:
+    packer = ChunkPacker(limit)
+    for size in sizes:
+        packer.add(size)
+    packer.close()
+    return packer.closed
 
 
 def test_chunk_count() -> None:

@@ -29,6 +29,13 @@ __all__ = ["BLOB_UPLOAD", "write_routes"]
 
 BLOB_UPLOAD: Final = "/v1/namespaces/{namespace}/blobs/{blob_id}"
 """The upload route: any content type, no request size limit beyond the declared size."""
+_OCTETS: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+    }
+}
+"""The request body of the upload routes, for OpenAPI: any bytes."""
 _QUEUED: Final = 8  # request chunks buffered between the event loop and the store's thread
 
 Namespace = Annotated[str, Path(description="The namespace.", examples=["demo"])]
@@ -130,12 +137,7 @@ def write_routes(r: Routes) -> None:  # noqa: C901 - one flat list of routes rea
         response_model=m.BlobOut,
         tags=["blobs"],
         summary="Upload a blob's bytes (streamed; any content type; all or nothing)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-            }
-        },
+        openapi_extra=_OCTETS,
     )
     async def upload_blob(request: Request, namespace: Namespace, blob_id: BlobId) -> Response:
         db = db_of(request)
@@ -153,12 +155,7 @@ def write_routes(r: Routes) -> None:  # noqa: C901 - one flat list of routes rea
         response_model=m.BlobPartOut,
         tags=["blobs"],
         summary="Upload one part of a blob (resumable uploads; again to replace it)",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-            }
-        },
+        openapi_extra=_OCTETS,
     )
     async def upload_blob_part(
         request: Request,

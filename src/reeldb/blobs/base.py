@@ -9,7 +9,7 @@ from datetime import datetime
 from types import TracebackType
 from uuid import UUID
 
-from reeldb.errors import ReelError
+from reeldb.errors import ReelError, ValidationError
 
 __all__ = ["BlobInfo", "BlobIntegrityError", "BlobStore"]
 
@@ -112,7 +112,6 @@ class BlobStore(abc.ABC):
             DatabaseClosedError: The store was closed.
         """
 
-    @abc.abstractmethod
     def list(self, created_before: datetime | None = None) -> Iterator[BlobInfo]:
         """List visible blobs, in no particular order (for garbage collection).
 
@@ -126,6 +125,18 @@ class BlobStore(abc.ABC):
             ValidationError: ``created_before`` is a naive datetime.
             DatabaseClosedError: The store was closed.
         """
+        self._check_open()
+        if created_before is not None and created_before.utcoffset() is None:
+            raise ValidationError("created_before must be a timezone-aware datetime")
+        return self._list(created_before)
+
+    @abc.abstractmethod
+    def _check_open(self) -> None:
+        """Raise `DatabaseClosedError` if the store was closed."""
+
+    @abc.abstractmethod
+    def _list(self, created_before: datetime | None) -> Iterator[BlobInfo]:
+        """`list`, its argument checked."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -50,7 +50,6 @@ from reeldb.errors import (
     ConfigError,
     DatabaseClosedError,
     NotFoundError,
-    ValidationError,
 )
 
 __all__ = ["FileBlobStore"]
@@ -206,12 +205,6 @@ class FileBlobStore(BlobStore):
             (meta_path.parent / payload).unlink(missing_ok=True)
         _fsync_dir(meta_path.parent)
         return True
-
-    def list(self, created_before: datetime | None = None) -> Iterator[BlobInfo]:  # noqa: D102
-        self._check_open()
-        if created_before is not None and created_before.utcoffset() is None:
-            raise ValidationError("created_before must be a timezone-aware datetime")
-        return self._list(created_before)
 
     def _list(self, created_before: datetime | None) -> Iterator[BlobInfo]:
         for meta_path in self._root.glob("*/*/*.json"):

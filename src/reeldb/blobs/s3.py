@@ -63,7 +63,6 @@ from reeldb.errors import (
     DatabaseClosedError,
     NotFoundError,
     ReelError,
-    ValidationError,
 )
 
 __all__ = ["S3BlobStore"]
@@ -413,12 +412,6 @@ class S3BlobStore(BlobStore):
         if payload is not None:
             self._call("delete_object", Key=self._data_key(payload))
         return True
-
-    def list(self, created_before: datetime | None = None) -> Iterator[BlobInfo]:  # noqa: D102
-        self._check_open()
-        if created_before is not None and created_before.utcoffset() is None:
-            raise ValidationError("created_before must be a timezone-aware datetime")
-        return self._list(created_before)
 
     def _list(self, created_before: datetime | None) -> Iterator[BlobInfo]:
         prefix = f"{self._prefix}meta/"

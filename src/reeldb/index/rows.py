@@ -35,6 +35,7 @@ from reeldb.query.fulltext import stems
 
 __all__ = [
     "Column",
+    "ChunkPacker",
     "DocumentRows",
     "RowCutter",
     "column_width",
@@ -296,6 +297,49 @@ def document_rows(
     return cutter.take()
 
 
+class ChunkPacker:
+    """Where each event of a component goes as the events are packed into chunks.
+
+    The one packing rule, for cutting (`RowCutter`) and for counting ahead
+    (`reeldb.ingest.plan`): consecutive events, comma-separated, up to ``limit`` bytes (an
+    event larger than that is a chunk alone); a component's last chunk ends with it.
+
+    Args:
+        limit: The largest chunk.
+    """
+
+    __slots__ = ("closed", "limit", "open", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.closed = 0  # chunks closed so far
+        self.size = 0  # bytes in the open chunk
+        self.open = False
+
+    def add(self, length: int) -> tuple[bool, int, int]:
+        """Place an event of ``length`` bytes.
+
+        Returns:
+            Whether the open chunk was closed first, the event's chunk (from 0) and its
+            offset in it.
+        """
+        closed = self.open and self.size + length + 1 > self.limit
+        if closed:
+            self.closed += 1
+            self.size, self.open = 0, False
+        offset = self.size + (1 if self.open else 0)
+        self.size, self.open = offset + length, True
+        return closed, self.closed, offset
+
+    def close(self) -> bool:
+        """End the component: whether a chunk was open (and is now closed)."""
+        was_open = self.open
+        if was_open:
+            self.closed += 1
+        self.size, self.open = 0, False
+        return was_open
+
+
 class RowCutter:
     """Cuts a document into rows node by node, so a streamed document is cut in batches.
 
@@ -328,7 +372,7 @@ class RowCutter:
         self._chunks: list[tuple[bytes, bytes]] = []
         self.row_start = 0  # the document offset of the batch's first row
         self.chunk_start = 0  # and of its first chunk
-        self._chunked = 0  # chunks closed in the document
+        self._packer = ChunkPacker(chunk_bytes)
         self._asset: tuple[Any, ...] = ()
         self._above_t: tuple[Any, ...] = ()
         self._above_c: tuple[Any, ...] = ()
@@ -338,7 +382,6 @@ class RowCutter:
         self._tracks = self._components = self._count = 0
         self._head = b""
         self._parts: list[bytes] = []
-        self._size = 0
 
     @property
     def cut(self) -> int:
@@ -381,18 +424,17 @@ class RowCutter:
         self._text("component", head, self._c0)
         self._above_c = (*self._above_t, *self._values("component", head))
         self._head = orjson.dumps({"track": self._track_head, "component": head})
-        self._parts, self._size = [], 0
+        self._parts = []
 
     def event(self, e: int, event: Mapping[str, Any]) -> None:
         """Cut event ``e`` of the current component."""
         self._count += 1
         part = orjson.dumps(event)
-        if self._parts and self._size + len(part) + 1 > self._chunk_bytes:
-            self._close_chunk()
-        parts = self._parts
-        home = (self._chunked, self._size + (1 if parts else 0), len(part))
-        self._size += len(part) + (1 if parts else 0)
-        parts.append(part)
+        closed, chunk, offset = self._packer.add(len(part))
+        if closed:
+            self._flush_chunk()
+        self._parts.append(part)
+        home = (chunk, offset, len(part))
         e0 = self.cut
         self._text("event", event, e0)
         fixed = (self._t, self._c, e, -1, self._t0, self._c0, e0, *home,
@@ -408,15 +450,14 @@ class RowCutter:
         box = self._region_rows(self.rows, fixed[:3], fixed[4:], regions, self._rate)
         self._events.append((e0, box))
 
-    def _close_chunk(self) -> None:
+    def _flush_chunk(self) -> None:
         self._chunks.append((self._head, b",".join(self._parts)))
-        self._chunked += 1
-        self._parts, self._size = [], 0
+        self._parts = []
 
     def end_component(self) -> None:
         """End the current component."""
-        if self._parts:
-            self._close_chunk()
+        if self._packer.close():
+            self._flush_chunk()
         if not self._count:
             self.rows.append((self._t, self._c, -1, -1, self._t0, self._c0, None, None, None,
                               None, *self._above_c, *self._empty["event"],

@@ -17,11 +17,12 @@ from typing import Any, Final
 import orjson
 
 from reeldb.errors import ValidationError, Violation
+from reeldb.index.rows import ChunkPacker
 from reeldb.ingest import stream
 from reeldb.model.timing import FrameRate, TimeRange
 from reeldb.schema.validator import MAX_VIOLATIONS, SchemaValidator
 
-__all__ = ["Heads", "IngestPlan", "LevelValidators", "chunk_count", "scan"]
+__all__ = ["Heads", "IngestPlan", "LevelValidators", "scan"]
 
 _DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 
@@ -151,49 +152,6 @@ class _Report:
         return self.found
 
 
-class _Chunks:
-    """Counts chunks as `reeldb.index.rows` packs a component's events (same rule)."""
-
-    __slots__ = ("count", "limit", "open", "size")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.count = 0
-        self.size = 0
-        self.open = False
-
-    def add(self, length: int) -> None:
-        if self.open and self.size + length + 1 > self.limit:
-            self.count += 1
-            self.size = 0
-            self.open = False
-        self.size += length + (1 if self.open else 0)
-        self.open = True
-
-    def close(self) -> None:
-        if self.open:
-            self.count += 1
-        self.size = 0
-        self.open = False
-
-
-def chunk_count(sizes: Iterable[int], limit: int) -> int:
-    """How many chunks events of these JSON sizes pack into (one component's events).
-
-    Args:
-        sizes: Each event's JSON length.
-        limit: The largest chunk.
-
-    Returns:
-        The count.
-    """
-    chunks = _Chunks(limit)
-    for size in sizes:
-        chunks.add(size)
-    chunks.close()
-    return chunks.count
-
-
 def _spans(event: Mapping[str, Any], base: str) -> list[tuple[str, Any]]:
     """An event's time ranges given in frames (the ones the schema cannot fully check)."""
     found = []
@@ -254,21 +212,18 @@ class _Timing:
 
     def event(self, event: Mapping[str, Any], base: str, limit: int) -> None:
         for pointer, span in _spans(event, base):
-            if "rate" in span:  # its own rate wins over the track's
-                found = _span_problems(pointer, span, None)
-                keep = max(0, limit - len(self.problems))
-                self.problems += found[:keep]
-                self.more += len(found) - len(found[:keep])
-            elif self.rate is _UNKNOWN:
+            # A range's own rate wins over the track's; a range without one needs the
+            # track's, which may not be known yet (frame_rate after the components).
+            if "rate" not in span and self.rate is _UNKNOWN:
                 if len(self.pending) < limit:
                     self.pending.append((pointer, span))
                 else:
                     self.pending_more += 1
-            elif self.rate is None:
+            elif "rate" in span or self.rate is None:
                 found = _span_problems(pointer, span, None)
                 keep = max(0, limit - len(self.problems))
                 self.problems += found[:keep]
-                self.more += len(found) - len(found[:keep])
+                self.more += max(0, len(found) - keep)
 
     def end(self, report: _Report) -> None:
         """Report the track's findings (the rate's alone if it is invalid)."""
@@ -314,7 +269,7 @@ def scan(  # noqa: C901 - one pass, one state machine
     timing_report = _Report(max_violations)
     heads = Heads()
     rows = events = regions = 0
-    chunks = _Chunks(chunk_bytes)
+    chunks = ChunkPacker(chunk_bytes)
     tracks_value: list[Any] = []
     track: dict[str, Any] = {}
     component: dict[str, Any] = {}
@@ -383,4 +338,4 @@ def scan(  # noqa: C901 - one pass, one state machine
         raise ValidationError(f"{what} is invalid; nothing was stored", report.violations())
     if timing_report.total:
         raise ValidationError(f"{what} is invalid; nothing was stored", timing_report.violations())
-    return IngestPlan(heads, rows, chunks.count, events, regions)
+    return IngestPlan(heads, rows, chunks.closed, events, regions)

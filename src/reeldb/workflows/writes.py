@@ -28,7 +28,6 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -413,21 +412,3 @@ class Worker:
                 pass
         finally:
             self.stop()
-
-
-@contextlib.contextmanager
-def running_worker(db: Database, **options: Any) -> Iterator[Worker]:
-    """A worker for the duration of a block (tests, scripts).
-
-    Args:
-        db: The database.
-        **options: `Worker` options.
-
-    Yields:
-        The started worker.
-    """
-    worker = Worker(db, **options).start()
-    try:
-        yield worker
-    finally:
-        worker.stop()

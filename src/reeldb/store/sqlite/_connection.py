@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +26,12 @@ from reeldb.errors import (
     ReelError,
 )
 from reeldb.store.sqlite._queue import WriterQueue
+
+
+def utc_text(value: datetime) -> str:
+    """A time as fixed-width UTC text: such texts sort as the times do (SQL compares them)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
 
 __all__ = ["SQLiteConnections"]
 

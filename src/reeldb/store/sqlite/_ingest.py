@@ -10,8 +10,8 @@ same transaction): staged rows are invisible. Each batch commits with its checkp
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
@@ -24,7 +24,7 @@ from reeldb.index.sqlite import SQLiteIndex
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.requests import FINAL_STATES, WriteRequest, WriteState
 from reeldb.store.base import BlobPart, BlobRecord, DocumentRecord, IngestStart, IngestState
-from reeldb.store.sqlite._connection import SQLiteConnections
+from reeldb.store.sqlite._connection import SQLiteConnections, utc_text
 
 __all__ = ["SQLiteIngest"]
 
@@ -84,19 +84,13 @@ def _request(row: Sequence[Any]) -> WriteRequest:
     )
 
 
-def _ts(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
 class SQLiteIngest:
     """The streamed-document and blob-record half of `reeldb.store.base.DocumentStore`."""
 
     _db: SQLiteConnections
     _index: SQLiteIndex
 
-    @staticmethod
-    def _append_audit(conn: sqlite3.Connection, entries: Sequence[AuditEntry]) -> None:
-        raise NotImplementedError  # pragma: no cover - provided by SQLiteStore
+    _append_audit: Callable[[sqlite3.Connection, Sequence[AuditEntry]], None]  # SQLiteStore's
 
     # -- ingests ---------------------------------------------------------------------------
 
@@ -132,7 +126,7 @@ class SQLiteIngest:
                     start.document_id.bytes,
                     seq,
                     start.mid_key,
-                    _ts(start.created_at),
+                    utc_text(start.created_at),
                     start.blob.bytes,
                     start.size,
                     gen.id,
@@ -291,7 +285,7 @@ class SQLiteIngest:
                     record.size,
                     record.sha256,
                     record.state,
-                    _ts(record.created_at),
+                    utc_text(record.created_at),
                     record.created_by,
                 ),
             )
@@ -314,7 +308,7 @@ class SQLiteIngest:
             conn.execute(
                 "UPDATE blobs SET size = ?, sha256 = ?, state = 'stored', stored_at = ? "
                 "WHERE id = ? AND state = 'open'",
-                (size, sha256, _ts(at), blob_id.bytes),
+                (size, sha256, utc_text(at), blob_id.bytes),
             )
             return self._blob(conn, blob_id)
 
@@ -324,7 +318,7 @@ class SQLiteIngest:
             conn.execute(
                 "UPDATE blobs SET state = 'claimed', claimed_at = ? WHERE id = ? "
                 "AND state IN ('stored', 'claimed')",
-                (_ts(at), blob_id.bytes),
+                (utc_text(at), blob_id.bytes),
             )
             return self._blob(conn, blob_id)
 
@@ -364,7 +358,7 @@ class SQLiteIngest:
 
     def collect_blobs(self, before: datetime, limit: int) -> list[UUID]:
         """See `DocumentStore.collect_blobs`."""
-        cutoff = _ts(before)
+        cutoff = utc_text(before)
         with self._db.write(changes_access=False) as conn:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS collected (id BLOB PRIMARY KEY)")
             conn.execute("DELETE FROM collected")
@@ -418,8 +412,8 @@ class SQLiteIngest:
                     request.idempotency_key,
                     request.webhook,
                     request.created_by,
-                    _ts(request.created_at),
-                    _ts(request.updated_at),
+                    utc_text(request.created_at),
+                    utc_text(request.updated_at),
                     _json.dumps(request.steps).decode(),
                 ),
             )
@@ -463,7 +457,7 @@ class SQLiteIngest:
                 "error = ?, steps = ? WHERE id = ?",
                 (
                     state.value,
-                    _ts(at),
+                    utc_text(at),
                     None if doc is None else doc.bytes,
                     None if error is None else _json.dumps(error).decode(),
                     _json.dumps(steps).decode(),
@@ -516,7 +510,7 @@ class SQLiteIngest:
             conn.execute(
                 "INSERT INTO workers (name, seen_at) VALUES (?, ?) ON CONFLICT (name) "
                 "DO UPDATE SET seen_at = excluded.seen_at, taken_over_by = NULL",
-                (name, _ts(at)),
+                (name, utc_text(at)),
             )
 
     def worker_gone(self, name: str) -> None:
@@ -530,6 +524,6 @@ class SQLiteIngest:
             rows = conn.execute(
                 "UPDATE workers SET seen_at = ?, taken_over_by = ? WHERE seen_at < ? "
                 "AND name <> ? RETURNING name",
-                (_ts(at), me, _ts(silent_since), me),
+                (utc_text(at), me, utc_text(silent_since), me),
             ).fetchall()
         return sorted(row[0] for row in rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -39,7 +39,7 @@ from reeldb.store.base import (
     Store,
 )
 from reeldb.store.sqlite._annotations import SQLiteAnnotations
-from reeldb.store.sqlite._connection import SQLiteConnections
+from reeldb.store.sqlite._connection import SQLiteConnections, utc_text
 from reeldb.store.sqlite._ingest import SQLiteIngest
 from reeldb.store.sqlite.migrations import migrate
 
@@ -66,11 +66,6 @@ _QUERY_COLUMNS = (
 
 def _ts(value: datetime) -> str:
     return value.isoformat()
-
-
-def _utc(value: datetime) -> str:
-    """A time as fixed-width UTC text: such texts sort as the times do (SQL compares them)."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _dt(value: str) -> datetime:
@@ -793,7 +788,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                     request.datastore_id,
                     request.query,
                     int(request.all_versions),
-                    _utc(request.created_at),
+                    utc_text(request.created_at),
                 ),
             )
 
@@ -824,7 +819,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
             conn.execute(
                 "UPDATE query_requests SET state = 'running', found = 0, owner = ?, "
                 "lease_until = ? WHERE id = ?",
-                (owner, _utc(lease_until), request_id.bytes),
+                (owner, utc_text(lease_until), request_id.bytes),
             )
             return self._query_request(conn, request_id)
 
@@ -853,7 +848,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
             )
             conn.execute(
                 "UPDATE query_requests SET found = found + ?, lease_until = ? WHERE id = ?",
-                (len(matches), _utc(lease_until), request_id.bytes),
+                (len(matches), utc_text(lease_until), request_id.bytes),
             )
             return True
 
@@ -884,7 +879,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                 (
                     state,
                     error,
-                    None if finished_at is None else _utc(finished_at),
+                    None if finished_at is None else utc_text(finished_at),
                     request_id.bytes,
                     owner,
                 ),
@@ -906,7 +901,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
     def delete_query_requests(self, finished_before: datetime) -> int:
         """See `SearchStore.delete_query_requests`."""
         with self._db.write(changes_access=False) as conn:
-            cutoff = _utc(finished_before)
+            cutoff = utc_text(finished_before)
             conn.execute(
                 "DELETE FROM query_results WHERE request_id IN (SELECT id FROM query_requests "
                 "WHERE finished_at < ?)",
