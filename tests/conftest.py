@@ -14,9 +14,39 @@ from fastapi import FastAPI
 import reeldb
 from reeldb.api import create_app
 from reeldb.client import Client
-from reeldb.testing import FACE_DETECTION, MID, face_document, running_service
+from reeldb.testing import (
+    FACE_DETECTION,
+    MID,
+    PostgresUnavailable,
+    face_document,
+    postgres_schema,
+    running_service,
+)
 
 __all__ = ["FACE_DETECTION", "MID", "face_document"]
+
+
+_POSTGRES_SERVER = os.environ.get("REELDB_TEST_POSTGRES")  # read before clean_environ
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A reeldb URL of a private, empty schema on the test PostgreSQL server.
+
+    Skips when the server is unreachable, except under ``CI=true``: there it fails, so the
+    PostgreSQL tests can never silently stop running in CI.
+    """
+    try:
+        context = postgres_schema(_POSTGRES_SERVER)
+        url = context.__enter__()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    try:
+        yield url
+    finally:
+        context.__exit__(None, None, None)
 
 
 @pytest.fixture(autouse=True)
@@ -28,10 +58,14 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+_BACKEND = os.environ.get("REELDB_TEST_BACKEND", "memory")  # read before clean_environ
+
+
 @pytest.fixture
-def db() -> Iterator[reeldb.Database]:
-    """An empty in-memory database."""
-    with reeldb.connect("memory:") as database:
+def db(request: pytest.FixtureRequest) -> Iterator[reeldb.Database]:
+    """An empty in-memory database (``REELDB_TEST_BACKEND=postgresql``: a PostgreSQL schema)."""
+    url = request.getfixturevalue("postgres_url") if _BACKEND == "postgresql" else "memory:"
+    with reeldb.connect(url) as database:
         yield database
 
 
@@ -84,10 +118,11 @@ class Live:
 
 
 @pytest.fixture
-def live(service_app: tuple[FastAPI, str]) -> Iterator[Live]:
-    """The running service over a fresh in-memory database."""
+def live(service_app: tuple[FastAPI, str], request: pytest.FixtureRequest) -> Iterator[Live]:
+    """The running service over a fresh in-memory database (or PostgreSQL, as `db`)."""
     app, url = service_app
-    with reeldb.connect("memory:") as database:
+    db_url = request.getfixturevalue("postgres_url") if _BACKEND == "postgresql" else "memory:"
+    with reeldb.connect(db_url) as database:
         admin = database.bootstrap()
         assert admin is not None
         previous = app.state.db

@@ -22,6 +22,7 @@ import reeldb
 from reeldb.client import Client
 from reeldb.errors import (
     AlreadyExistsError,
+    BackendUnavailableError,
     ConfigError,
     DatabaseClosedError,
     InvalidSchemaError,
@@ -401,8 +402,8 @@ def test_closed_database_raises(tmp_path: Any) -> None:
 
 
 def test_unsupported_urls_and_settings() -> None:
-    with pytest.raises(ConfigError, match="PostgreSQL backend is not available"):
-        reeldb.connect("postgresql://localhost/x")
+    with pytest.raises(BackendUnavailableError, match="cannot connect to PostgreSQL"):
+        reeldb.connect("postgresql://postgres@127.0.0.1:1/x")
     with pytest.raises(ConfigError, match="unsupported database URL"):
         reeldb.connect("mysql://x")
     with pytest.raises(ConfigError, match="unknown setting"):

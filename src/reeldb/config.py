@@ -32,15 +32,30 @@ class Setting:
 
 
 SETTINGS: Final = (
-    Setting("database", DEFAULT_DATABASE, "Database URL: sqlite:///path/to/reel.db or memory:."),
+    Setting(
+        "database",
+        DEFAULT_DATABASE,
+        "Database URL: sqlite:///path/to/reel.db, memory: or "
+        "postgresql://user[:password]@host[:port]/dbname.",
+    ),
     Setting(
         "sqlite_synchronous",
         "full",
         "SQLite synchronous mode: full (fsync each commit; survives power loss) or normal "
         "(survives process crashes; faster).",
     ),
-    Setting("busy_timeout", 30.0, "Seconds a write waits for another process's lock."),
+    Setting(
+        "busy_timeout",
+        30.0,
+        "Seconds a write waits for another process's lock (PostgreSQL: for a connection).",
+    ),
     Setting("read_timeout", None, "Seconds a read may run before it is interrupted (none)."),
+    Setting(
+        "statement_timeout",
+        60.0,
+        "PostgreSQL: seconds a statement may run on the server before it is cancelled.",
+    ),
+    Setting("pool_size", 10, "PostgreSQL: connections each process keeps open at most."),
     Setting(
         "max_document_bytes",
         64 * 1024 * 1024,
@@ -116,6 +131,8 @@ class Settings:
     sqlite_synchronous: str = "full"
     busy_timeout: float = 30.0
     read_timeout: float | None = None
+    statement_timeout: float = 60.0
+    pool_size: int = 10
     max_document_bytes: int = 64 * 1024 * 1024
     max_request_bytes: int = 80 * 1024 * 1024
     document_cache_bytes: int = 32 * 1024 * 1024
@@ -153,6 +170,8 @@ class Settings:
         for name in (
             "busy_timeout",
             "read_timeout",
+            "statement_timeout",
+            "pool_size",
             "max_document_bytes",
             "max_request_bytes",
             "index_rollover_rows",
@@ -179,7 +198,13 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     if value is None or isinstance(value, str) and value.lower() in ("", "none"):
         return None if default is None else default
     try:
-        if name in ("busy_timeout", "read_timeout", "query_result_ttl", "blob_grace"):
+        if name in (
+            "busy_timeout",
+            "read_timeout",
+            "statement_timeout",
+            "query_result_ttl",
+            "blob_grace",
+        ):
             return float(value)
         if name in (
             "max_document_bytes",
@@ -187,6 +212,7 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
             "document_cache_bytes",
             "index_rollover_rows",
             "index_chunk_bytes",
+            "pool_size",
             "port",
             "workers",
         ):

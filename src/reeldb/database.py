@@ -30,7 +30,7 @@ from reeldb.auth.keys import KEY_PREFIX, hash_secret, new_api_key, parse_api_key
 from reeldb.auth.model import ApiKey, AuditEntry, NewApiKey, Principal
 from reeldb.auth.tokens import TokenVerifier
 from reeldb.blobs import key_file
-from reeldb.config import Settings, load_settings
+from reeldb.config import DEFAULT_DATABASE, Settings, load_settings
 from reeldb.errors import (
     ConflictError,
     InvalidSchemaError,
@@ -69,7 +69,7 @@ from reeldb.query.json_form import to_json
 from reeldb.schema.builtins import BUILTIN_NAMESPACE
 from reeldb.schema.model import CompatibilityMode, SchemaKind, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
-from reeldb.store import NewDocument, Store, load_store
+from reeldb.store import NewDocument, Store, load_store, redact_url
 from reeldb.store.base import DocumentBatch, DocumentRecord, QueryRequestRecord
 
 __all__ = [
@@ -230,7 +230,7 @@ class Database:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<reeldb.Database {self.url}>"
+        return f"<reeldb.Database {redact_url(self.url)}>"
 
     # -- namespaces and roles -------------------------------------------------------------
 
@@ -1720,10 +1720,17 @@ class Database:
 
 
 def _data_dir(configured: str, url: str) -> Path | None:
-    """The directory of a SQLite database file (where blobs live by default), if any."""
+    """Where blobs and key files live by default: the SQLite file's directory.
+
+    On PostgreSQL, ``./reeldb-data`` of the working directory (one machine; several
+    machines set ``blobs`` to a shared bucket and ``blob_key`` to a shared secret). None
+    for an in-memory database (a temporary directory, gone at exit).
+    """
     for candidate in (url, configured):
         if candidate.startswith("sqlite:///") and candidate not in ("sqlite:///:memory:",):
             return Path(candidate.removeprefix("sqlite:///")).parent
+    if url.startswith(("postgresql://", "postgres://")):
+        return Path(DEFAULT_DATABASE.removeprefix("sqlite:///")).parent
     return None
 
 

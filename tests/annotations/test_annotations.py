@@ -111,8 +111,11 @@ E7_DATA: dict[str, Any] = {
 }
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
     return "memory:" if request.param == "memory" else f"sqlite:///{tmp_path / 'reel.db'}"
 
 

@@ -761,13 +761,9 @@ def test_malformed_document_file_names_the_file(vision: Cli) -> None:
     ("database", "message"),
     [
         (
-            "postgresql://x",
-            "the PostgreSQL backend is not available in this version of reeldb; "
-            "use sqlite:///path/to/reel.db or memory:",
-        ),
-        (
             "mysql://x",
-            "unsupported database URL 'mysql://x': use sqlite:///path/to/reel.db or memory: "
+            "unsupported database URL 'mysql://x': use sqlite:///path/to/reel.db, memory: or "
+            "postgresql://user@host/dbname "
             "(set it with --database, REELDB_DATABASE or 'database' in reeldb.toml)",
         ),
     ],
@@ -777,6 +773,12 @@ def test_unsupported_database_url(database: str, message: str) -> None:
     result = invoke("-o", "json", "--database", database, "init")
     assert result.exit_code == 1
     assert json.loads(result.stderr) == {"error": "ConfigError", "message": message}
+
+
+def test_unreachable_postgresql_is_one_line_without_the_password() -> None:
+    result = invoke("--database", "postgresql://reel:s3cret@127.0.0.1:1/reel", "init")
+    assert_error(result, contains="cannot connect to PostgreSQL at postgresql://reel@127.0.0.1:1")
+    assert "s3cret" not in result.stderr
 
 
 def test_verbose_config_error_has_traceback() -> None:
@@ -850,7 +852,8 @@ def test_help_settings(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == (
         "database (REELDB_DATABASE, default 'sqlite:///./reeldb-data/reel.db'): "
-        "Database URL: sqlite:///path/to/reel.db or memory:."
+        "Database URL: sqlite:///path/to/reel.db, memory: or "
+        "postgresql://user[:password]@host[:port]/dbname."
     )
     assert [line.split(" ")[:2] for line in lines] == [
         [s.name, f"(REELDB_{s.name.upper()},"] for s in SETTINGS
@@ -897,7 +900,8 @@ def test_console_script() -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "error: unsupported database URL 'mysql://x': use sqlite:///path/to/reel.db or memory: "
+        "error: unsupported database URL 'mysql://x': use sqlite:///path/to/reel.db, "
+        "memory: or postgresql://user@host/dbname "
         "(set it with --database, REELDB_DATABASE or 'database' in reeldb.toml)"
     ]
 

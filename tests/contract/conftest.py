@@ -14,12 +14,17 @@ from reeldb.testing import stored_schema_version
 BACKENDS = [
     pytest.param("memory:", id="sqlite-memory"),
     pytest.param("sqlite:///{tmp}/reel.db", id="sqlite-file"),
+    pytest.param("postgresql", id="postgresql"),
 ]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.param
+    if url == "postgresql":
+        # A private schema on the test server (tests/conftest.py; fails in CI if down).
+        pg: str = request.getfixturevalue("postgres_url")
+        return pg
     return url.format(tmp=tmp_path)
 
 

@@ -560,3 +560,91 @@ def test_every_way_into_the_index_agrees_with_brute_force(ns: Store) -> None:
             assert find(ns, query(box=area, box_op=op, associations=(S1,))) == [
                 m[0] for m in hit if m[3] == S1
             ]
+
+
+# -- where: comparisons as the index makes them ------------------------------------------------
+
+
+WHERE_CASES: list[tuple[str, str]] = [
+    ('data.e < "a"', "ac"),  # a number sorts before any text
+    ("data.e > 0", "abc"),  # and any text after every number
+    ("data.e != 1", "bc"),  # a missing value never compares
+    ("data.e = 1", "a"),
+    ('data.e in (1, "a")', "ab"),
+    ("not data.e = 1", "bcd"),
+    ('data.label < "a"', "a"),  # texts compare byte-wise: "B" < "a" < "b" < "ä"
+    ('data.label >= "b"', "bc"),
+    ('data.label > "b"', "c"),
+]
+
+
+@pytest.mark.parametrize(("where", "want"), WHERE_CASES, ids=[w for w, _ in WHERE_CASES])
+def test_where_compares_numbers_and_texts_as_sqlite_json_does(
+    ns: Store, where: str, want: str
+) -> None:
+    facets: dict[str, dict[str, Any]] = {
+        "a": {"e": 1, "label": "B"},
+        "b": {"e": "a", "label": "b"},
+        "c": {"e": 2.5, "label": "ä"},
+        "d": {},
+    }
+    ids = {name: uuid7() for name in facets}
+    put(ns, *(write(ids[name], facets=value) for name, value in facets.items()))
+    q = query(where=where, kinds={"e": "enum", "label": "keyword"})
+    assert find(ns, q) == [ids[name] for name in want]
+
+
+# -- full text: long texts, long words, relevance -------------------------------------------
+
+
+def test_phrases_are_found_anywhere_in_long_texts(ns: Store) -> None:
+    far, many, wide = uuid7(), uuid7(), uuid7()
+    word = "ä" * 700  # its token is longer than any index keeps a word
+    put(
+        ns,
+        write(far, texts={"comment": "filler " * 20_000 + "zebra crossing"}),
+        write(many, texts={"comment": "alpha " * 300 + "alpha omega"}),
+        write(wide, texts={"comment": f"the {word} word"}),
+    )
+    assert find(ns, query(text=tuple(tokens("zebra crossing").split()))) == [far]
+    assert find(ns, query(text=tuple(tokens("filler zebra").split()))) == [far]
+    assert find(ns, query(text=tuple(tokens("alpha omega").split()))) == [many]
+    assert find(ns, query(text=tuple(tokens("omega alpha").split()))) == []
+    assert find(ns, query(text=tuple(tokens(f"the {word}").split()))) == [wide]
+    assert find(ns, query(text=tuple(tokens(f"{word} word").split()))) == [wide]
+    assert find(ns, query(text=(tokens("ä" * 699),))) == []
+
+
+def test_relevance_is_bm25_over_text_fields(ns: Store) -> None:
+    """FTS5's bm25 (k1 = 1.2, b = 0.75) of the best field, over every namespace's texts."""
+    texts = {
+        "a": {"comment": "red car red", "color": "red"},
+        "b": {"comment": "a blue car"},
+        "c": {"comment": "red red red red red gloves and more words"},
+        "d": {"comment": "car car car"},
+    }
+    ids = {name: uuid7() for name in texts}
+    put(ns, *(write(ids[name], texts=value) for name, value in texts.items()))
+    filler = [{"comment": f"filler text number {i}"} for i in range(12)] + [{"comment": "red"}]
+    put(ns, *(write(uuid7(), namespace="other", texts=value) for value in filler))
+    rows = [tokens(v).split() for t in [*texts.values(), *filler] for v in t.values()]
+    avgdl = sum(len(row) for row in rows) / len(rows)
+
+    def bm25(row: list[str], word: str) -> float:
+        hits = sum(1 for r in rows if word in r)
+        idf = max(math.log((len(rows) - hits + 0.5) / (hits + 0.5)), 1e-6)
+        f = float(row.count(word))
+        return -(idf * ((f * 2.2) / (f + 1.2 * (0.25 + 0.75 * len(row) / avgdl))))
+
+    for word in ("red", "car"):
+        want = sorted(
+            (
+                min(bm25(tokens(v).split(), word) for v in t.values() if word in tokens(v).split()),
+                ids[name],
+            )
+            for name, t in texts.items()
+            if any(word in tokens(v).split() for v in t.values())
+        )
+        ranked = pages(ns, query(text=(word,), sort="relevance", limit=1))
+        assert [r.id for r in ranked] == [ident for _, ident in want]
+        assert [r.score for r in ranked] == pytest.approx([score for score, _ in want], rel=1e-12)

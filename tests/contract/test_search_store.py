@@ -2,27 +2,29 @@
 
 Everything goes through the port (`Store`): documents are cut into rows with
 `reeldb.index.rows`, queries are parsed and checked with `reeldb.query`, and answers are
-compared with the reference evaluator `reeldb.query.oracle`.
+compared with the reference evaluator `reeldb.query.oracle`. Streamed documents (an ingest
+reserved, staged in batches and published) must be indexed exactly as written ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import orjson
 import pytest
 from uuid_utils.compat import uuid7
 
-from reeldb.errors import StaleSchemaError
-from reeldb.index.rows import DocumentRows, columns_for, document_rows
+from reeldb.errors import ConflictError, NotFoundError, StaleSchemaError
+from reeldb.index.rows import DocumentRows, RowCutter, columns_for, document_rows
 from reeldb.model.datastore import DataStore, DataStoreRef
 from reeldb.query import Expr, check_query, parse_query, searchable_fields
 from reeldb.query.oracle import document_matches, matching_events
 from reeldb.schema.model import CompatibilityMode, SchemaVersion
 from reeldb.store import NewDocument, Store
-from reeldb.store.base import DocumentBatch, DocumentRecord
+from reeldb.store.base import DocumentBatch, DocumentRecord, IngestStart, IngestState
 from reeldb.testing import NOW
 
 FIELDS = searchable_fields(
@@ -325,3 +327,194 @@ def test_an_index_answers_only_for_its_own_datastore(
     assert search(store, two, 'region.person = "Alice"') == [in_two, only_two]
     assert [g.in_alias for g in store.index_generations(two.id)] == [True]
     assert search(store, one, 'region.person = "Alice"') == [in_one]
+
+
+# -- streamed documents: reserved, staged in batches, published -------------------------------
+
+
+def cut_in_batches(data: dict[str, Any]) -> list[DocumentRows]:
+    """A document's rows in several batches, as an ingest stages them (one per event)."""
+    cutter = RowCutter(COLUMNS, chunk_bytes=120)
+    batches = []
+    cutter.document(data.get("asset"))
+    for t, track in enumerate(data.get("tracks") or []):
+        cutter.track(t, {k: v for k, v in track.items() if k != "components"})
+        for c, component in enumerate(track.get("components") or []):
+            cutter.component(c, {k: v for k, v in component.items() if k != "events"})
+            for e, item in enumerate(component.get("events") or []):
+                cutter.event(e, item)
+                batches.append(cutter.take())
+            cutter.end_component()
+        cutter.end_track()
+    cutter.end_document()
+    batches.append(cutter.take())
+    return batches
+
+
+def start_of(ds: DataStore, data: dict[str, Any], mid: str = "s") -> IngestStart:
+    batches = cut_in_batches(data)
+    return IngestStart(
+        uuid4(),
+        ds.id,
+        1,
+        uuid7(),
+        mid,
+        NOW,
+        uuid4(),
+        len(orjson.dumps(data)),
+        COLUMNS,
+        sum(len(b.rows) for b in batches),
+        sum(len(b.chunks) for b in batches),
+    )
+
+
+def stage_all(store: Store, start: IngestStart, data: dict[str, Any]) -> IngestState:
+    rows_at = chunks_at = events = 0
+    state = store.get_ingest(start.id)
+    for part in cut_in_batches(data):
+        events += len(part.events)
+        state = store.stage_ingest(
+            start.id, part, rows_at=rows_at, chunks_at=chunks_at, events=events
+        )
+        rows_at += len(part.rows)
+        chunks_at += len(part.chunks)
+    return state
+
+
+STREAMED = media(
+    event(2, "face", "Alice", "Bob"),
+    event(0.5, "car"),
+    event(1, "face", "Carol", mood="calm"),
+    title="heavy storms",
+)
+
+
+def test_a_streamed_document_is_invisible_until_published_then_indexed_as_written(
+    store: Store, ds: DataStore
+) -> None:
+    start = start_of(ds, STREAMED)
+    begun = store.begin_ingest(start)
+    assert (begun.id, begun.document_id, begun.state) == (start.id, start.document_id, "staging")
+    assert (begun.rows, begun.chunks, begun.rows_done) == (start.rows, start.chunks, 0)
+    assert store.begin_ingest(start) == begun  # idempotent: the same reservation
+    [written] = put(store, ds, [("w", STREAMED)])  # written meanwhile: a later number
+    assert written[0] > begun.doc_seq
+    with pytest.raises(ConflictError, match="rows staged; it cannot be published"):
+        store.publish_ingest(start.id)
+    state = stage_all(store, start, STREAMED)
+    assert (state.rows_done, state.chunks_done, state.state) == (
+        start.rows,
+        start.chunks,
+        "staging",
+    )
+    assert state.events_done == 3
+    assert search(store, ds, 'event.label = "face"') == [written]  # staged rows are invisible
+    assert store.index_coverage(ds.id) == (1, 1)
+    record = store.publish_ingest(start.id)
+    assert (record.seq, record.id, record.mid_key, record.blob) == (
+        begun.doc_seq,
+        start.document_id,
+        "s",
+        start.blob,
+    )
+    assert (record.body, record.size, record.schema_version) == (b"", start.size, 1)
+    assert store.publish_ingest(start.id) == record  # idempotent
+    assert store.get_ingest(start.id).state == "published"
+    streamed = (record.seq, record.id, "s")
+    assert store.index_coverage(ds.id) == (2, 2)
+    for text in ORACLE_QUERIES:
+        expr = q(text)
+        want = [streamed, written] if document_matches(expr, STREAMED) else []
+        assert search(store, ds, text) == want, text
+        hits = store.search_events(ds.id, record.seq, expr, limit=100, offset=0)
+        same = store.search_events(ds.id, written[0], expr, limit=100, offset=0)
+        assert hits == same, text
+    assert store.locate_document(start.document_id).seq == record.seq
+
+
+def test_staging_refuses_batches_out_of_turn_and_discarding_forgets_them(
+    store: Store, ds: DataStore
+) -> None:
+    start = start_of(ds, STREAMED)
+    store.begin_ingest(start)
+    [first, *_] = cut_in_batches(STREAMED)
+    store.stage_ingest(start.id, first, rows_at=0, chunks_at=0, events=1)
+    with pytest.raises(ConflictError, match="another worker staged this batch"):
+        store.stage_ingest(start.id, first, rows_at=0, chunks_at=0, events=1)
+    too_many = DocumentRows(first.rows * (start.rows + 1), [], [], [])
+    with pytest.raises(ConflictError, match="got more rows than it reserved"):
+        store.stage_ingest(
+            start.id, too_many, rows_at=len(first.rows), chunks_at=len(first.chunks), events=1
+        )
+    store.discard_ingest(start.id)
+    store.discard_ingest(start.id)  # idempotent
+    assert store.get_ingest(start.id).state == "discarded"
+    with pytest.raises(ConflictError, match="is discarded, not staging"):
+        store.stage_ingest(start.id, first, rows_at=len(first.rows), chunks_at=0, events=1)
+    with pytest.raises(ConflictError, match="is discarded; it cannot be published"):
+        store.publish_ingest(start.id)
+    assert search(store, ds, 'region.person = "Alice"', all_versions=True) == []
+    again = start_of(ds, STREAMED)  # the same document, streamed anew
+    store.begin_ingest(again)
+    stage_all(store, again, STREAMED)
+    record = store.publish_ingest(again.id)
+    assert search(store, ds, 'region.person = "Alice"') == [(record.seq, record.id, "s")]
+    assert [
+        h.path
+        for h in store.search_events(
+            ds.id, record.seq, q('event.label = "face"'), limit=9, offset=0
+        )
+    ] == [(0, 0, 2), (0, 0, 0)]
+    with pytest.raises(NotFoundError, match="does not exist"):
+        store.get_ingest(uuid4())
+    with pytest.raises(NotFoundError, match="does not exist"):
+        store.stage_ingest(uuid4(), first, rows_at=0, chunks_at=0, events=0)
+    store.discard_ingest(uuid4())  # nothing to discard
+
+
+def test_an_ingest_needs_its_datastore_at_its_schema_version(store: Store, ds: DataStore) -> None:
+    with pytest.raises(NotFoundError, match="DataStore #999 does not exist"):
+        store.begin_ingest(replace(start_of(ds, STREAMED), datastore_id=999))
+    with pytest.raises(StaleSchemaError, match="moved to schema version 1 during the write"):
+        store.begin_ingest(replace(start_of(ds, STREAMED), schema_version=2))
+
+
+def test_a_streamed_document_published_during_a_rebuild_is_in_the_new_generation(
+    store: Store, ds: DataStore
+) -> None:
+    [first] = put(store, ds, [("a", media(event(0, "face", "Alice")))])
+    start = start_of(ds, STREAMED)
+    begun = store.begin_ingest(start)
+    stage_all(store, start, STREAMED)
+    [later] = put(store, ds, [("b", media(event(0, "face", "Alice")))])
+    gen = store.begin_index_rebuild(ds.id, COLUMNS)
+    store.index_documents(ds.id, gen, [(first[0], rows(media(event(0, "face", "Alice"))))])
+    store.index_documents(ds.id, gen, [(later[0], rows(media(event(0, "face", "Alice"))))])
+    assert store.index_checkpoint(gen.id) == later[0] > begun.doc_seq
+    record = store.publish_ingest(start.id)  # behind the rebuild's checkpoint
+    caught: list[int] = []
+
+    def catch_up(records: list[DocumentRecord]) -> list[tuple[int, DocumentRows]]:
+        caught.extend(r.seq for r in records)
+        return [(r.seq, rows(STREAMED)) for r in records]
+
+    store.finish_index_rebuild(ds.id, gen, catch_up)
+    assert caught == [record.seq]
+    streamed = (record.seq, record.id, "s")
+    assert search(store, ds, 'region.person = "Alice"') == [first, streamed, later]
+    assert store.index_coverage(ds.id) == (3, 3)
+    # Reserved in a generation a rebuild then swapped away: refused, to be begun again.
+    again = start_of(ds, STREAMED, mid="t")
+    store.begin_ingest(again)
+    stage_all(store, again, STREAMED)
+    newer = store.begin_index_rebuild(ds.id, COLUMNS)
+    store.finish_index_rebuild(
+        ds.id,
+        newer,
+        lambda records: [
+            (r.seq, rows(STREAMED if r.blob else orjson.loads(r.body))) for r in records
+        ],
+    )
+    with pytest.raises(ConflictError, match="was dropped during the write; retry"):
+        store.publish_ingest(again.id)
+    assert search(store, ds, 'region.person = "Alice"') == [first, streamed, later]

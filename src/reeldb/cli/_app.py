@@ -35,6 +35,7 @@ from reeldb.errors import ConfigError, ReelError, ValidationError
 from reeldb.model.document import Document
 from reeldb.model.timing import FrameRate, format_timecode
 from reeldb.schema.model import SchemaVersion
+from reeldb.store import redact_url
 
 __all__ = ["app"]
 
@@ -105,7 +106,8 @@ def root(
         typer.Option(
             "--database",
             "-d",
-            help="Database URL: sqlite:///path/reel.db or memory: (env REELDB_DATABASE).",
+            help="Database URL: sqlite:///path/reel.db, memory: or postgresql://user@host/db "
+            "(env REELDB_DATABASE).",
             show_default=False,
         ),
     ] = None,
@@ -186,7 +188,7 @@ def init(ctx: typer.Context, admin: AdminOpt = "user:admin") -> None:
     db = state.db
     new = db.bootstrap(admin)
     summary: dict[str, Any] = {
-        "database": db.url,
+        "database": redact_url(db.url),
         "namespaces": len(db.list_namespaces()),
         "datastores": len(db.list_datastores()),
         "admin_key": new.secret if new is not None else None,
@@ -195,7 +197,7 @@ def init(ctx: typer.Context, admin: AdminOpt = "user:admin") -> None:
         state.out.data(summary)
         return
     state.out.line(
-        f"reeldb database ready at {db.url} ({summary['namespaces']} namespaces, "
+        f"reeldb database ready at {redact_url(db.url)} ({summary['namespaces']} namespaces, "
         f"{summary['datastores']} DataStores)"
     )
     _show_bootstrap_key(state.out, new)
@@ -242,7 +244,8 @@ def serve(
         load_demo(db)
     _show_bootstrap_key(state.out, new)
     state.out.line(
-        f"reeldb {__version__} serving {db.url} on http://{settings.host}:{settings.port} "
+        f"reeldb {__version__} serving {redact_url(db.url)} on "
+        f"http://{settings.host}:{settings.port} "
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); API docs at /docs"
     )
     options: dict[str, Any] = {
@@ -301,7 +304,7 @@ def demo(ctx: typer.Context) -> None:
     if out.json:
         out.data(
             {
-                "database": db.url,
+                "database": redact_url(db.url),
                 "loaded": loaded,
                 "datastore": ds,
                 "schemas": db.list_schemas(DEMO_NAMESPACE),
@@ -310,7 +313,8 @@ def demo(ctx: typer.Context) -> None:
         )
         return
     out.line(
-        f"[bold]reeldb[/bold] demo at {escape(db.url)}" + (" (loaded now)" if loaded else ""),
+        f"[bold]reeldb[/bold] demo at {escape(redact_url(db.url))}"
+        + (" (loaded now)" if loaded else ""),
         markup=True,
     )
     _schema_table(out, db, DEMO_NAMESPACE)

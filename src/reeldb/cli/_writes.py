@@ -15,6 +15,7 @@ from reeldb.cli._output import Output
 from reeldb.database import Database
 from reeldb.errors import ReelError, ValidationError
 from reeldb.model.requests import WriteRequest, WriteState
+from reeldb.store import redact_url
 from reeldb.store.base import BlobRecord
 
 __all__ = ["blob_app", "file_chunks", "request_app", "stream_document", "worker"]
@@ -222,6 +223,6 @@ def worker(
         heartbeat=min(5.0, takeover_after / 4),
         takeover_after=takeover_after,
     )
-    state.out.line(f"reeldb worker {runner.name} on {state.db.url}; Ctrl-C stops it")
+    state.out.line(f"reeldb worker {runner.name} on {redact_url(state.db.url)}; Ctrl-C stops it")
     with contextlib.suppress(KeyboardInterrupt):
         runner.run_forever()

@@ -25,7 +25,10 @@ __all__ = [
     "FACE_DETECTION",
     "MID",
     "NOW",
+    "POSTGRES_SERVER_URL",
+    "PostgresUnavailable",
     "face_document",
+    "postgres_schema",
     "running_service",
     "stored_schema_version",
 ]
@@ -182,3 +185,77 @@ def running_service(target: Database | FastAPI, *, startup_timeout: float = 20.0
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+POSTGRES_SERVER_URL: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
+"""The PostgreSQL server tests use unless ``REELDB_TEST_POSTGRES`` names another."""
+
+
+class PostgresUnavailable(RuntimeError):
+    """The test PostgreSQL server cannot be reached (tests skip, or fail when ``CI=true``)."""
+
+
+@contextmanager
+def postgres_schema(server_url: str | None = None) -> Iterator[str]:
+    """A private, migrated PostgreSQL database for one test: yields its reeldb URL.
+
+    Migrating an empty database takes seconds (hundreds of statements of DDL, partitions);
+    so the first caller creates a migrated *template* database (named after a hash of the
+    migrations, made once per server under an advisory lock) and each test gets a copy of
+    it (``CREATE DATABASE ... TEMPLATE``: some tens of milliseconds), dropped afterwards.
+    Tests therefore run in parallel against one server without seeing each other's data.
+
+    Args:
+        server_url: A URL of the server (default: ``REELDB_TEST_POSTGRES`` or
+            `POSTGRES_SERVER_URL`).
+
+    Yields:
+        ``postgresql://.../reeldb_t_<random>``.
+
+    Raises:
+        PostgresUnavailable: The server cannot be reached.
+    """
+    import hashlib
+    import os
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from reeldb.store import load_store
+    from reeldb.store.postgres.migrations import MIGRATIONS
+
+    server = server_url or os.environ.get("REELDB_TEST_POSTGRES") or POSTGRES_SERVER_URL
+    parts = urlsplit(server)
+
+    def url_of(database: str) -> str:
+        return urlunsplit((parts.scheme, parts.netloc, f"/{database}", "", ""))
+
+    digest = hashlib.sha256(repr(MIGRATIONS).encode()).hexdigest()[:12]
+    template = f"reeldb_tpl_{digest}"
+    try:
+        admin = psycopg.connect(server, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise PostgresUnavailable(f"PostgreSQL at {server} is unreachable: {exc}") from exc
+    database = f"reeldb_t_{uuid.uuid4().hex[:16]}"
+    with admin:
+        admin.execute("SELECT pg_advisory_lock(hashtext('reeldb test template'))")
+        try:
+            found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,))
+            if found.fetchone() is None:
+                stale = admin.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE %s", (r"reeldb\_tpl\_%",)
+                ).fetchall()
+                for (name,) in stale:  # older migrations' templates, a half-made one
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.execute(f'CREATE DATABASE "{template}_new"')
+                load_store(url_of(f"{template}_new")).close()  # migrates it
+                admin.execute(f'ALTER DATABASE "{template}_new" RENAME TO "{template}"')
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(hashtext('reeldb test template'))")
+        admin.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+    try:
+        yield url_of(database)
+    finally:
+        with psycopg.connect(server, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -25,12 +25,14 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import httpx
@@ -48,11 +50,12 @@ from reeldb.errors import (
 )
 from reeldb.ingest import ValidatedBlob
 from reeldb.model.requests import WriteState
+from reeldb.store import infer_backend
 
 if TYPE_CHECKING:
     from reeldb.database import Database
 
-__all__ = ["QUEUE", "Worker", "sign", "system_database_url"]
+__all__ = ["QUEUE", "Worker", "sign", "system_database_url", "system_schema"]
 
 log = logging.getLogger(__name__)
 
@@ -234,14 +237,36 @@ def system_database_url(db: Database) -> str | None:
         db: The database.
 
     Returns:
-        A SQLAlchemy URL: a SQLite file beside reeldb's; None for an in-memory database
+        A SQLAlchemy URL: a SQLite file beside reeldb's; reeldb's own URL on PostgreSQL (the
+        state lives in its own schema, `system_schema`); None for an in-memory database
         (its worker keeps the state in a temporary file: it runs in the same process).
     """
     url = db.url
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         return f"sqlite:///{path.parent.resolve() / (path.stem + '-workflows.db')}"
+    if infer_backend(url) == "postgresql":
+        return url
     return None
+
+
+def system_schema(db: Database) -> str | None:
+    """The PostgreSQL schema of DBOS's tables.
+
+    ``reeldb_dbos``, or ``<schema>_dbos`` when the database URL sets a ``search_path`` (one
+    reeldb per schema: tests, shared servers).
+
+    Args:
+        db: The database.
+
+    Returns:
+        The schema, or None on SQLite.
+    """
+    if infer_backend(db.url) != "postgresql":
+        return None
+    options = parse_qs(urlsplit(db.url).query).get("options", [""])[0]
+    found = re.search(r"search_path=([A-Za-z_][A-Za-z0-9_]*)", options)
+    return f"{found.group(1)}_dbos" if found else "reeldb_dbos"
 
 
 class Worker:
@@ -304,10 +329,12 @@ class Worker:
         if url is None:
             self._temp = tempfile.TemporaryDirectory(prefix="reeldb-workflows-")
             url = f"sqlite:///{self._temp.name}/workflows.db"
+        schema = system_schema(self.db)
         DBOS(
             config={
                 "name": "reeldb",
                 "system_database_url": url,
+                **({"dbos_system_schema": schema} if schema else {}),
                 "application_version": APP_VERSION,
                 "executor_id": self.name,
                 "log_level": "WARNING",

@@ -230,6 +230,8 @@ class SQLiteIngest:
                     f"ingest {ingest_id} has {done} of {rows} rows staged; it cannot be published"
                 )
             gen = self._generation(conn, ds, gid)
+            if not gen.in_alias:  # swapped away by a rebuild, not yet dropped
+                raise ConflictError(f"index generation #{gid} was dropped during the write; retry")
             conn.execute(
                 "INSERT INTO documents (seq, id, datastore_id, mid_key, schema_version, "
                 "created_at, size, body, blob) VALUES (?, ?, ?, ?, ?, ?, ?, x'', ?)",

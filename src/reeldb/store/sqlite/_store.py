@@ -751,10 +751,13 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         """See `SearchStore.finish_index_rebuild`."""
         with self._db.write(changes_access=False) as conn:
             done = self._index.checkpoint(conn, generation.id)
+            # After the checkpoint, and streamed documents published behind it: their
+            # number was reserved before the rebuild read that far, their rows came later.
             rows = conn.execute(
-                f"SELECT {_DOC_COLUMNS}, body FROM documents WHERE datastore_id = ? "
-                "AND seq > ? ORDER BY seq",
-                (datastore_id, done),
+                f"SELECT {_DOC_COLUMNS}, body FROM documents d WHERE datastore_id = ? "
+                "AND (seq > ? OR (blob IS NOT NULL AND NOT EXISTS (SELECT 1 FROM index_docs i "
+                "WHERE i.generation_id = ? AND i.doc_seq = d.seq))) ORDER BY seq",
+                (datastore_id, done, generation.id),
             ).fetchall()
             docs = catch_up([_document(row, bytes(row[8])) for row in rows])
             self._index.add(conn, datastore_id, generation.columns, docs, generation)
