@@ -141,8 +141,9 @@ def connect(url: str | None = None, **settings: Any) -> Database:
     """Open a reeldb database, creating it if needed.
 
     Args:
-        url: ``sqlite:///path/to/reel.db`` (created with its directory), or ``memory:`` for a
-            private in-memory database. Defaults to the ``database`` setting
+        url: ``sqlite:///path/to/reel.db`` (created with its directory), ``memory:`` for a
+            private in-memory database, or ``postgresql://user[:password]@host/dbname``
+            (migrated on open). Defaults to the ``database`` setting
             (``REELDB_DATABASE``, ``reeldb.toml``), itself ``sqlite:///./reeldb-data/reel.db``.
         **settings: Overrides of other settings (see `reeldb.config.SETTINGS`).
 
