@@ -55,35 +55,23 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from reeldb.errors import ConflictError
+from reeldb.index._base import IndexBase, row_indexes
+from reeldb.index._compile import (
+    FIXED,
+    OPS,
+    QueryCompiler,
+    column_json,
+    columns_of,
+    fts_token,
+)
 from reeldb.index.model import EventHit, Generation
 from reeldb.index.rows import Column, DocumentRows, literal, space_column
-from reeldb.index.sqlite import fts_token
-from reeldb.query.ast import (
-    And,
-    BoxTest,
-    Compare,
-    Contains,
-    Count,
-    Expr,
-    Field,
-    In,
-    Not,
-    Or,
-    Overlaps,
-    fields_of,
-    holds,
-)
-from reeldb.query.fulltext import stems
+from reeldb.query.ast import BoxTest, Compare, Expr, In, Overlaps
 
 __all__ = ["PostgresIndex"]
 
 Conn = psycopg.Connection[Any]
 
-_NODE: Final = {"asset": "d0", "track": "t0", "component": "c0", "event": "e0", "region": "id"}
-_OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-_FIXED: Final = ("id", "doc", "t", "c", "e", "r", "d0", "t0", "c0", "e0", "k", "ko", "kl")
-_FIRST_ROWS: Final = "r <= 0"
-"""The rows that stand for their event (its first region's, or its only one) or node."""
 _LEXEME: Final = 200
 """Longer tokens are hashed in the ``tsvector`` (PostgreSQL caps a lexeme at 2 KB)."""
 _SQL_TYPE: Final = {
@@ -100,8 +88,6 @@ _SQL_TYPE: Final = {
 }
 _ANALYZE_AT: Final = tuple(500 * 4**k for k in range(8))
 """Row counts of a generation at which its tables' statistics are gathered (then autovacuum's)."""
-_SCALAR_SKIPPED: Final = ("text", "time_range", "bounding_box")
-"""Types without a B-tree (full text, and the types the GiST indexes serve)."""
 
 
 def _text(value: str) -> str:
@@ -118,15 +104,6 @@ def _number(value: Any) -> Any:
 
 def _lexeme(token: str) -> str:
     return token if len(token) <= _LEXEME else "#" + hashlib.sha256(token.encode()).hexdigest()
-
-
-def _column_json(columns: Sequence[Column]) -> str:
-    return orjson.dumps([[c.level, c.name, c.type, c.index, c.width] for c in columns]).decode()
-
-
-@functools.lru_cache(maxsize=256)
-def _columns(text: str) -> tuple[Column, ...]:
-    return tuple(Column(*spec) for spec in orjson.loads(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,52 +172,16 @@ def _box(x0: float | None, y0: float | None, x1: float | None, y1: float | None)
     return f"({x0!r},{y0!r}),({x1!r},{y1!r})"
 
 
-class PostgresIndex:
+class PostgresIndex(IndexBase[Conn]):
     """Index reads and writes on connections of the store (writes inside its transactions).
 
     Args:
         rollover_rows: Open a new generation when the newest one holds this many rows.
     """
 
-    def __init__(self, *, rollover_rows: int = 1_000_000) -> None:
-        self.rollover_rows = rollover_rows
+    MARK = "%s"
 
     # -- generations ---------------------------------------------------------------------
-
-    def generations(self, conn: Conn, datastore_id: int) -> list[Generation]:
-        """Every generation of a DataStore's index, oldest first.
-
-        Args:
-            conn: A connection.
-            datastore_id: The DataStore.
-
-        Returns:
-            The generations.
-        """
-        rows = conn.execute(
-            "SELECT g.id, g.name, g.state, g.columns, g.docs, g.rows, "
-            "a.generation_id IS NOT NULL, g.created_at FROM index_generations g "
-            "LEFT JOIN index_alias a ON a.generation_id = g.id WHERE g.datastore_id = %s "
-            "ORDER BY g.id",
-            (datastore_id,),
-        ).fetchall()
-        return [
-            Generation(
-                row[0], row[1], row[2], _columns(row[3]), row[4], row[5], bool(row[6]), row[7]
-            )
-            for row in rows
-        ]
-
-    def _writable(self, conn: Conn, datastore_id: int, columns: Sequence[Column]) -> Generation:
-        found = [g for g in self.generations(conn, datastore_id) if g.in_alias]
-        newest = found[-1] if found else None
-        if (
-            newest is not None
-            and newest.columns == tuple(columns)
-            and newest.rows < self.rollover_rows
-        ):
-            return newest
-        return self.open_generation(conn, datastore_id, columns, alias=True)
 
     def open_generation(
         self,
@@ -275,7 +216,7 @@ class PostgresIndex:
         created = conn.execute(
             "INSERT INTO index_generations (datastore_id, name, state, columns, created_at) "
             "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (datastore_id, name, state, _column_json(columns), now),
+            (datastore_id, name, state, column_json(columns), now),
         ).fetchone()
         assert created is not None
         gid = int(created[0])
@@ -292,27 +233,9 @@ class PostgresIndex:
         )
         # Uncompressed: substring() reads only the slices of one event.
         conn.execute(f"ALTER TABLE ix{gid}_chunks ALTER COLUMN events SET STORAGE EXTERNAL")
-        for column in columns:
-            # B-trees for scalar fields of assets, events and regions, as on SQLite: tracks
-            # and components are few per document and seldom select. An asset's or event's
-            # value is the same on all rows of the event, so its B-tree holds only each
-            # event's first row (``r <= 0``, a term every query without region fields has).
-            if column.type in _SCALAR_SKIPPED or column.level not in ("asset", "event", "region"):
-                continue
-            where = "" if column.level == "region" else f" WHERE {_FIRST_ROWS}"
-            conn.execute(
-                f"CREATE INDEX ix{gid}_v{column.index} ON ix{gid}_rows (v{column.index}){where}"
-            )
-            if column.type == "enum":
-                conn.execute(
-                    f"CREATE INDEX ix{gid}_s{column.index} ON ix{gid}_rows (s{column.index}){where}"
-                )
-        # Node ids: a full-text hit (a node) or a GiST hit (an event) finds the node's rows.
-        text_levels = {c.level for c in columns if c.type == "text"} | {"event"}
-        for level in sorted(text_levels - {"region"}):
-            node = _NODE[level]
-            where = "" if level == "event" else f" WHERE {_FIRST_ROWS}"
-            conn.execute(f"CREATE INDEX ix{gid}_{node} ON ix{gid}_rows ({node}){where}")
+        # B-trees of scalar values of assets, events and regions, and of node ids.
+        for statement in row_indexes(gid, columns, enum_strings=True):
+            conn.execute(statement)
         # Each event's time range, keyed by its first row; with regions' boxes, also the
         # box around all of its regions' (`space_column`).
         space = space_column(columns) is not None
@@ -336,62 +259,6 @@ class PostgresIndex:
         return Generation(gid, name, state, tuple(columns), 0, 0, alias, now)
 
     # -- rebuilds ------------------------------------------------------------------------
-
-    def begin_rebuild(self, conn: Conn, datastore_id: int, columns: Sequence[Column]) -> Generation:
-        """The generation a rebuild fills: an unfinished one with these columns, or a new one.
-
-        Args:
-            conn: A connection, in a write transaction holding the DataStore's seq lock.
-            datastore_id: The DataStore.
-            columns: The DataStore's current columns.
-
-        Returns:
-            A ``building`` generation, outside the alias.
-        """
-        for gen in self.generations(conn, datastore_id):
-            if gen.state != "building":
-                continue
-            if gen.columns == tuple(columns):
-                return gen  # resume: a rebuild that stopped half way
-            self.drop(conn, gen)
-        return self.open_generation(conn, datastore_id, columns, alias=False, state="building")
-
-    def checkpoint(self, conn: Conn, generation_id: int) -> int:
-        """The last document sequence number indexed in a generation (0 if none).
-
-        Args:
-            conn: A connection.
-            generation_id: The generation.
-
-        Returns:
-            The sequence number.
-        """
-        row = conn.execute(
-            "SELECT coalesce(max(doc_seq), 0) FROM index_docs WHERE generation_id = %s",
-            (generation_id,),
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def swap(self, conn: Conn, datastore_id: int, generation: Generation) -> None:
-        """Make a rebuilt generation the only one queries read, atomically.
-
-        Args:
-            conn: A connection, in the transaction that caught the generation up (holding
-                the DataStore's seq lock).
-            datastore_id: The DataStore.
-            generation: The rebuilt generation.
-        """
-        conn.execute("DELETE FROM index_alias WHERE datastore_id = %s", (datastore_id,))
-        conn.execute(
-            "INSERT INTO index_alias (datastore_id, generation_id) VALUES (%s, %s)",
-            (datastore_id, generation.id),
-        )
-        conn.execute(
-            "UPDATE index_generations SET state = CASE WHEN id = %s THEN 'active' "
-            "ELSE 'retired' END WHERE datastore_id = %s",
-            (generation.id, datastore_id),
-        )
 
     def drop(self, conn: Conn, generation: Generation) -> None:
         """Delete a generation and its tables.
@@ -469,7 +336,7 @@ class PostgresIndex:
         gid = gen.id
         layout = _layout(gen.columns)
         convert = layout.convert
-        names = ", ".join((*_FIXED, *layout.names))
+        names = ", ".join((*FIXED, *layout.names))
         with conn.cursor() as cursor:
             with cursor.copy(f"COPY ix{gid}_rows ({names}) FROM STDIN") as copy:
                 for seq, doc, (base, start), (chunk_base, _) in parts:
@@ -615,18 +482,6 @@ class PostgresIndex:
         self._insert(conn, gen, parts)
         self._insert_texts(conn, gen, parts)
 
-    def publish(self, conn: Conn, gen: Generation, seq: int, base: int, rows: int) -> None:
-        """Record a staged document's span (in the transaction that makes it visible).
-
-        Args:
-            conn: A connection, in a write transaction.
-            gen: The generation it was staged in.
-            seq: The document's sequence number.
-            base: Its first row id.
-            rows: Its row count.
-        """
-        self._count(conn, gen, [(gen.id, seq, base, base + rows - 1)], rows)
-
     def discard(
         self, conn: Conn, generation_id: int, rows_at: tuple[int, int], chunks_at: tuple[int, int]
     ) -> None:
@@ -647,7 +502,7 @@ class PostgresIndex:
         low, high = rows_at[0], rows_at[0] + rows_at[1] - 1
         conn.execute(f"DELETE FROM ix{gid}_rows WHERE id BETWEEN %s AND %s", (low, high))
         conn.execute(f"DELETE FROM ix{gid}_time WHERE id BETWEEN %s AND %s", (low, high))
-        if any(c.type == "text" for c in _columns(found[0])):
+        if any(c.type == "text" for c in columns_of(found[0])):
             conn.execute(f"DELETE FROM ix{gid}_fts WHERE id BETWEEN %s AND %s", (low, high))
         conn.execute(
             f"DELETE FROM ix{gid}_chunks WHERE id BETWEEN %s AND %s",
@@ -733,24 +588,13 @@ class PostgresIndex:
         self, conn: Conn, datastore_id: int, expr: Expr, *, all_versions: bool
     ) -> tuple[str, list[Any]] | None:
         """The condition on ``documents d`` of the documents that match (None: no index yet)."""
-        # Without region fields, a row decides as every other row of its event does: each
-        # event (and node without events) is decided by its first row alone.
-        first_rows = all(f.level != "region" for f in fields_of(expr))
-        parts, params = [], []
-        for gen in self.generations(conn, datastore_id):
-            if not gen.in_alias:
-                continue
-            where, values = _Compiler(gen).compile(expr, "r")
-            if first_rows:  # the same term as the partial B-trees', so they can be used
-                where = f"r.{_FIRST_ROWS} AND {where}"
-            parts.append(f"SELECT r.doc FROM ix{gen.id}_rows r WHERE {where}")
-            params += values
-        if not parts:
+        union, params = self._matching_docs(conn, datastore_id, expr)
+        if not union:
             return None
         # The matching documents' numbers are gathered once, as an array, and looked up by
         # primary key: a plan that does not hang on the statistics of either table. The
         # latest-version test names the DataStore too: it reads one partition, planned once.
-        where = f"d.seq = ANY(ARRAY({' UNION '.join(parts)})) AND d.datastore_id = %s"
+        where = f"d.seq = ANY(ARRAY({union})) AND d.datastore_id = %s"
         if all_versions:
             return where, [*params, datastore_id]
         latest = (
@@ -758,6 +602,11 @@ class PostgresIndex:
             "WHERE d2.datastore_id = %s AND d2.mid_key = d.mid_key)"
         )
         return where + latest, [*params, datastore_id, datastore_id]
+
+    def _compiler(
+        self, conn: Conn, gen: Generation, span: tuple[int, int] | None = None
+    ) -> _Compiler:
+        return _Compiler(gen, span)
 
     def events(
         self,
@@ -784,116 +633,70 @@ class PostgresIndex:
         Returns:
             Each matching event once, by start, end, then position.
         """
-        for gen in reversed(self.generations(conn, datastore_id)):
-            if not gen.in_alias:
-                continue
-            span = conn.execute(
-                "SELECT first_row, last_row FROM index_docs WHERE generation_id = %s "
-                "AND doc_seq = %s",
-                (gen.id, doc_seq),
-            ).fetchone()
-            if span is None:
-                continue
-            time = next(c for c in gen.columns if (c.level, c.name) == ("event", "time_range"))
-            where, values = _Compiler(gen, (span[0], span[1])).compile(expr, "r")
-            start, end = f"r.v{time.index}", f"r.v{time.index + 1}"
-            # SQLite sorts NULL first: so does this.
-            found = conn.execute(
-                f"WITH hits AS (SELECT r.t, r.c, r.e, r.k, min({start}) AS lo, "
-                f"min({end}) AS hi, array_agg(r.r) AS regions, min(r.ko) AS ko, "
-                f"min(r.kl) AS kl FROM ix{gen.id}_rows r WHERE r.id BETWEEN %s AND %s "
-                f"AND r.e >= 0 AND {where} GROUP BY r.e0, r.t, r.c, r.e, r.k "
-                "ORDER BY lo NULLS FIRST, hi NULLS FIRST, r.t, r.c, r.e LIMIT %s OFFSET %s) "
-                "SELECT h.t, h.c, h.e, h.k, h.lo, h.hi, h.regions, "
-                "substring(ch.events FROM (h.ko + 1)::integer FOR h.kl::integer) "
-                f"FROM hits h JOIN ix{gen.id}_chunks ch ON ch.id = h.k "
-                "ORDER BY h.lo NULLS FIRST, h.hi NULLS FIRST, h.t, h.c, h.e",
-                [span[0], span[1], *values, limit, offset],
+        query = self._document_query(conn, datastore_id, doc_seq, expr)
+        if query is None:
+            return []
+        gen, span, where, values, time = query
+        start, end = f"r.v{time.index}", f"r.v{time.index + 1}"
+        # SQLite sorts NULL first: so does this.
+        found = conn.execute(
+            f"WITH hits AS (SELECT r.t, r.c, r.e, r.k, min({start}) AS lo, "
+            f"min({end}) AS hi, array_agg(r.r) AS regions, min(r.ko) AS ko, "
+            f"min(r.kl) AS kl FROM ix{gen.id}_rows r WHERE r.id BETWEEN %s AND %s "
+            f"AND r.e >= 0 AND {where} GROUP BY r.e0, r.t, r.c, r.e, r.k "
+            "ORDER BY lo NULLS FIRST, hi NULLS FIRST, r.t, r.c, r.e LIMIT %s OFFSET %s) "
+            "SELECT h.t, h.c, h.e, h.k, h.lo, h.hi, h.regions, "
+            "substring(ch.events FROM (h.ko + 1)::integer FOR h.kl::integer) "
+            f"FROM hits h JOIN ix{gen.id}_chunks ch ON ch.id = h.k "
+            "ORDER BY h.lo NULLS FIRST, h.hi NULLS FIRST, h.t, h.c, h.e",
+            [span[0], span[1], *values, limit, offset],
+        ).fetchall()
+        if not found:
+            return []
+        heads = {
+            k: orjson.loads(head)
+            for k, head in conn.execute(
+                f"SELECT id, head FROM ix{gen.id}_chunks WHERE id = ANY(%s)",
+                (sorted({row[3] for row in found}),),
             ).fetchall()
-            if not found:
-                return []
-            heads = {
-                k: orjson.loads(head)
-                for k, head in conn.execute(
-                    f"SELECT id, head FROM ix{gen.id}_chunks WHERE id = ANY(%s)",
-                    (sorted({row[3] for row in found}),),
-                ).fetchall()
-            }
-            return [
-                EventHit(
-                    (t, c, e),
-                    lo,
-                    hi,
-                    tuple(sorted(r for r in regions if r >= 0)),
-                    orjson.loads(event),
-                    heads[k]["track"],
-                    heads[k]["component"],
-                )
-                for t, c, e, k, lo, hi, regions, event in found
-            ]
-        return []
+        }
+        return [
+            EventHit(
+                (t, c, e),
+                lo,
+                hi,
+                tuple(sorted(r for r in regions if r >= 0)),
+                orjson.loads(event),
+                heads[k]["track"],
+                heads[k]["component"],
+            )
+            for t, c, e, k, lo, hi, regions, event in found
+        ]
 
 
-class _Compiler:
+class _Compiler(QueryCompiler):
     """A query as an SQL condition over one generation's rows, with ``%s`` parameters.
+
+    The GiST indexes of events' times and boxes find candidate events (``&&``); the probe
+    is offered where SQLite's compiler offers its R*Tree probe.
 
     Args:
         gen: The generation.
         span: The row ids of one document, for document-level queries.
     """
 
+    MARK = "%s"
+    FALSE = "FALSE"
+
     def __init__(self, gen: Generation, span: tuple[int, int] | None = None) -> None:
-        self.gen = gen
-        self.columns = {(c.level, c.name): c for c in gen.columns}
-        self.span = span
-        self.space = space_column(gen.columns) is not None
+        super().__init__(gen, span, space=space_column(gen.columns) is not None)
 
-    def compile(self, expr: Expr, alias: str) -> tuple[str, list[Any]]:
-        params: list[Any] = []
-        items = expr.items if isinstance(expr, And) else (expr,)
-        return self._and(items, alias, params), params
-
-    def _expr(self, expr: Expr, a: str, params: list[Any], *, probe: bool = True) -> str:
-        if isinstance(expr, And):
-            return self._and(expr.items, a, params)
-        if isinstance(expr, Or):
-            branches = (i.items if isinstance(i, And) else (i,) for i in expr.items)
-            return "(" + " OR ".join(self._and(items, a, params) for items in branches) + ")"
-        if isinstance(expr, Not):
-            return f"(NOT {self._expr(expr.item, a, params)})"
-        if isinstance(expr, Count):
-            return self._count(expr, a, params)
-        column = self.columns.get((expr.field.level, expr.field.name))
-        if column is None:
-            return "FALSE"  # this generation has no such field: missing
-        v = f"{a}.v{column.index}"
-        if column.type == "enum" and isinstance(expr, Compare | In):
+    def _compare(self, expr: Compare | In, column: Column, a: str, params: list[Any]) -> str:
+        if column.type == "enum":
             return self._enum(expr, column, a, params)
-        if isinstance(expr, Compare):
-            params.append(self._literal(column, expr.value))
-            return f"({v} IS NOT NULL AND {v} {_OPS[expr.op]} %s)"
-        if isinstance(expr, In):
-            params.extend(self._literal(column, value) for value in expr.values)
-            marks = ", ".join(["%s"] * len(expr.values))
-            return f"({v} IS NOT NULL AND {v} IN ({marks}))"
-        if isinstance(expr, Contains):
-            return self._contains(expr.field, column, expr.text, a, params)
-        if isinstance(expr, Overlaps):
-            hi = f"{a}.v{column.index + 1}"
-            params += [float(expr.end), float(expr.start)]
-            exact = f"({v} IS NOT NULL AND {v} <= %s AND %s <= {hi})"
-            if not probe or not self._is_time(expr):
-                return exact
-            # The GiST index finds candidate events; the exact test decides.
-            params += [float(expr.start), float(expr.end)]
-            return (
-                f"({exact} AND {a}.e0 IN (SELECT id FROM ix{self.gen.id}_time "
-                "WHERE tb && box(point(%s, 0), point(%s, 0))))"
-            )
-        return self._box(expr, column, a, params)
+        return super()._compare(expr, column, a, params)
 
-    @staticmethod
-    def _literal(column: Column, value: Any) -> Any:
+    def _literal(self, column: Column, value: Any) -> Any:
         found = literal(column.type, value)
         if isinstance(found, str):
             return _text(found)
@@ -926,71 +729,10 @@ class _Compiler:
         else:
             same, other, passes = v, s, op in ("!=", ">", ">=")
             params.append(_number(value))
-        test = f"({same} IS NOT NULL AND {same} {_OPS[op]} %s)"
+        test = f"({same} IS NOT NULL AND {same} {OPS[op]} %s)"
         return f"({test} OR {other} IS NOT NULL)" if passes else test
 
-    def _and(self, items: Sequence[Expr], a: str, params: list[Any]) -> str:
-        """Items that must all hold, with one GiST probe for a time window and a box.
-
-        The probe only narrows the candidates (the exact tests decide); it is offered where
-        SQLite's compiler offers its R*Tree probe.
-        """
-        time = next((i for i in items if self._is_time(i)), None)
-        box = next((i for i in items if self._is_space_box(i)), None)
-        if (
-            box is not None
-            and time is None
-            and (self.span is not None or any(self._leads(i) for i in items))
-        ):
-            box = None  # a B-tree (or the document's rows) leads; no probe for the box
-        parts = [
-            self._expr(item, a, params, probe=box is None or item is not time) for item in items
-        ]
-        if box is not None:
-            assert isinstance(box, BoxTest)
-            where: list[str] = []
-            if time is not None:
-                assert isinstance(time, Overlaps)
-                where.append("tb && box(point(%s, 0), point(%s, 0))")
-                params += [float(time.start), float(time.end)]
-            qx, qy, qw, qh = (float(v) for v in (box.box.x, box.box.y, box.box.w, box.box.h))
-            where.append("sb && box(point(%s, %s), point(%s, %s))")
-            params += [qx, qy, qx + qw, qy + qh]  # a box within the query's intersects it
-            parts.append(
-                f"{a}.e0 IN (SELECT id FROM ix{self.gen.id}_time WHERE {' AND '.join(where)})"
-            )
-        return "(" + " AND ".join(parts) + ")"
-
-    def _is_time(self, expr: Expr) -> bool:
-        return (
-            isinstance(expr, Overlaps)
-            and (expr.field.level, expr.field.name) == ("event", "time_range")
-            and ("event", "time_range") in self.columns
-        )
-
-    def _is_space_box(self, expr: Expr) -> bool:
-        if not self.space or not isinstance(expr, BoxTest):
-            return False
-        return (expr.field.level, expr.field.name) == ("region", "bounding_box")
-
-    def _leads(self, expr: Expr) -> bool:
-        """Whether a B-tree or the full-text index could lead instead of the box probe."""
-        if isinstance(expr, Contains):
-            return True
-        if isinstance(expr, Compare | In) and (isinstance(expr, In) or expr.op == "="):
-            column = self.columns.get((expr.field.level, expr.field.name))
-            return (
-                column is not None
-                and column.level == "region"
-                and column.type not in _SCALAR_SKIPPED
-            )
-        return False
-
-    def _contains(self, field: Field, column: Column, text: str, a: str, params: list[Any]) -> str:
-        tokens = [fts_token(s) for s in stems(text)]
-        if not tokens:
-            return "FALSE"
-        node = f"{a}.{_NODE[field.level]}"
+    def _match(self, node: str, column: Column, tokens: list[str], params: list[Any]) -> str:
         params.append(" & ".join(f"'{_lexeme(t)}'" for t in dict.fromkeys(tokens)))
         params.append(f" {' '.join(tokens)} ")
         return (
@@ -998,33 +740,11 @@ class _Compiler:
             f"WHERE tsv @@ %s::tsquery AND f = {column.index} AND strpos(words, %s) > 0))"
         )
 
-    def _box(self, expr: BoxTest, column: Column, a: str, params: list[Any]) -> str:
-        x0, y0, x1, y1 = (f"{a}.v{column.index + i}" for i in range(4))
-        qx, qy, qw, qh = (float(v) for v in (expr.box.x, expr.box.y, expr.box.w, expr.box.h))
-        if expr.op == "intersects":
-            params += [qx + qw, qx, qy + qh, qy]
-            test = f"{x0} <= %s AND %s <= {x1} AND {y0} <= %s AND %s <= {y1}"
-        else:
-            params += [qx, qx + qw, qy, qy + qh]
-            test = f"%s <= {x0} AND {x1} <= %s AND %s <= {y0} AND {y1} <= %s"
-        return f"({x0} IS NOT NULL AND {test})"
+    def _time_window(self, expr: Overlaps, params: list[Any]) -> str:
+        params += [float(expr.start), float(expr.end)]
+        return "tb && box(point(%s, 0), point(%s, 0))"
 
-    def _count(self, expr: Count, a: str, params: list[Any]) -> str:
-        # Counted once per track (or component) by one grouped subquery, not per row. Nodes
-        # with no counted event are absent from the groups: their count is 0.
-        x, key = a + "x", "t0" if expr.scope == "track" else "c0"
-        where = "" if expr.where is None else f" AND {self._expr(expr.where, x, params)}"
-        span = ""
-        if self.span is not None:
-            span = f" AND {x}.id BETWEEN %s AND %s"
-            params.extend(self.span)
-        params.append(expr.value)
-        test = f"count(DISTINCT {x}.e0) {_OPS[expr.op]} %s"
-        zero_passes = holds(0, expr.op, expr.value)
-        groups = (
-            f"SELECT {x}.{key} FROM ix{self.gen.id}_rows {x} WHERE {x}.e >= 0{where}{span} "
-            f"GROUP BY {x}.{key} HAVING {'NOT ' if zero_passes else ''}({test})"
-        )
-        if zero_passes:
-            return f"({a}.{key} IS NULL OR {a}.{key} NOT IN ({groups}))"
-        return f"({a}.{key} IS NOT NULL AND {a}.{key} IN ({groups}))"
+    def _space_window(self, expr: BoxTest, params: list[Any]) -> str:
+        qx, qy, qw, qh = (float(v) for v in (expr.box.x, expr.box.y, expr.box.w, expr.box.h))
+        params += [qx, qy, qx + qw, qy + qh]  # a box within the query's intersects it
+        return "sb && box(point(%s, %s), point(%s, %s))"
