@@ -55,7 +55,7 @@ number of rows holding the phrase (all of these over every namespace, as in SQLi
 full-text table). The row and token totals FTS5 keeps are kept in
 ``annotation_text_totals`` (in slots by server process, so that concurrent writers do not
 queue on one row). FTS5's per-term statistics (``fts5vocab``) only served SQLite to choose
-where a search starts; here a bounded count of the GIN matches does (`_PROBE_LIMIT`), and
+where a search starts; here a bounded count of the GIN matches does (`PROBE_LIMIT`), and
 PostgreSQL's planner has its own lexeme statistics (``ANALYZE`` of ``tsvector`` columns).
 
 A search starts from the smallest candidate set it can estimate cheaply (an association's
@@ -83,16 +83,26 @@ from reeldb.errors import (
     AlreadyExistsError,
     NotFoundError,
     ReelError,
-    ValidationError,
-    VersionConflictError,
 )
 from reeldb.index.rows import literal
 from reeldb.index.sqlite import fts_token
-from reeldb.query.ast import And, BoxTest, Compare, Contains, Expr, In, Not, Or, Overlaps
+from reeldb.query.ast import BoxTest, Compare, Contains, Expr, In, Overlaps
 from reeldb.query.fulltext import stems
+from reeldb.store._annotation_plan import (
+    NO_TIME,
+    PROBE_LIMIT,
+    AnnotationSearch,
+    Key,
+    WhereSql,
+    check_distinct,
+    check_head,
+    missing_annotation,
+    order_by,
+    time_tokens,
+    window_tokens,
+)
 from reeldb.store.base import AnnotationQuery, AnnotationRecord, AnnotationWrite
 from reeldb.store.postgres._base import PostgresBase, append_audit
-from reeldb.store.sqlite._annotations import NO_TIME, time_tokens, window_tokens
 
 __all__ = ["DDL", "PostgresAnnotations"]
 
@@ -233,8 +243,6 @@ _LEXEME_MAX: Final = 1000
 _K1: Final = 1.2
 _B: Final = 0.75
 """FTS5's bm25 parameters."""
-_PROBE_LIMIT: Final = 5000
-"""A probe of an index is counted up to this many candidates when choosing where to start."""
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _NUMBER_VS_TEXT: Final = {op: "TRUE" if op in ("!=", "<", "<=") else "FALSE" for op in _OPS}
 """A number compared with a text, as SQLite compares them (every number sorts first)."""
@@ -338,10 +346,7 @@ class PostgresAnnotations(PostgresBase):
             params = (version, *params)
         row = self._pg.read(lambda conn: conn.execute(sql, params).fetchone())
         if row is None:
-            what = f"annotation {annotation_id}"
-            if version is not None:
-                what += f" version {version}"
-            raise NotFoundError(f"{what} does not exist in namespace {namespace!r}")
+            raise missing_annotation(namespace, annotation_id, version)
         return _record(row)
 
     def annotation_versions(self, namespace: str, annotation_id: UUID) -> list[AnnotationRecord]:
@@ -356,9 +361,7 @@ class PostgresAnnotations(PostgresBase):
             ).fetchall()
         )
         if not rows:
-            raise NotFoundError(
-                f"annotation {annotation_id} does not exist in namespace {namespace!r}"
-            )
+            raise missing_annotation(namespace, annotation_id)
         return [_record(row) for row in rows]
 
     def count_annotations(self, namespace: str) -> int:
@@ -422,8 +425,7 @@ def _put(
     audit: Sequence[AuditEntry],
 ) -> None:
     """Store one batch (in the caller's SAVEPOINT), as `SQLiteAnnotations` does."""
-    if len({w.id for w in writes}) < len(writes):
-        raise ValidationError("an annotation appears twice in one write")
+    check_distinct(writes)
     heads = _heads(conn, writes)
     types = _type_ids(conn, writes)
     keys = _key_ids(conn, writes, heads)
@@ -455,14 +457,7 @@ def _put(
             if head is None:
                 raise NotFoundError(f"annotation {w.id} does not exist")
             pk, current, was_deleted, old_type, old_t0, old_links = head
-            if current != w.expected_version:
-                raise VersionConflictError(
-                    f"annotation {w.id} is at version {current}, not "
-                    f"{w.expected_version}: read it again and retry",
-                    current,
-                )
-            if was_deleted:
-                raise VersionConflictError(f"annotation {w.id} is deleted", current)
+            check_head(w, current, was_deleted)
             # The current version leaves the index.
             live_types[old_type] -= 1
             for kind, ident in old_links:
@@ -742,41 +737,26 @@ def _field_ids(conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite])
 # -- search ---------------------------------------------------------------------------------
 
 
-class _Search:
+class _Search(AnnotationSearch[psycopg.Connection[Any]]):
     """One annotation search in a read snapshot."""
 
-    def __init__(self, conn: psycopg.Connection[Any], query: AnnotationQuery) -> None:
-        self.conn = conn
-        self.q = query
+    param = "%s"
+    record = staticmethod(_record)
 
-    def run(self) -> tuple[list[AnnotationRecord], tuple[float | int, ...] | None]:
+    def field_ids(self, names: Sequence[str]) -> list[int]:
+        """See `AnnotationSearch.field_ids`."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM annotation_fields WHERE name = ANY(%s)", (list(names),)
+            )
+        ]
+
+    def select(
+        self, type_ids: list[int] | None, keys: list[Key], fields: list[int] | None, offset: int
+    ) -> list[Any]:
+        """See `AnnotationSearch.select`."""
         q = self.q
-        type_ids: list[int] | None = None
-        if q.types is not None:
-            type_ids = self._types()
-            if not type_ids:
-                return [], None
-        keys: list[tuple[int, int, float]] = []
-        for kind, ident in q.associations:
-            row = self.conn.execute(
-                "SELECT id, live, span FROM annotation_keys WHERE namespace = %s "
-                "AND type = %s AND value = %s",
-                (q.namespace, kind, ident),
-            ).fetchone()
-            if row is None or row[1] <= 0:
-                return [], None
-            keys.append(row)
-        fields: list[int] | None = None
-        if q.text and q.text_fields is not None:
-            fields = [
-                row[0]
-                for row in self.conn.execute(
-                    "SELECT id FROM annotation_fields WHERE name = ANY(%s)",
-                    (list(q.text_fields),),
-                )
-            ]
-            if not fields:
-                return [], None
         driver = self._driver(type_ids, keys, fields)
         source, params, score = self._source(driver, keys, fields)
         where, more = self._conditions(driver, type_ids, keys, fields)
@@ -785,9 +765,6 @@ class _Search:
         if after:
             where.append(after[0])
             params += after[1]
-        offset = 0
-        if q.sort == "relevance" and q.after:
-            offset = int(q.after[0])
         # The page is chosen from the annotations' own rows; only its rows read their
         # stored version.
         sql = (
@@ -801,37 +778,10 @@ class _Search:
             "JOIN annotation_types t ON t.id = c.type_id "
             f"ORDER BY {self._order('c')[0]}"
         )
-        rows = self.conn.execute(sql, [*params, q.limit + 1, offset, q.namespace]).fetchall()
-        more_rows = len(rows) > q.limit
-        rows = rows[: q.limit]
-        records = [_record(row, row[10]) for row in rows]
-        if not more_rows or not rows:
-            return records, None
-        last = rows[-1]
-        if q.sort == "relevance":
-            return records, (offset + q.limit,)
-        if q.sort in ("created", "-created"):
-            return records, (last[12],)
-        return records, (last[11], last[12])
+        return self.conn.execute(sql, [*params, q.limit + 1, offset, q.namespace]).fetchall()
 
-    def _types(self) -> list[int]:
-        q = self.q
-        assert q.types is not None
-        out = []
-        for type_id, lineage in self.conn.execute(
-            "SELECT id, lineage FROM annotation_types WHERE namespace = %s", (q.namespace,)
-        ):
-            entries = _json.loads(lineage) if q.subtypes else _json.loads(lineage)[:1]
-            if any(
-                entry == want or (want.endswith(" v") and entry.startswith(want))
-                for want in q.types
-                for entry in entries
-            ):
-                out.append(type_id)
-        return out
-
-    def _count(self, sql: str, params: Sequence[Any], bound: int) -> int:
-        """Rows of ``sql`` (a ``SELECT 1``), counted up to ``bound``."""
+    def count(self, sql: str, params: Sequence[Any], bound: int) -> int:
+        """See `AnnotationSearch.count`."""
         row = self.conn.execute(
             f"SELECT count(*) FROM ({sql} LIMIT %s) probe", [*params, bound]
         ).fetchone()
@@ -841,7 +791,7 @@ class _Search:
     def _driver(
         self,
         type_ids: list[int] | None,
-        keys: list[tuple[int, int, float]],
+        keys: list[Key],
         fields: list[int] | None,
     ) -> str:
         """Where to start: the candidate set estimated smallest.
@@ -852,17 +802,7 @@ class _Search:
         q = self.q
         if q.sort == "relevance":
             return "text"
-        estimates: list[tuple[float, int, str]] = []
-        if keys:
-            keys.sort(key=lambda k: k[1])
-            estimate = keys[0][1]
-            if q.time is not None and estimate > _PROBE_LIMIT // 5:
-                # The links of the window (an index range), counted up to a bound.
-                condition, params = self._link_condition(keys[0])
-                estimate = self._count(
-                    f"SELECT 1 FROM annotation_links l WHERE {condition}", params, _PROBE_LIMIT
-                )
-            estimates.append((estimate, 0, "link"))
+        estimates = self.link_estimates(keys)
         if type_ids is not None:
             row = self.conn.execute(
                 "SELECT coalesce(sum(live), 0) FROM annotation_types WHERE id = ANY(%s)",
@@ -871,24 +811,24 @@ class _Search:
             assert row is not None
             estimates.append((row[0], 3, "heads"))
         best = min(estimates, default=(float("inf"), 9, "heads"))
-        if q.text and best[0] > _PROBE_LIMIT // 5:
+        if q.text and best[0] > PROBE_LIMIT // 5:
             # The text rows holding the words (a GIN lookup), counted up to a bound: beyond
             # it, walking the annotations in order and testing each is cheaper.
             condition, params = self._text_condition(fields)
-            bound = int(min(_PROBE_LIMIT, best[0]))
-            found = self._count(f"SELECT 1 FROM annotation_text f WHERE {condition}", params, bound)
+            bound = int(min(PROBE_LIMIT, best[0]))
+            found = self.count(f"SELECT 1 FROM annotation_text f WHERE {condition}", params, bound)
             if found < bound:
                 best = min(best, (found, 1, "text"))
         if (
             (q.time is not None or q.box is not None)
-            and best[0] > _PROBE_LIMIT // 5
+            and best[0] > PROBE_LIMIT // 5
             and best[2] != "heads"
         ):
             # Counted only as far as it would clearly beat the best so far (a GiST probe;
             # against the annotations' own rows PostgreSQL weighs the GiST indexes itself).
             tests, params = self._space()
-            bound = int(min(_PROBE_LIMIT, best[0] // 4))
-            found = self._count(
+            bound = int(min(PROBE_LIMIT, best[0] // 4))
+            found = self.count(
                 f"SELECT 1 FROM annotations h WHERE h.namespace = %s AND {tests}",
                 [q.namespace, *params],
                 bound,
@@ -901,7 +841,7 @@ class _Search:
         self,
         driver: str,
         type_ids: list[int] | None,
-        keys: list[tuple[int, int, float]],
+        keys: list[Key],
         fields: list[int] | None,
     ) -> tuple[list[str], list[Any]]:
         """The tests each candidate row (``h``) must pass, and their parameters.
@@ -978,29 +918,18 @@ class _Search:
             params.append(fields)
         return condition, params
 
-    def _link_condition(self, key: tuple[int, int, float]) -> tuple[str, list[Any]]:
-        """The links of an association (``l``) that may match the query's time window."""
-        q = self.q
-        ident, _, span = key
-        condition = "l.namespace = %s AND l.key = %s"
-        params: list[Any] = [q.namespace, ident]
-        if q.time is not None and q.time_op == "overlaps":
-            # An annotation overlapping [start, end] starts in [start - span, end]
-            # (widened a little: the stored span is a difference of doubles).
-            condition += " AND l.t0 BETWEEN %s AND %s AND l.t1 >= %s"
-            params += [q.time[0] - span * (1 + 1e-9) - 1e-9, q.time[1], q.time[0]]
-        elif q.time is not None:
-            condition += " AND l.t0 BETWEEN %s AND %s"
-            params += [q.time[0], q.time[1]]
-        return condition, params
+    def links_of(self, key: Key) -> tuple[str, list[Any]]:
+        """See `AnnotationSearch.links_of` (the links of the namespace)."""
+        condition, params = super().links_of(key)
+        return f"l.namespace = %s AND {condition}", [self.q.namespace, *params]
 
     def _source(
-        self, driver: str, keys: list[tuple[int, int, float]], fields: list[int] | None
+        self, driver: str, keys: list[Key], fields: list[int] | None
     ) -> tuple[str, list[Any], str]:
         """``FROM`` of the candidates, its parameters and the score column."""
         q = self.q
         if driver == "link":
-            condition, params = self._link_condition(keys[0])
+            condition, params = self.links_of(keys[0])
             return (
                 "annotation_links l JOIN annotations h ON h.namespace = l.namespace "
                 f"AND h.pk = l.pk AND {condition}",
@@ -1054,18 +983,7 @@ class _Search:
 
     def _order(self, a: str) -> tuple[str, tuple[str, list[Any]] | None]:
         """``ORDER BY`` and the keyset condition after the cursor (on alias ``a``)."""
-        q = self.q
-        after = list(q.after or ())
-        if q.sort == "relevance":
-            return f"{'m' if a == 'h' else a}.score, {a}.pk", None
-        if q.sort == "created":
-            return f"{a}.pk", (f"{a}.pk > %s::bigint", after) if after else None
-        if q.sort == "-created":
-            return f"{a}.pk DESC", (f"{a}.pk < %s::bigint", after) if after else None
-        keyset = f"({a}.t0, {a}.pk) {{}} (%s::float8, %s::bigint)"
-        if q.sort == "-time":
-            return f"{a}.t0 DESC, {a}.pk DESC", (keyset.format("<"), after) if after else None
-        return f"{a}.t0, {a}.pk", (keyset.format(">"), after) if after else None
+        return order_by(self.q, a, "%s::bigint", "%s::float8")
 
 
 def _idf(rows: int, hits: int) -> float:
@@ -1074,7 +992,7 @@ def _idf(rows: int, hits: int) -> float:
     return idf if idf > 0.0 else 1e-6
 
 
-class _Where:
+class _Where(WhereSql):
     """A condition on ``data.*`` fields as SQL over ``h.facets``.
 
     As SQLite evaluates it on its JSON: each comparison is true or false (a missing value
@@ -1082,17 +1000,8 @@ class _Where:
     any text.
     """
 
-    def __init__(self, kinds: dict[str, str], params: list[Any]) -> None:
-        self.kinds = kinds
-        self.params = params
-
-    def expr(self, expr: Expr) -> str:
-        if isinstance(expr, And):
-            return "(" + " AND ".join(self.expr(item) for item in expr.items) + ")"
-        if isinstance(expr, Or):
-            return "(" + " OR ".join(self.expr(item) for item in expr.items) + ")"
-        if isinstance(expr, Not):
-            return f"(NOT {self.expr(expr.item)})"
+    def test(self, expr: Expr) -> str:
+        """See `WhereSql.test`."""
         if isinstance(expr, Contains):
             tokens = [fts_token(s) for s in stems(expr.text)]
             if not tokens:  # an empty phrase matches nothing (as in FTS5)

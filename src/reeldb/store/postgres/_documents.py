@@ -24,8 +24,9 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pg_errors
 
-from reeldb.errors import AlreadyExistsError, NotFoundError, ReelError, StaleSchemaError
+from reeldb.errors import AlreadyExistsError, NotFoundError, ReelError
 from reeldb.index.rows import Column, DocumentRows
+from reeldb.store._common import accept_batches
 from reeldb.store.base import DocumentBatch, DocumentRecord
 from reeldb.store.postgres._base import PostgresBase, append_audit
 
@@ -240,21 +241,7 @@ class PostgresDocuments(PostgresBase):
                     "SELECT id, schema_version FROM datastores WHERE id = ANY(%s)", (ids,)
                 ).fetchall()
             )
-            results: list[list[int] | ReelError] = []
-            accepted: list[int] = []
-            for index, batch in enumerate(batches):
-                current = versions.get(batch.datastore_id)
-                if current is None:
-                    results.append(NotFoundError(f"DataStore #{batch.datastore_id} does not exist"))
-                elif current != batch.schema_version:
-                    results.append(
-                        StaleSchemaError(
-                            f"the DataStore moved to schema version {current} during the write"
-                        )
-                    )
-                else:
-                    accepted.append(index)
-                    results.append([])
+            results, accepted = accept_batches(batches, versions)
             if not accepted:
                 return results
             seqs = iter(
@@ -294,29 +281,25 @@ class PostgresDocuments(PostgresBase):
 
     def get_document(self, document_id: UUID) -> DocumentRecord:
         """See `DocumentStore.get_document`."""
-        row = self._pg.read(
-            lambda conn: conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS}, body FROM documents WHERE (datastore_id, seq) = "
-                "(SELECT datastore_id, seq FROM document_ids WHERE id = %s)",
-                (document_id,),
-            ).fetchone()
-        )
-        if row is None:
-            raise NotFoundError(f"document {document_id} does not exist")
-        return document_record(row, row[8])
+        return self._document_by_id(document_id, body=True)
 
     def locate_document(self, document_id: UUID) -> DocumentRecord:
         """See `DocumentStore.locate_document`."""
+        return self._document_by_id(document_id, body=False)
+
+    def _document_by_id(self, document_id: UUID, *, body: bool) -> DocumentRecord:
+        """A document by its id (with its body, or without: ``b""``)."""
+        columns = f"{DOCUMENT_COLUMNS}, body" if body else DOCUMENT_COLUMNS
         row = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE (datastore_id, seq) = "
+                f"SELECT {columns} FROM documents WHERE (datastore_id, seq) = "
                 "(SELECT datastore_id, seq FROM document_ids WHERE id = %s)",
                 (document_id,),
             ).fetchone()
         )
         if row is None:
             raise NotFoundError(f"document {document_id} does not exist")
-        return document_record(row)
+        return document_record(row, row[8]) if body else document_record(row)
 
     def latest_document(self, datastore_id: int, mid_key: str) -> DocumentRecord:
         """See `DocumentStore.latest_document`."""

@@ -26,16 +26,31 @@ from typing import Any, Final, TypeAlias
 import psycopg
 from psycopg import errors as pg_errors
 
-from reeldb import _json
 from reeldb.auth.model import ApiKey, AuditEntry, Principal
-from reeldb.errors import AlreadyExistsError, ConflictError, NotFoundError, StaleSchemaError
+from reeldb.errors import AlreadyExistsError, NotFoundError
 from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, RoleGrant
 from reeldb.schema.model import (
     CompatibilityMode,
-    SchemaKind,
-    SchemaRef,
     SchemaSubject,
     SchemaVersion,
+)
+from reeldb.store._common import (
+    AUDIT_COLUMNS,
+    DATASTORE_COLUMNS,
+    KEY_COLUMNS,
+    SCHEMA_VERSION_COLUMNS,
+    check_move,
+    check_moved_datastores,
+    check_new_schema_version,
+    datastore_record,
+    datastore_values,
+    missing_datastore,
+    missing_schema,
+    missing_schema_ref,
+    missing_schema_version,
+    schema_version_record,
+    schema_version_values,
+    subject_record,
 )
 from reeldb.store.base import DataStoreMove, DocumentRecord
 from reeldb.store.postgres._base import PostgresBase, append_audit, bump_access
@@ -114,16 +129,6 @@ DDL: Final[tuple[str, ...]] = (
 )
 """Tables of this part, created by migration 0001_initial (in order)."""
 
-_DS_COLUMNS: Final = (
-    "id, namespace, analysis_type, version, mid_keys, schema_name, schema_version, "
-    "description, created_at"
-)
-_SV_COLUMNS: Final = (
-    "namespace, name, version, kind, description, definition, json_schema, resolved, lineage, "
-    "created_at"
-)
-_KEY_COLUMNS: Final = "key_id, principal, description, created_at, created_by, revoked_at"
-_AUDIT_COLUMNS: Final = "seq, at, principal, action, namespace, target, request_id, status"
 _ACCESS: Final = (
     "EXISTS (SELECT 1 FROM system_admins s WHERE s.principal = {p}), "
     "(SELECT json_object_agg(g.namespace, g.role) FROM role_grants g WHERE g.principal = {p})"
@@ -134,40 +139,11 @@ Conn: TypeAlias = psycopg.Connection[Any]
 
 
 def _datastore(row: Sequence[Any]) -> DataStore:
-    return DataStore(
-        ref=DataStoreRef(row[1], row[2], row[3]),
-        mid_keys=tuple(_json.loads(row[4])),
-        schema_name=row[5],
-        schema_version=row[6],
-        description=row[7],
-        created_at=row[8],
-        id=row[0],
-    )
+    return datastore_record(row, row[8])
 
 
 def _schema_version(row: Sequence[Any]) -> SchemaVersion:
-    return SchemaVersion(
-        ref=SchemaRef(row[0], row[1], row[2]),
-        kind=SchemaKind(row[3]),
-        description=row[4],
-        definition=_json.loads(row[5]),
-        json_schema=_json.loads(row[6]),
-        resolved=_json.loads(row[7]),
-        lineage=tuple(_json.loads(row[8])),
-        created_at=row[9],
-    )
-
-
-def _subject(row: Sequence[Any]) -> SchemaSubject:
-    versions = tuple(row[4])
-    return SchemaSubject(
-        namespace=row[0],
-        name=row[1],
-        kind=SchemaKind(row[2]),
-        compatibility=CompatibilityMode(row[3]),
-        latest_version=versions[-1],
-        versions=versions,
-    )
+    return schema_version_record(row, row[9])
 
 
 def _api_key(row: Sequence[Any]) -> ApiKey:
@@ -199,7 +175,7 @@ def _subjects(conn: Conn, where: str, args: tuple[Any, ...]) -> list[SchemaSubje
         f"WHERE {where} GROUP BY s.namespace, s.name ORDER BY s.name",
         args,
     ).fetchall()
-    return [_subject(row) for row in rows]
+    return [subject_record(row, row[4]) for row in rows]
 
 
 class PostgresMetadata(PostgresBase):
@@ -304,7 +280,7 @@ class PostgresMetadata(PostgresBase):
             lambda conn: _subjects(conn, "s.namespace = %s AND s.name = %s", (namespace, name))
         )
         if not found:
-            raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
+            raise missing_schema(namespace, name)
         return found[0]
 
     def list_subjects(self, namespace: str) -> list[SchemaSubject]:
@@ -317,13 +293,13 @@ class PostgresMetadata(PostgresBase):
         def read(conn: Conn) -> tuple[Any, int | None]:
             if version is None:
                 row = conn.execute(
-                    f"SELECT {_SV_COLUMNS} FROM schema_versions "
+                    f"SELECT {SCHEMA_VERSION_COLUMNS} FROM schema_versions "
                     "WHERE namespace = %s AND name = %s ORDER BY version DESC LIMIT 1",
                     (namespace, name),
                 ).fetchone()
             else:
                 row = conn.execute(
-                    f"SELECT {_SV_COLUMNS} FROM schema_versions "
+                    f"SELECT {SCHEMA_VERSION_COLUMNS} FROM schema_versions "
                     "WHERE namespace = %s AND name = %s AND version = %s",
                     (namespace, name, version),
                 ).fetchone()
@@ -338,17 +314,13 @@ class PostgresMetadata(PostgresBase):
         row, latest = self._pg.read(read)
         if row is not None:
             return _schema_version(row)
-        if latest is None:
-            raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
-        raise NotFoundError(
-            f"schema {namespace}/{name} has no version {version} (latest is {latest})"
-        )
+        raise missing_schema_version(namespace, name, version, latest)
 
     def list_schema_versions(self, namespace: str, name: str) -> list[SchemaVersion]:
         """See `MetadataStore.list_schema_versions`."""
         rows = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {_SV_COLUMNS} FROM schema_versions "
+                f"SELECT {SCHEMA_VERSION_COLUMNS} FROM schema_versions "
                 "WHERE namespace = %s AND name = %s ORDER BY version",
                 (namespace, name),
             ).fetchall()
@@ -364,18 +336,7 @@ class PostgresMetadata(PostgresBase):
     ) -> None:
         """See `MetadataStore.add_schema_version`."""
         ref = schema.ref
-        version_row = (
-            ref.namespace,
-            ref.name,
-            ref.version,
-            schema.kind.value,
-            schema.description,
-            _json.dumps(schema.definition).decode(),
-            _json.dumps(schema.json_schema).decode(),
-            _json.dumps(schema.resolved).decode(),
-            _json.dumps(list(schema.lineage)).decode(),
-            schema.created_at,
-        )
+        version_row = schema_version_values(schema, schema.created_at)
         moved = {move.datastore_id for move in moves}
 
         def add(conn: Conn) -> None:
@@ -394,13 +355,10 @@ class PostgresMetadata(PostgresBase):
                 "SELECT max(version) FROM schema_versions WHERE namespace = %s AND name = %s",
                 (ref.namespace, ref.name),
             ).fetchone()
-            if latest is not None and latest[0] is not None and ref.version <= latest[0]:
-                raise ConflictError(
-                    f"schema {ref.namespace}/{ref.name} already has version {latest[0]}; "
-                    f"version {ref.version} cannot be added"
-                )
+            assert latest is not None
+            check_new_schema_version(ref, latest[0])
             conn.execute(
-                f"INSERT INTO schema_versions ({_SV_COLUMNS}) "
+                f"INSERT INTO schema_versions ({SCHEMA_VERSION_COLUMNS}) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 version_row,
             )
@@ -415,14 +373,11 @@ class PostgresMetadata(PostgresBase):
                     (ref.namespace, ref.name),
                 ).fetchall()
             )
-            if set(current) != moved:
-                raise StaleSchemaError("DataStores using the schema changed during the check")
+            check_moved_datastores(current, moves)
             for move in moves:
-                if current[move.datastore_id] != move.from_version:
-                    raise StaleSchemaError("a DataStore changed while the schema was checked")
-                if _max_seq(conn, move.datastore_id) > move.checked_upto_seq:
-                    if check_new is None:
-                        raise StaleSchemaError("documents arrived while the schema was checked")
+                version = current[move.datastore_id]
+                if check_move(move, version, _max_seq(conn, move.datastore_id), check_new):
+                    assert check_new is not None
                     _check_documents(conn, move, check_new)
             if moved:
                 conn.execute(
@@ -441,7 +396,7 @@ class PostgresMetadata(PostgresBase):
                 (mode.value, namespace, name),
             )
             if cursor.rowcount == 0:
-                raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
+                raise missing_schema(namespace, name)
 
         self._pg.write(update)
 
@@ -457,15 +412,8 @@ class PostgresMetadata(PostgresBase):
         created_at: datetime,
     ) -> DataStore:
         """See `MetadataStore.create_datastore`."""
-        values = (
-            ref.namespace,
-            ref.analysis_type,
-            ref.version,
-            _json.dumps(list(mid_keys)).decode(),
-            schema_name,
-            schema_version,
-            description,
-            created_at,
+        values = datastore_values(
+            ref, mid_keys, schema_name, schema_version, description, created_at
         )
 
         def create(conn: Conn) -> int:
@@ -475,9 +423,7 @@ class PostgresMetadata(PostgresBase):
                 (ref.namespace, schema_name, schema_version),
             ).fetchone()
             if exists is None:
-                raise NotFoundError(
-                    f"schema {ref.namespace}/{schema_name} v{schema_version} does not exist"
-                )
+                raise missing_schema_ref(ref.namespace, schema_name, schema_version)
             try:
                 row = conn.execute(
                     "INSERT INTO datastores (namespace, analysis_type, version, mid_keys, "
@@ -500,25 +446,25 @@ class PostgresMetadata(PostgresBase):
         """See `MetadataStore.get_datastore`."""
         row = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {_DS_COLUMNS} FROM datastores "
+                f"SELECT {DATASTORE_COLUMNS} FROM datastores "
                 "WHERE namespace = %s AND analysis_type = %s AND version = %s",
                 (ref.namespace, ref.analysis_type, ref.version),
             ).fetchone()
         )
         if row is None:
-            raise NotFoundError(f"DataStore {ref} does not exist")
+            raise missing_datastore(ref)
         return _datastore(row)
 
     def get_datastore_by_id(self, datastore_id: int) -> DataStore:
         """See `MetadataStore.get_datastore_by_id`."""
         row = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {_DS_COLUMNS} FROM datastores WHERE id = %s",
+                f"SELECT {DATASTORE_COLUMNS} FROM datastores WHERE id = %s",
                 (datastore_id,),
             ).fetchone()
         )
         if row is None:
-            raise NotFoundError(f"DataStore #{datastore_id} does not exist")
+            raise missing_datastore(datastore_id)
         return _datastore(row)
 
     def list_datastores(self, namespace: str | None = None) -> list[DataStore]:
@@ -526,7 +472,7 @@ class PostgresMetadata(PostgresBase):
         where, args = ("WHERE namespace = %s", (namespace,)) if namespace is not None else ("", ())
         rows = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {_DS_COLUMNS} FROM datastores {where} "
+                f"SELECT {DATASTORE_COLUMNS} FROM datastores {where} "
                 "ORDER BY namespace, analysis_type, version",
                 args,
             ).fetchall()
@@ -537,7 +483,7 @@ class PostgresMetadata(PostgresBase):
         """See `MetadataStore.datastores_using`."""
         rows = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {_DS_COLUMNS} FROM datastores "
+                f"SELECT {DATASTORE_COLUMNS} FROM datastores "
                 "WHERE namespace = %s AND schema_name = %s ORDER BY id",
                 (namespace, schema_name),
             ).fetchall()
@@ -552,7 +498,7 @@ class PostgresMetadata(PostgresBase):
         def create(conn: Conn) -> None:
             try:
                 conn.execute(
-                    f"INSERT INTO api_keys ({_KEY_COLUMNS}, secret_hash) "
+                    f"INSERT INTO api_keys ({KEY_COLUMNS}, secret_hash) "
                     "VALUES (%s, %s, %s, %s, %s, NULL, %s)",
                     (
                         key.key_id,
@@ -574,7 +520,7 @@ class PostgresMetadata(PostgresBase):
         # One statement on every authenticated request: the key, the system flag, the roles.
         row = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {_KEY_COLUMNS}, secret_hash, "
+                f"SELECT {KEY_COLUMNS}, secret_hash, "
                 f"{_ACCESS.format(p='k.principal')} FROM api_keys k WHERE key_id = %s",
                 (key_id,),
             ).fetchone()
@@ -598,7 +544,7 @@ class PostgresMetadata(PostgresBase):
         where, args = ("WHERE principal = %s", (principal,)) if principal is not None else ("", ())
         rows = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at, key_id",
+                f"SELECT {KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at, key_id",
                 args,
             ).fetchall()
         )
@@ -615,7 +561,7 @@ class PostgresMetadata(PostgresBase):
             if cursor.rowcount:
                 bump_access(conn)
             return conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = %s",
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = %s",
                 (key_id,),
             ).fetchone()
 
@@ -668,7 +614,7 @@ class PostgresMetadata(PostgresBase):
         )
         rows = self._pg.read(
             lambda conn: conn.execute(
-                f"SELECT {_AUDIT_COLUMNS} FROM audit_log {where} ORDER BY seq DESC LIMIT %s",
+                f"SELECT {AUDIT_COLUMNS} FROM audit_log {where} ORDER BY seq DESC LIMIT %s",
                 (*args, limit),
             ).fetchall()
         )

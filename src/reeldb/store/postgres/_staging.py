@@ -20,9 +20,17 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from reeldb.auth.model import AuditEntry
-from reeldb.errors import AlreadyExistsError, ConflictError, NotFoundError, StaleSchemaError
+from reeldb.errors import AlreadyExistsError, NotFoundError
 from reeldb.index.model import Generation
 from reeldb.index.rows import DocumentRows
+from reeldb.store._common import (
+    check_publish,
+    check_schema_version,
+    check_stage,
+    dropped_generation,
+    find_generation,
+    missing_ingest,
+)
 from reeldb.store.base import DocumentRecord, IngestStart, IngestState
 from reeldb.store.postgres._base import PostgresBase, append_audit
 from reeldb.store.postgres._documents import lock_datastores, next_seq
@@ -75,12 +83,8 @@ def _ingest(conn: Conn, ingest_id: UUID) -> tuple[Any, ...]:
     """An ingest's row, locked until commit."""
     row = conn.execute(_INGEST, (ingest_id,)).fetchone()
     if row is None:
-        raise NotFoundError(f"ingest {ingest_id} does not exist")
+        raise missing_ingest(ingest_id)
     return tuple(row)
-
-
-def _dropped(generation_id: int) -> ConflictError:
-    return ConflictError(f"index generation #{generation_id} was dropped during the write; retry")
 
 
 class PostgresStaging(PostgresBase):
@@ -101,12 +105,9 @@ class PostgresStaging(PostgresBase):
                 "SELECT schema_version FROM datastores WHERE id = %s FOR SHARE",
                 (start.datastore_id,),
             ).fetchone()
-            if found is None:
-                raise NotFoundError(f"DataStore #{start.datastore_id} does not exist")
-            if found[0] != start.schema_version:
-                raise StaleSchemaError(
-                    f"the DataStore moved to schema version {found[0]} during the write"
-                )
+            check_schema_version(
+                start.datastore_id, None if found is None else found[0], start.schema_version
+            )
             lock_datastores(conn, [start.datastore_id])
             before = existing(conn)
             if before is not None:
@@ -145,10 +146,7 @@ class PostgresStaging(PostgresBase):
         return before if before is not None else self._pg.write(begin)
 
     def _generation(self, conn: Conn, datastore_id: int, gid: int) -> Generation:
-        for gen in self._index.generations(conn, datastore_id):
-            if gen.id == gid:
-                return gen
-        raise _dropped(gid)
+        return find_generation(self._index.generations(conn, datastore_id), gid)
 
     def stage_ingest(
         self, ingest_id: UUID, batch: DocumentRows, *, rows_at: int, chunks_at: int, events: int
@@ -156,23 +154,14 @@ class PostgresStaging(PostgresBase):
         """See `DocumentStore.stage_ingest`."""
 
         def stage(conn: Conn) -> IngestState:
-            state, gid, seq, base, rows, chunk_base, chunks, done, chunks_done, ds = _ingest(
-                conn, ingest_id
-            )[:10]
-            if state != "staging":
-                raise ConflictError(f"ingest {ingest_id} is {state}, not staging")
-            if done != rows_at or chunks_done != chunks_at:
-                raise ConflictError(
-                    f"ingest {ingest_id} has {done} rows staged, not {rows_at}: another worker "
-                    "staged this batch"
-                )
-            if rows_at + len(batch.rows) > rows or chunks_at + len(batch.chunks) > chunks:
-                raise ConflictError(f"ingest {ingest_id} got more rows than it reserved")
+            found = _ingest(conn, ingest_id)
+            check_stage(ingest_id, found, batch, rows_at, chunks_at)
+            _, gid, seq, base, _, chunk_base, _, _, _, ds = found[:10]
             gen = self._generation(conn, ds, gid)
             try:
                 self._index.stage(conn, gen, seq, batch, (base, rows_at), (chunk_base, chunks_at))
             except pg_errors.UndefinedTable:  # a rebuild dropped it since
-                raise _dropped(gid) from None
+                raise dropped_generation(gid) from None
             row = conn.execute(
                 "UPDATE ingests SET rows_done = %s, chunks_done = %s, events_done = %s "
                 f"WHERE id = %s RETURNING {_STATE}",
@@ -188,24 +177,18 @@ class PostgresStaging(PostgresBase):
 
         def publish(conn: Conn) -> DocumentRecord:
             found = _ingest(conn, ingest_id)
-            state, gid, seq, base, rows, _cb, chunks, done, chunks_done = found[:9]
+            gid, seq, base, rows = found[1:5]
             ds, version, doc_id, mid_key, created_at, size, blob = found[9:]
             record = DocumentRecord(seq, doc_id, ds, mid_key, version, created_at, size, b"", blob)
-            if state == "published":
+            if not check_publish(ingest_id, found):
                 return record
-            if state != "staging":
-                raise ConflictError(f"ingest {ingest_id} is {state}; it cannot be published")
-            if done != rows or chunks_done != chunks:
-                raise ConflictError(
-                    f"ingest {ingest_id} has {done} of {rows} rows staged; it cannot be published"
-                )
             # Under the seq lock no rebuild swaps generations: the document is published
             # into one that queries read, or not at all (a rebuild swapped the one its rows
             # were reserved in away: the ingest is begun again, in the new one).
             lock_datastores(conn, [ds])
             gen = self._generation(conn, ds, gid)
             if not gen.in_alias:
-                raise _dropped(gid)
+                raise dropped_generation(gid)
             try:
                 with conn.transaction():
                     conn.execute(

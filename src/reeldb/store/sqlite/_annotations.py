@@ -31,34 +31,37 @@ from reeldb.errors import (
     AlreadyExistsError,
     NotFoundError,
     ReelError,
-    ValidationError,
-    VersionConflictError,
 )
 from reeldb.index.rows import literal
 from reeldb.index.sqlite import fts_token
-from reeldb.query.ast import And, BoxTest, Compare, Contains, Expr, In, Not, Or, Overlaps
+from reeldb.query.ast import BoxTest, Compare, Contains, Expr, In, Overlaps
 from reeldb.query.fulltext import stems
+from reeldb.store._annotation_plan import (
+    NO_TIME,
+    PROBE_LIMIT,
+    AnnotationSearch,
+    Key,
+    WhereSql,
+    check_distinct,
+    check_head,
+    missing_annotation,
+    order_by,
+    time_tokens,
+    window_tokens,
+)
 from reeldb.store.base import AnnotationQuery, AnnotationRecord, AnnotationWrite
 from reeldb.store.sqlite._connection import SQLiteConnections
 
 __all__ = ["NO_TIME", "SQLiteAnnotations"]
 
-NO_TIME: Final = 1e300
-"""``t0`` of an annotation without a time: after every real time."""
 _FAR: Final = 3.0e38
 """R*Tree coordinate of a missing time or box: beyond any window a query names."""
 _FIELD_BITS: Final = 12
-_BUCKET: Final = 60.0
-"""Seconds of one time token (`time_tokens`); changing it needs the text rows rebuilt."""
-_BUCKETS_MAX: Final = 16
-_TIME_TOKEN: Final = "\ue001"
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ROW: Final = (
     "a.id, a.namespace, v.version, t.name, t.version, v.deleted, v.created_at, v.created_by, "
     "v.body, a.version"
 )
-_PROBE_LIMIT: Final = 5000
-"""An R*Tree probe is counted up to this many candidates when choosing where to start."""
 
 
 def _record(row: Sequence[Any], score: float | None = None) -> AnnotationRecord:
@@ -75,29 +78,6 @@ def _record(row: Sequence[Any], score: float | None = None) -> AnnotationRecord:
         row[9],
         score,
     )
-
-
-def time_tokens(start: float, end: float) -> list[str]:
-    """The time tokens of a text row: the minutes its annotation's time range touches.
-
-    A range over more than `_BUCKETS_MAX` minutes has the one token ``long`` instead. A
-    search by words and a time window then asks the full-text index for rows that hold the
-    words *and* one of the window's minutes (or ``long``): the matches it reads are those
-    of the window, not of all time. (The prefix is a private-use character: no word's token
-    starts with it.)
-    """
-    first, last = int(start // _BUCKET), int(end // _BUCKET)
-    if last - first >= _BUCKETS_MAX:
-        return [_TIME_TOKEN + "long"]
-    return [f"{_TIME_TOKEN}{b}" for b in range(first, last + 1)]
-
-
-def window_tokens(start: float, end: float) -> list[str] | None:
-    """The time tokens a row overlapping ``[start, end]`` holds one of (None: too many)."""
-    first, last = int(start // _BUCKET), int(min(end, 1e15) // _BUCKET)
-    if last - first >= _BUCKETS_MAX:
-        return None
-    return [*(f"{_TIME_TOKEN}{b}" for b in range(first, last + 1)), _TIME_TOKEN + "long"]
 
 
 def fts_phrase(tokens: Sequence[str]) -> str:
@@ -143,8 +123,7 @@ class SQLiteAnnotations:
         writes: Sequence[AnnotationWrite],
         audit: Sequence[AuditEntry],
     ) -> None:
-        if len({w.id for w in writes}) < len(writes):
-            raise ValidationError("an annotation appears twice in one write")
+        check_distinct(writes)
         types = self._type_ids(conn, writes)
         keys = self._key_ids(conn, writes)
         fields = self._field_ids(conn, writes)
@@ -174,14 +153,7 @@ class SQLiteAnnotations:
                 if head is None or head[1] != w.namespace:
                     raise NotFoundError(f"annotation {w.id} does not exist")
                 pk, _, current, was_deleted, old_type, old_t0, old_links = head
-                if current != w.expected_version:
-                    raise VersionConflictError(
-                        f"annotation {w.id} is at version {current}, not "
-                        f"{w.expected_version}: read it again and retry",
-                        current,
-                    )
-                if was_deleted:
-                    raise VersionConflictError(f"annotation {w.id} is deleted", current)
+                check_head(w, current, was_deleted)
                 # The current version leaves the index.
                 live_types[old_type] = live_types.get(old_type, 0) - 1
                 for key in old_links:
@@ -379,10 +351,7 @@ class SQLiteAnnotations:
                 else (version, annotation_id.bytes, namespace),
             ).fetchone()
         if row is None:
-            what = f"annotation {annotation_id}"
-            if version is not None:
-                what += f" version {version}"
-            raise NotFoundError(f"{what} does not exist in namespace {namespace!r}")
+            raise missing_annotation(namespace, annotation_id, version)
         return _record(row)
 
     def annotation_versions(self, namespace: str, annotation_id: UUID) -> list[AnnotationRecord]:
@@ -395,9 +364,7 @@ class SQLiteAnnotations:
                 (annotation_id.bytes, namespace),
             ).fetchall()
         if not rows:
-            raise NotFoundError(
-                f"annotation {annotation_id} does not exist in namespace {namespace!r}"
-            )
+            raise missing_annotation(namespace, annotation_id)
         return [_record(row) for row in rows]
 
     def count_annotations(self, namespace: str) -> int:
@@ -445,42 +412,26 @@ class SQLiteAnnotations:
             return _Search(conn, query).run()
 
 
-class _Search:
+class _Search(AnnotationSearch[sqlite3.Connection]):
     """One annotation search on a read connection."""
 
-    def __init__(self, conn: sqlite3.Connection, query: AnnotationQuery) -> None:
-        self.conn = conn
-        self.q = query
+    param = "?"
+    record = staticmethod(_record)
 
-    def run(self) -> tuple[list[AnnotationRecord], tuple[float | int, ...] | None]:
-        q = self.q
-        type_ids: list[int] | None = None
-        if q.types is not None:
-            type_ids = self._types()
-            if not type_ids:
-                return [], None
-        keys: list[tuple[int, int, float]] = []
-        for kind, ident in q.associations:
-            row = self.conn.execute(
-                "SELECT id, live, span FROM annotation_keys WHERE namespace = ? AND type = ? "
-                "AND value = ?",
-                (q.namespace, kind, ident),
-            ).fetchone()
-            if row is None or row[1] <= 0:
-                return [], None
-            keys.append(row)
-        fields: list[int] | None = None
-        if q.text and q.text_fields is not None:
-            fields = [
-                row[0]
-                for row in self.conn.execute(
-                    "SELECT id FROM annotation_fields WHERE name IN "
-                    f"({', '.join('?' * len(q.text_fields))})",
-                    q.text_fields,
-                )
-            ]
-            if not fields:
-                return [], None
+    def field_ids(self, names: Sequence[str]) -> list[int]:
+        """See `AnnotationSearch.field_ids`."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                f"SELECT id FROM annotation_fields WHERE name IN ({', '.join('?' * len(names))})",
+                names,
+            )
+        ]
+
+    def select(
+        self, type_ids: list[int] | None, keys: list[Key], fields: list[int] | None, offset: int
+    ) -> list[Any]:
+        """See `AnnotationSearch.select`."""
         driver = self._driver(type_ids, keys)
         where, params = self._conditions(driver, type_ids, keys, fields)
         source, source_params, score = self._source(driver, type_ids, keys, fields)
@@ -490,10 +441,6 @@ class _Search:
         if after:
             where.append(after[0])
             params += after[1]
-        limit = q.limit + 1
-        offset = 0
-        if q.sort == "relevance" and q.after:
-            offset = int(q.after[0])
         # The page is chosen from the annotations' own rows; only its rows read their
         # stored version.
         sql = (
@@ -501,29 +448,18 @@ class _Search:
             "v.created_by, v.body, c.version, c.score, c.t0, c.pk FROM "
             f"(SELECT h.id, h.namespace, h.version, h.type_id, {score or 'NULL'} AS score, "
             f"h.t0, h.pk FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} "
-            f"LIMIT {limit} OFFSET {offset}) c "
+            f"LIMIT {self.q.limit + 1} OFFSET {offset}) c "
             "CROSS JOIN annotation_versions v ON v.pk = c.pk AND v.version = c.version "
             "CROSS JOIN annotation_types t ON t.id = c.type_id "
             f"ORDER BY {self._order('c')[0]}"
         )
-        rows = self.conn.execute(sql, [*source_params, *params]).fetchall()
-        more = len(rows) > q.limit
-        rows = rows[: q.limit]
-        records = [_record(row, row[10]) for row in rows]
-        if not more or not rows:
-            return records, None
-        last = rows[-1]
-        if q.sort == "relevance":
-            return records, (offset + q.limit,)
-        if q.sort in ("created", "-created"):
-            return records, (last[12],)
-        return records, (last[11], last[12])
+        return self.conn.execute(sql, [*source_params, *params]).fetchall()
 
     def _conditions(
         self,
         driver: str,
         type_ids: list[int] | None,
-        keys: list[tuple[int, int, float]],
+        keys: list[Key],
         fields: list[int] | None,
     ) -> tuple[list[str], list[Any]]:
         """The tests each candidate row (``h``) must pass, and their parameters."""
@@ -553,41 +489,12 @@ class _Search:
             where.append(_Where(q.kinds or {}, params).expr(q.where))
         return where, params
 
-    def _types(self) -> list[int]:
-        q = self.q
-        assert q.types is not None
-        rows = self.conn.execute(
-            "SELECT id, lineage FROM annotation_types WHERE namespace = ?", (q.namespace,)
-        ).fetchall()
-        out = []
-        for type_id, lineage in rows:
-            entries = _json.loads(lineage) if q.subtypes else _json.loads(lineage)[:1]
-            if any(
-                entry == want or (want.endswith(" v") and entry.startswith(want))
-                for want in q.types
-                for entry in entries
-            ):
-                out.append(type_id)
-        return out
-
-    def _driver(self, type_ids: list[int] | None, keys: list[tuple[int, int, float]]) -> str:
+    def _driver(self, type_ids: list[int] | None, keys: list[Key]) -> str:
         """Where to start: the candidate set estimated smallest."""
         q = self.q
         if q.sort == "relevance":
             return "text"
-        estimates: list[tuple[float, int, str]] = []
-        if keys:
-            keys.sort(key=lambda k: k[1])
-            estimate = keys[0][1]
-            if q.time is not None and estimate > _PROBE_LIMIT // 5:
-                # The links of the window (an index range), counted up to a bound.
-                condition, params = self._link_condition(keys[0])
-                estimate = self.conn.execute(
-                    f"SELECT count(*) FROM (SELECT 1 FROM annotation_links l WHERE {condition} "
-                    f"LIMIT {_PROBE_LIMIT})",
-                    params,
-                ).fetchone()[0]
-            estimates.append((estimate, 0, "link"))
+        estimates = self.link_estimates(keys)
         if type_ids is not None:
             live = self.conn.execute(
                 "SELECT coalesce(sum(live), 0) FROM annotation_types WHERE id IN "
@@ -604,16 +511,12 @@ class _Search:
             ]
             estimates.append((min(counts) if len(counts) == len(q.text) else 0, 1, "text"))
         best = min(estimates, default=(float("inf"), 9, "namespace"))
-        if (q.time is not None or q.box is not None) and best[0] > _PROBE_LIMIT // 5:
+        if (q.time is not None or q.box is not None) and best[0] > PROBE_LIMIT // 5:
             # Counted only as far as it would clearly beat the best so far (its candidates
             # cost about as much each, and counting them is not free).
             space = self._space()
-            bound = int(min(_PROBE_LIMIT, best[0] // 4))
-            found = self.conn.execute(
-                f"SELECT count(*) FROM (SELECT 1 FROM annotation_space WHERE {space[0]} "
-                f"LIMIT {bound})",
-                space[1],
-            ).fetchone()[0]
+            bound = int(min(PROBE_LIMIT, best[0] // 4))
+            found = self.count(f"SELECT 1 FROM annotation_space WHERE {space[0]}", space[1], bound)
             estimates.append((found if found < bound else float("inf"), 2, "space"))
             best = min(estimates)
         return best[2]
@@ -648,33 +551,24 @@ class _Search:
                 params += [x1, x0, y1, y0]
         return " AND ".join(where), params
 
-    def _link_condition(self, key: tuple[int, int, float]) -> tuple[str, list[Any]]:
-        """The links of an association (``l``) that may match the query's time window."""
-        q = self.q
-        ident, _, span = key
-        condition = "l.key = ?"
-        params: list[Any] = [ident]
-        if q.time is not None and q.time_op == "overlaps":
-            # An annotation overlapping [start, end] starts in [start - span, end]
-            # (widened a little: the stored span is a difference of doubles).
-            condition += " AND l.t0 BETWEEN ? AND ? AND l.t1 >= ?"
-            params += [q.time[0] - span * (1 + 1e-9) - 1e-9, q.time[1], q.time[0]]
-        elif q.time is not None:
-            condition += " AND l.t0 BETWEEN ? AND ?"
-            params += [q.time[0], q.time[1]]
-        return condition, params
+    def count(self, sql: str, params: Sequence[Any], bound: int) -> int:
+        """See `AnnotationSearch.count`."""
+        found: int = self.conn.execute(
+            f"SELECT count(*) FROM ({sql} LIMIT {int(bound)})", params
+        ).fetchone()[0]
+        return found
 
     def _source(
         self,
         driver: str,
         type_ids: list[int] | None,
-        keys: list[tuple[int, int, float]],
+        keys: list[Key],
         fields: list[int] | None,
     ) -> tuple[str, list[Any], str | None]:
         q = self.q
         params: list[Any]
         if driver == "link":
-            condition, params = self._link_condition(keys[0])
+            condition, params = self.links_of(keys[0])
             return (
                 f"annotation_links l CROSS JOIN annotations h ON h.pk = l.pk AND {condition}",
                 params,
@@ -710,20 +604,7 @@ class _Search:
 
     def _order(self, a: str) -> tuple[str, tuple[str, list[Any]] | None]:
         """``ORDER BY`` and the keyset condition after the cursor (on alias ``a``)."""
-        q = self.q
-        after = list(q.after or ())
-        if q.sort == "relevance":
-            return f"{'m' if a == 'h' else a}.score, {a}.pk", None
-        if q.sort == "created":
-            return f"{a}.pk", (f"{a}.pk > ?", after) if after else None
-        if q.sort == "-created":
-            return f"{a}.pk DESC", (f"{a}.pk < ?", after) if after else None
-        if q.sort == "-time":
-            return f"{a}.t0 DESC, {a}.pk DESC", (
-                f"({a}.t0, {a}.pk) < (?, ?)",
-                after,
-            ) if after else None
-        return f"{a}.t0, {a}.pk", (f"({a}.t0, {a}.pk) > (?, ?)", after) if after else None
+        return order_by(self.q, a, "?", "?")
 
 
 def _below(value: float) -> float:
@@ -754,20 +635,11 @@ def _text_exists(pk: str, fields: list[int] | None) -> str:
     )
 
 
-class _Where:
+class _Where(WhereSql):
     """A condition on ``data.*`` fields as SQL over ``h.facets`` (``0``/``1``, never NULL)."""
 
-    def __init__(self, kinds: dict[str, str], params: list[Any]) -> None:
-        self.kinds = kinds
-        self.params = params
-
-    def expr(self, expr: Expr) -> str:
-        if isinstance(expr, And):
-            return "(" + " AND ".join(self.expr(item) for item in expr.items) + ")"
-        if isinstance(expr, Or):
-            return "(" + " OR ".join(self.expr(item) for item in expr.items) + ")"
-        if isinstance(expr, Not):
-            return f"(NOT {self.expr(expr.item)})"
+    def test(self, expr: Expr) -> str:
+        """See `WhereSql.test`."""
         if isinstance(expr, Contains):
             tokens = [fts_token(s) for s in stems(expr.text)]
             self.params.append(fts_phrase(tokens))

@@ -17,12 +17,20 @@ from uuid import UUID
 
 from reeldb import _json
 from reeldb.auth.model import AuditEntry
-from reeldb.errors import ConflictError, NotFoundError, StaleSchemaError
+from reeldb.errors import ConflictError, NotFoundError
 from reeldb.index.model import Generation
 from reeldb.index.rows import DocumentRows
 from reeldb.index.sqlite import SQLiteIndex
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.requests import FINAL_STATES, WriteRequest, WriteState
+from reeldb.store._common import (
+    check_publish,
+    check_schema_version,
+    check_stage,
+    dropped_generation,
+    find_generation,
+    missing_ingest,
+)
 from reeldb.store.base import BlobPart, BlobRecord, DocumentRecord, IngestStart, IngestState
 from reeldb.store.sqlite._connection import SQLiteConnections, utc_text
 
@@ -105,12 +113,9 @@ class SQLiteIngest:
             found = conn.execute(
                 "SELECT schema_version FROM datastores WHERE id = ?", (start.datastore_id,)
             ).fetchone()
-            if found is None:
-                raise NotFoundError(f"DataStore #{start.datastore_id} does not exist")
-            if found[0] != start.schema_version:
-                raise StaleSchemaError(
-                    f"the DataStore moved to schema version {found[0]} during the write"
-                )
+            check_schema_version(
+                start.datastore_id, None if found is None else found[0], start.schema_version
+            )
             seq = self._reserve_seq(conn)
             gen, base, chunk_base = self._index.reserve(
                 conn, start.datastore_id, start.columns, seq, start.rows, start.chunks
@@ -161,14 +166,11 @@ class SQLiteIngest:
             (ingest_id.bytes,),
         ).fetchone()
         if row is None:
-            raise NotFoundError(f"ingest {ingest_id} does not exist")
+            raise missing_ingest(ingest_id)
         return tuple(row)
 
     def _generation(self, conn: sqlite3.Connection, datastore_id: int, gid: int) -> Generation:
-        for gen in self._index.generations(conn, datastore_id):
-            if gen.id == gid:
-                return gen
-        raise ConflictError(f"index generation #{gid} was dropped during the write; retry")
+        return find_generation(self._index.generations(conn, datastore_id), gid)
 
     def stage_ingest(
         self, ingest_id: UUID, batch: DocumentRows, *, rows_at: int, chunks_at: int, events: int
@@ -176,18 +178,9 @@ class SQLiteIngest:
         """See `DocumentStore.stage_ingest`."""
         bulk = len(batch.rows) >= 20_000
         with self._db.write(changes_access=False, bulk=bulk) as conn:
-            state, gid, seq, base, rows, chunk_base, chunks, done, chunks_done, ds = self._ingest(
-                conn, ingest_id
-            )[:10]
-            if state != "staging":
-                raise ConflictError(f"ingest {ingest_id} is {state}, not staging")
-            if done != rows_at or chunks_done != chunks_at:
-                raise ConflictError(
-                    f"ingest {ingest_id} has {done} rows staged, not {rows_at}: another worker "
-                    "staged this batch"
-                )
-            if rows_at + len(batch.rows) > rows or chunks_at + len(batch.chunks) > chunks:
-                raise ConflictError(f"ingest {ingest_id} got more rows than it reserved")
+            found = self._ingest(conn, ingest_id)
+            check_stage(ingest_id, found, batch, rows_at, chunks_at)
+            _, gid, seq, base, _, chunk_base, _, _, _, ds = found[:10]
             gen = self._generation(conn, ds, gid)
             self._index.stage(conn, gen, seq, batch, (base, rows_at), (chunk_base, chunks_at))
             conn.execute(
@@ -208,7 +201,7 @@ class SQLiteIngest:
         """See `DocumentStore.publish_ingest`."""
         with self._db.write(changes_access=False) as conn:
             found = self._ingest(conn, ingest_id)
-            state, gid, seq, base, rows, _cb, chunks, done, chunks_done = found[:9]
+            gid, seq, base, rows = found[1:5]
             ds, version, doc_id, mid_key, created_at, size, blob = found[9:]
             record = DocumentRecord(
                 seq,
@@ -221,17 +214,11 @@ class SQLiteIngest:
                 b"",
                 UUID(bytes=blob),
             )
-            if state == "published":
+            if not check_publish(ingest_id, found):
                 return record
-            if state != "staging":
-                raise ConflictError(f"ingest {ingest_id} is {state}; it cannot be published")
-            if done != rows or chunks_done != chunks:
-                raise ConflictError(
-                    f"ingest {ingest_id} has {done} of {rows} rows staged; it cannot be published"
-                )
             gen = self._generation(conn, ds, gid)
             if not gen.in_alias:  # swapped away by a rebuild, not yet dropped
-                raise ConflictError(f"index generation #{gid} was dropped during the write; retry")
+                raise dropped_generation(gid)
             conn.execute(
                 "INSERT INTO documents (seq, id, datastore_id, mid_key, schema_version, "
                 "created_at, size, body, blob) VALUES (?, ?, ?, ?, ?, ?, ?, x'', ?)",

@@ -14,10 +14,8 @@ from reeldb.auth.model import ApiKey, AuditEntry, Principal
 from reeldb.errors import (
     AlreadyExistsError,
     BackendUnavailableError,
-    ConflictError,
     NotFoundError,
     ReelError,
-    StaleSchemaError,
 )
 from reeldb.index.model import EventHit, Generation
 from reeldb.index.rows import Column, DocumentRows
@@ -26,10 +24,27 @@ from reeldb.model.datastore import DataStore, DataStoreRef, Namespace, Role, Rol
 from reeldb.query.ast import Expr
 from reeldb.schema.model import (
     CompatibilityMode,
-    SchemaKind,
-    SchemaRef,
     SchemaSubject,
     SchemaVersion,
+)
+from reeldb.store._common import (
+    AUDIT_COLUMNS,
+    DATASTORE_COLUMNS,
+    KEY_COLUMNS,
+    SCHEMA_VERSION_COLUMNS,
+    accept_batches,
+    check_move,
+    check_moved_datastores,
+    check_new_schema_version,
+    datastore_record,
+    datastore_values,
+    missing_datastore,
+    missing_schema,
+    missing_schema_ref,
+    missing_schema_version,
+    schema_version_record,
+    schema_version_values,
+    subject_record,
 )
 from reeldb.store.base import (
     DataStoreMove,
@@ -46,18 +61,8 @@ from reeldb.store.sqlite.migrations import migrate
 __all__ = ["SQLiteStore"]
 
 _DOC_COLUMNS = "seq, id, datastore_id, mid_key, schema_version, created_at, size, blob"
-_DS_COLUMNS = (
-    "id, namespace, analysis_type, version, mid_keys, schema_name, schema_version, "
-    "description, created_at"
-)
-_SV_COLUMNS = (
-    "namespace, name, version, kind, description, definition, json_schema, resolved, lineage, "
-    "created_at"
-)
 _ITER_BATCH = 256
 _BULK_ROWS = 20_000  # index rows from which a write's checkpoint is left to the background
-_KEY_COLUMNS = "key_id, principal, description, created_at, created_by, revoked_at"
-_AUDIT_COLUMNS = "seq, at, principal, action, namespace, target, request_id, status"
 _QUERY_COLUMNS = (
     "id, datastore_id, query, all_versions, state, found, error, owner, lease_until, "
     "created_at, finished_at"
@@ -89,28 +94,11 @@ def _query_request(row: Sequence[Any]) -> QueryRequestRecord:
 
 
 def _datastore(row: Sequence[Any]) -> DataStore:
-    return DataStore(
-        ref=DataStoreRef(row[1], row[2], row[3]),
-        mid_keys=tuple(_json.loads(row[4])),
-        schema_name=row[5],
-        schema_version=row[6],
-        description=row[7],
-        created_at=_dt(row[8]),
-        id=row[0],
-    )
+    return datastore_record(row, _dt(row[8]))
 
 
 def _schema_version(row: Sequence[Any]) -> SchemaVersion:
-    return SchemaVersion(
-        ref=SchemaRef(row[0], row[1], row[2]),
-        kind=SchemaKind(row[3]),
-        description=row[4],
-        definition=_json.loads(row[5]),
-        json_schema=_json.loads(row[6]),
-        resolved=_json.loads(row[7]),
-        lineage=tuple(_json.loads(row[8])),
-        created_at=_dt(row[9]),
-    )
+    return schema_version_record(row, _dt(row[9]))
 
 
 def _document(row: Sequence[Any], body: bytes = b"") -> DocumentRecord:
@@ -269,27 +257,14 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
             f"WHERE {where} GROUP BY s.namespace, s.name ORDER BY s.name",
             args,
         ).fetchall()
-        subjects = []
-        for row in rows:
-            versions = tuple(sorted(_json.loads(row[4])))
-            subjects.append(
-                SchemaSubject(
-                    namespace=row[0],
-                    name=row[1],
-                    kind=SchemaKind(row[2]),
-                    compatibility=CompatibilityMode(row[3]),
-                    latest_version=versions[-1],
-                    versions=versions,
-                )
-            )
-        return subjects
+        return [subject_record(row, sorted(_json.loads(row[4]))) for row in rows]
 
     def get_subject(self, namespace: str, name: str) -> SchemaSubject:
         """See `MetadataStore.get_subject`."""
         with self._db.read() as conn:
             found = self._subjects(conn, "s.namespace = ? AND s.name = ?", (namespace, name))
         if not found:
-            raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
+            raise missing_schema(namespace, name)
         subject: SchemaSubject = found[0]
         return subject
 
@@ -303,13 +278,13 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         with self._db.read() as conn:
             if version is None:
                 row = conn.execute(
-                    f"SELECT {_SV_COLUMNS} FROM schema_versions WHERE namespace = ? AND name = ? "
-                    "ORDER BY version DESC LIMIT 1",
+                    f"SELECT {SCHEMA_VERSION_COLUMNS} FROM schema_versions "
+                    "WHERE namespace = ? AND name = ? ORDER BY version DESC LIMIT 1",
                     (namespace, name),
                 ).fetchone()
             else:
                 row = conn.execute(
-                    f"SELECT {_SV_COLUMNS} FROM schema_versions "
+                    f"SELECT {SCHEMA_VERSION_COLUMNS} FROM schema_versions "
                     "WHERE namespace = ? AND name = ? AND version = ?",
                     (namespace, name, version),
                 ).fetchone()
@@ -319,18 +294,14 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                 "SELECT max(version) FROM schema_versions WHERE namespace = ? AND name = ?",
                 (namespace, name),
             ).fetchone()[0]
-        if latest is None:
-            raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
-        raise NotFoundError(
-            f"schema {namespace}/{name} has no version {version} (latest is {latest})"
-        )
+        raise missing_schema_version(namespace, name, version, latest)
 
     def list_schema_versions(self, namespace: str, name: str) -> list[SchemaVersion]:
         """See `MetadataStore.list_schema_versions`."""
         with self._db.read() as conn:
             rows = conn.execute(
-                f"SELECT {_SV_COLUMNS} FROM schema_versions WHERE namespace = ? AND name = ? "
-                "ORDER BY version",
+                f"SELECT {SCHEMA_VERSION_COLUMNS} FROM schema_versions "
+                "WHERE namespace = ? AND name = ? ORDER BY version",
                 (namespace, name),
             ).fetchall()
         return [_schema_version(row) for row in rows]
@@ -355,26 +326,11 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                 "SELECT max(version) FROM schema_versions WHERE namespace = ? AND name = ?",
                 (ref.namespace, ref.name),
             ).fetchone()[0]
-            if latest is not None and ref.version <= latest:
-                raise ConflictError(
-                    f"schema {ref.namespace}/{ref.name} already has version {latest}; "
-                    f"version {ref.version} cannot be added"
-                )
+            check_new_schema_version(ref, latest)
             conn.execute(
-                f"INSERT INTO schema_versions ({_SV_COLUMNS}) "
+                f"INSERT INTO schema_versions ({SCHEMA_VERSION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    ref.namespace,
-                    ref.name,
-                    ref.version,
-                    schema.kind.value,
-                    schema.description,
-                    _json.dumps(schema.definition).decode(),
-                    _json.dumps(schema.json_schema).decode(),
-                    _json.dumps(schema.resolved).decode(),
-                    _json.dumps(list(schema.lineage)).decode(),
-                    _ts(schema.created_at),
-                ),
+                schema_version_values(schema, _ts(schema.created_at)),
             )
             using = {
                 row[0]
@@ -383,8 +339,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                     (ref.namespace, ref.name),
                 )
             }
-            if using != {move.datastore_id for move in moves}:
-                raise StaleSchemaError("DataStores using the schema changed during the check")
+            check_moved_datastores(using, moves)
             for move in moves:
                 row = conn.execute(
                     "SELECT d.schema_version, "
@@ -392,11 +347,9 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                     "FROM datastores d WHERE d.id = ?",
                     (move.datastore_id,),
                 ).fetchone()
-                if row is None or row[0] != move.from_version:
-                    raise StaleSchemaError("a DataStore changed while the schema was checked")
-                if row[1] > move.checked_upto_seq:
-                    if check_new is None:
-                        raise StaleSchemaError("documents arrived while the schema was checked")
+                version, max_seq = (None, 0) if row is None else row
+                if check_move(move, version, max_seq, check_new):
+                    assert check_new is not None
                     for doc in conn.execute(
                         f"SELECT {_DOC_COLUMNS}, body FROM documents "
                         "WHERE datastore_id = ? AND seq > ? ORDER BY seq",
@@ -416,7 +369,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                 (mode.value, namespace, name),
             )
             if cursor.rowcount == 0:
-                raise NotFoundError(f"schema {name} does not exist in namespace {namespace}")
+                raise missing_schema(namespace, name)
 
     # -- DataStores -----------------------------------------------------------------------
 
@@ -437,21 +390,13 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                 (ref.namespace, schema_name, schema_version),
             ).fetchone()
             if exists is None:
-                raise NotFoundError(
-                    f"schema {ref.namespace}/{schema_name} v{schema_version} does not exist"
-                )
+                raise missing_schema_ref(ref.namespace, schema_name, schema_version)
             try:
                 cursor = conn.execute(
-                    f"INSERT INTO datastores ({_DS_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        ref.namespace,
-                        ref.analysis_type,
-                        ref.version,
-                        _json.dumps(list(mid_keys)).decode(),
-                        schema_name,
-                        schema_version,
-                        description,
-                        _ts(created_at),
+                    f"INSERT INTO datastores ({DATASTORE_COLUMNS}) "
+                    "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    datastore_values(
+                        ref, mid_keys, schema_name, schema_version, description, _ts(created_at)
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -466,22 +411,22 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         """See `MetadataStore.get_datastore`."""
         with self._db.read() as conn:
             row = conn.execute(
-                f"SELECT {_DS_COLUMNS} FROM datastores "
+                f"SELECT {DATASTORE_COLUMNS} FROM datastores "
                 "WHERE namespace = ? AND analysis_type = ? AND version = ?",
                 (ref.namespace, ref.analysis_type, ref.version),
             ).fetchone()
         if row is None:
-            raise NotFoundError(f"DataStore {ref} does not exist")
+            raise missing_datastore(ref)
         return _datastore(row)
 
     def get_datastore_by_id(self, datastore_id: int) -> DataStore:
         """See `MetadataStore.get_datastore_by_id`."""
         with self._db.read() as conn:
             row = conn.execute(
-                f"SELECT {_DS_COLUMNS} FROM datastores WHERE id = ?", (datastore_id,)
+                f"SELECT {DATASTORE_COLUMNS} FROM datastores WHERE id = ?", (datastore_id,)
             ).fetchone()
         if row is None:
-            raise NotFoundError(f"DataStore #{datastore_id} does not exist")
+            raise missing_datastore(datastore_id)
         return _datastore(row)
 
     def list_datastores(self, namespace: str | None = None) -> list[DataStore]:
@@ -489,10 +434,10 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         order = " ORDER BY namespace, analysis_type, version"
         with self._db.read() as conn:
             if namespace is None:
-                rows = conn.execute(f"SELECT {_DS_COLUMNS} FROM datastores{order}").fetchall()
+                rows = conn.execute(f"SELECT {DATASTORE_COLUMNS} FROM datastores{order}").fetchall()
             else:
                 rows = conn.execute(
-                    f"SELECT {_DS_COLUMNS} FROM datastores WHERE namespace = ?{order}",
+                    f"SELECT {DATASTORE_COLUMNS} FROM datastores WHERE namespace = ?{order}",
                     (namespace,),
                 ).fetchall()
         return [_datastore(row) for row in rows]
@@ -501,8 +446,8 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         """See `MetadataStore.datastores_using`."""
         with self._db.read() as conn:
             rows = conn.execute(
-                f"SELECT {_DS_COLUMNS} FROM datastores WHERE namespace = ? AND schema_name = ? "
-                "ORDER BY id",
+                f"SELECT {DATASTORE_COLUMNS} FROM datastores "
+                "WHERE namespace = ? AND schema_name = ? ORDER BY id",
                 (namespace, schema_name),
             ).fetchall()
         return [_datastore(row) for row in rows]
@@ -530,7 +475,6 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
             for batch in batches
         ]
         ids = sorted({batch.datastore_id for batch in batches})
-        results: list[list[int] | ReelError] = []
         bulk = sum(len(doc.rows) for batch in batches for doc in batch.index) >= _BULK_ROWS
         with self._db.write(changes_access=False, bulk=bulk) as conn:
             versions = dict(
@@ -540,20 +484,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                     ids,
                 ).fetchall()
             )
-            accepted: list[int] = []
-            for index, batch in enumerate(batches):
-                current = versions.get(batch.datastore_id)
-                if current is None:
-                    results.append(NotFoundError(f"DataStore #{batch.datastore_id} does not exist"))
-                elif current != batch.schema_version:
-                    results.append(
-                        StaleSchemaError(
-                            f"the DataStore moved to schema version {current} during the write"
-                        )
-                    )
-                else:
-                    accepted.append(index)
-                    results.append([])
+            results, accepted = accept_batches(batches, versions)
             if not accepted:
                 return results
             conn.executemany(
@@ -670,7 +601,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         with self._db.write() as conn:
             try:
                 conn.execute(
-                    f"INSERT INTO api_keys ({_KEY_COLUMNS}, secret_hash) "
+                    f"INSERT INTO api_keys ({KEY_COLUMNS}, secret_hash) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         key.key_id,
@@ -927,7 +858,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         # One statement on every authenticated request: the key, the system flag, the roles.
         with self._db.read(snapshot=False) as conn:
             row = conn.execute(
-                f"SELECT {_KEY_COLUMNS}, secret_hash, {_access('k.principal')} "
+                f"SELECT {KEY_COLUMNS}, secret_hash, {_access('k.principal')} "
                 "FROM api_keys k WHERE key_id = ?",
                 (key_id,),
             ).fetchone()
@@ -946,7 +877,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         where, args = ("WHERE principal = ?", (principal,)) if principal is not None else ("", ())
         with self._db.read() as conn:
             rows = conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at, key_id", args
+                f"SELECT {KEY_COLUMNS} FROM api_keys {where} ORDER BY created_at, key_id", args
             ).fetchall()
         return [_api_key(row) for row in rows]
 
@@ -958,7 +889,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                 (_ts(revoked_at), key_id),
             )
             row = conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
+                f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
         if row is None:
             raise NotFoundError(f"API key {key_id} does not exist")
@@ -1017,7 +948,7 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         )
         with self._db.read() as conn:
             rows = conn.execute(
-                f"SELECT {_AUDIT_COLUMNS} FROM audit_log {where} ORDER BY seq DESC LIMIT ?",
+                f"SELECT {AUDIT_COLUMNS} FROM audit_log {where} ORDER BY seq DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
         return [_audit(row) for row in rows]
