@@ -86,6 +86,16 @@ _SQL_TYPE: Final = {
     "time_range": "FLOAT8",
     "bounding_box": "FLOAT8",
 }
+_COPY_TYPE: Final = {
+    'TEXT COLLATE "C"': "text",
+    "NUMERIC": "numeric",
+    "SMALLINT": "int2",
+    "BIGINT": "int8",
+    "FLOAT8": "float8",
+}
+"""The binary ``COPY`` type of each value column's SQL type."""
+_FIXED_COPY_TYPES: Final = ("int8", "int8", *("int4",) * 4, *("int8",) * 7)
+"""Those of `FIXED`: ``id, doc`` then ``t, c, e, r`` then node ids and chunk positions."""
 _ANALYZE_AT: Final = tuple(500 * 4**k for k in range(8))
 """Row counts of a generation at which its tables' statistics are gathered (then autovacuum's)."""
 
@@ -119,6 +129,11 @@ class _Layout:
     names: tuple[str, ...]
     types: tuple[str, ...]
     convert: Callable[[Sequence[Any]], list[Any]]
+
+    @property
+    def copy_types(self) -> list[str]:
+        """Every column's type for a binary ``COPY`` of rows (`FIXED` first)."""
+        return [*_FIXED_COPY_TYPES, *(_COPY_TYPE[t] for t in self.types)]
 
 
 @functools.lru_cache(maxsize=256)
@@ -338,7 +353,9 @@ class PostgresIndex(IndexBase[Conn]):
         convert = layout.convert
         names = ", ".join((*FIXED, *layout.names))
         with conn.cursor() as cursor:
-            with cursor.copy(f"COPY ix{gid}_rows ({names}) FROM STDIN") as copy:
+            # Binary: no text formatting of every value (a third less time on the client).
+            with cursor.copy(f"COPY ix{gid}_rows ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(layout.copy_types)
                 for seq, doc, (base, start), (chunk_base, _) in parts:
                     first = base + start
                     for i, row in enumerate(doc.rows):
