@@ -218,30 +218,37 @@ def check_against_oracle(docs: list[dict[str, Any]], queries: list[q.Expr]) -> N
         db.create_namespace("v")
         db.add_schema("v", SCHEMA)
         db.create_datastore(DS, mid_keys=["id"], schema="everything")
-        stored = [db.put_document(DS, {"id": str(i)}, doc) for i, doc in enumerate(docs)]
-        for expr in queries:
-            expected = {
-                d.id
-                for d, doc in zip(stored, docs, strict=True)
-                if document_matches(expr, doc, TIMESTAMPS)
-            }
-            found = db.query_datastore(DS, expr, limit=1000)
-            assert {m.id for m in found.items} == expected, expr
-            for d, doc in zip(stored, docs, strict=True):
-                want = [(m.path, m.regions) for m in matching_events(expr, doc, TIMESTAMPS)]
-                page = db.query_document(d.id, expr, limit=1000)
-                got = [
-                    (tuple(int(p) for p in m.path.split("/")[2::2]), m.region_indexes)
-                    for m in page.items
-                ]
-                assert got == want, (expr, doc)
-                for m in page.items:  # the context comes from the index's chunks
-                    t, c, e = (int(p) for p in m.path.split("/")[2::2])
-                    track = doc["tracks"][t]
-                    event = track["components"][c]["events"][e]
-                    assert m.event == {k: v for k, v in event.items() if k != "regions"}
-                    assert m.track == {k: v for k, v in track.items() if k != "components"}
-                    assert m.regions == tuple(event["regions"][r] for r in m.region_indexes)
+        check_datastore(db, DS, docs, queries)
+
+
+def check_datastore(
+    db: reeldb.Database, ds: str, docs: list[dict[str, Any]], queries: list[q.Expr]
+) -> None:
+    """Store ``docs`` in the empty DataStore ``ds``; each query answers as the oracle does."""
+    stored = [db.put_document(ds, {"id": str(i)}, doc) for i, doc in enumerate(docs)]
+    for expr in queries:
+        expected = {
+            d.id
+            for d, doc in zip(stored, docs, strict=True)
+            if document_matches(expr, doc, TIMESTAMPS)
+        }
+        found = db.query_datastore(ds, expr, limit=1000)
+        assert {m.id for m in found.items} == expected, expr
+        for d, doc in zip(stored, docs, strict=True):
+            want = [(m.path, m.regions) for m in matching_events(expr, doc, TIMESTAMPS)]
+            page = db.query_document(d.id, expr, limit=1000)
+            got = [
+                (tuple(int(p) for p in m.path.split("/")[2::2]), m.region_indexes)
+                for m in page.items
+            ]
+            assert got == want, (expr, doc)
+            for m in page.items:  # the context comes from the index's chunks
+                t, c, e = (int(p) for p in m.path.split("/")[2::2])
+                track = doc["tracks"][t]
+                event = track["components"][c]["events"][e]
+                assert m.event == {k: v for k, v in event.items() if k != "regions"}
+                assert m.track == {k: v for k, v in track.items() if k != "components"}
+                assert m.regions == tuple(event["regions"][r] for r in m.region_indexes)
 
 
 @settings(

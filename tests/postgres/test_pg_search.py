@@ -34,7 +34,6 @@ import reeldb
 from reeldb.errors import ConflictError, NotFoundError
 from reeldb.index.rows import DocumentRows
 from reeldb.query import ast as q
-from reeldb.query.oracle import document_matches, matching_events
 from reeldb.store.postgres._documents import lock_datastores
 
 # The strategies and helpers of the SQLite suites, run here against PostgreSQL.
@@ -44,7 +43,7 @@ from ingest_docs import DS, DS2, NS, setup  # noqa: E402
 from test_ingest_service import QUERIES, Crash, crash_on, pieces, rich_document  # noqa: E402
 from test_oracle_equivalence import (  # noqa: E402
     SCHEMA,
-    TIMESTAMPS,
+    check_datastore,
     counts,
     documents,
     event_predicates,
@@ -72,31 +71,7 @@ def _datastore(db: reeldb.Database, schema: dict[str, Any]) -> str:
 
 
 def _check(db: reeldb.Database, docs: list[dict[str, Any]], exprs: list[q.Expr]) -> None:
-    ds = _datastore(db, SCHEMA)
-    stored = [db.put_document(ds, {"id": str(i)}, doc) for i, doc in enumerate(docs)]
-    for expr in exprs:
-        expected = {
-            d.id
-            for d, doc in zip(stored, docs, strict=True)
-            if document_matches(expr, doc, TIMESTAMPS)
-        }
-        found = db.query_datastore(ds, expr, limit=1000)
-        assert {m.id for m in found.items} == expected, expr
-        for d, doc in zip(stored, docs, strict=True):
-            want = [(m.path, m.regions) for m in matching_events(expr, doc, TIMESTAMPS)]
-            page = db.query_document(d.id, expr, limit=1000)
-            got = [
-                (tuple(int(p) for p in m.path.split("/")[2::2]), m.region_indexes)
-                for m in page.items
-            ]
-            assert got == want, (expr, doc)
-            for m in page.items:  # the context comes from the index's chunks
-                t, c, e = (int(p) for p in m.path.split("/")[2::2])
-                track = doc["tracks"][t]
-                event = track["components"][c]["events"][e]
-                assert m.event == {k: v for k, v in event.items() if k != "regions"}
-                assert m.track == {k: v for k, v in track.items() if k != "components"}
-                assert m.regions == tuple(event["regions"][r] for r in m.region_indexes)
+    check_datastore(db, _datastore(db, SCHEMA), docs, exprs)
 
 
 _SETTINGS = settings(

@@ -17,6 +17,7 @@ from uuid import UUID
 from uuid_utils.compat import uuid7
 
 from reeldb import _json
+from reeldb._ids import ANNOTATION_ID_ERROR, parse_uuid
 from reeldb.annotations import _exchange
 from reeldb.annotations.model import (
     ASSOCIATION_TYPE,
@@ -39,8 +40,8 @@ from reeldb.errors import (
     VersionConflictError,
     Violation,
 )
+from reeldb.index._compile import fts_token
 from reeldb.index.rows import convert, scalar
-from reeldb.index.sqlite import fts_token
 from reeldb.model.document import Page
 from reeldb.model.names import MAX_VERSION
 from reeldb.query import parse_query
@@ -1020,12 +1021,7 @@ def _association(kind: str, ident: str) -> Association:
 
 
 def _uuid(value: UUID | str) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise ValidationError(f"{value!r} is not an annotation id (a UUID)") from None
+    return parse_uuid(value, "annotation id", message=ANNOTATION_ID_ERROR)
 
 
 def _check_limit(limit: object, most: int) -> None:

@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from reeldb import _json, _wire
+from reeldb._ids import ANNOTATION_ID_ERROR, parse_uuid
 from reeldb._problems import error_from_problem
 from reeldb.annotations import (
     MAX_BATCH,
@@ -1002,12 +1003,7 @@ def _annotation_from(d: dict[str, Any]) -> Annotation:
 
 def _annotation_id(value: UUID | str) -> UUID:
     # The check and message of `Annotations`: the same error, and never another URL.
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise ValidationError(f"{value!r} is not an annotation id (a UUID)") from None
+    return parse_uuid(value, "annotation id", message=ANNOTATION_ID_ERROR)
 
 
 def _type_json(value: Any) -> Any:

@@ -84,8 +84,8 @@ from reeldb.errors import (
     NotFoundError,
     ReelError,
 )
+from reeldb.index._compile import fts_token
 from reeldb.index.rows import literal
-from reeldb.index.sqlite import fts_token
 from reeldb.query.ast import BoxTest, Compare, Contains, Expr, In, Overlaps
 from reeldb.query.fulltext import stems
 from reeldb.store._annotation_plan import (

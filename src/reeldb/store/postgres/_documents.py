@@ -7,8 +7,8 @@ lookup by DocumentID alone goes through ``document_ids`` (one row per document, 
 statement-level trigger on ``documents``, so every writer of documents keeps it; partitioned
 by ``HASH (id)``), which also makes DocumentIDs unique across partitions.
 
-Sequence numbers come from the one sequence ``document_seq``, always through `next_seqs` /
-`next_seq`: they take a per-DataStore advisory lock held until commit first, so within a
+Sequence numbers come from the one sequence ``document_seq``, always drawn (`draw_seqs`,
+`next_seq`) under a per-DataStore advisory lock held until commit, so within a
 DataStore a higher seq is never committed before a lower one (readers paging by seq never
 skip a document), as with SQLite's single writer. Across DataStores transactions run in
 parallel, so the numbers of one transaction are increasing but need not be consecutive.
@@ -36,9 +36,8 @@ __all__ = [
     "PostgresDocuments",
     "document_record",
     "lock_datastores",
+    "draw_seqs",
     "next_seq",
-    "next_seqs",
-    "next_seqs_for",
 ]
 
 PARTITIONS: Final = 8
@@ -136,68 +135,47 @@ def lock_datastores(conn: psycopg.Connection[Any], datastore_ids: Iterable[int])
 
     The lock of a DataStore is ``pg_advisory_xact_lock(<oid of document_seq>, id)``: advisory
     locks belong to the whole database, and the sequence's oid tells apart reeldbs in
-    different schemas of one database. They are taken in increasing id order, so two
-    transactions locking the same DataStores cannot deadlock. Whoever numbers a DataStore's
-    documents, or must keep new ones out while it works (a schema move, an index swap),
-    takes it.
+    different schemas of one database. They are taken in increasing id order (one statement),
+    so two transactions locking the same DataStores cannot deadlock. Whoever numbers a
+    DataStore's documents, or must keep new ones out while it works (a schema move, an index
+    swap), takes it.
 
     Args:
         conn: A connection inside the caller's write transaction.
         datastore_ids: The DataStores (repeats are fine).
     """
-    for datastore_id in sorted(set(datastore_ids)):
-        conn.execute(
-            "SELECT pg_advisory_xact_lock('document_seq'::regclass::oid::integer, %s)",
-            (datastore_id,),
-        )
+    conn.execute(
+        "SELECT pg_advisory_xact_lock('document_seq'::regclass::oid::integer, id) "
+        "FROM unnest(%s::integer[]) AS id",
+        (sorted(set(datastore_ids)),),
+    )
 
 
-def next_seqs_for(conn: psycopg.Connection[Any], counts: Sequence[tuple[int, int]]) -> list[int]:
-    """Allocate sequence numbers for documents of several DataStores at once.
+def draw_seqs(conn: psycopg.Connection[Any], count: int) -> list[int]:
+    """``count`` document sequence numbers, increasing; the caller holds the seq locks.
 
-    Takes the seq locks of every DataStore concerned (`lock_datastores`), then numbers the
-    documents as `next_seqs` does.
+    The numbers come from the global sequence ``document_seq``: they increase but need not be
+    consecutive (other DataStores draw from it concurrently; a rolled-back transaction leaves
+    a gap). Taken under the DataStore's lock (`lock_datastores`) and held until commit, they
+    commit in their order within the DataStore.
 
     Args:
         conn: A connection inside the caller's write transaction.
-        counts: ``(datastore_id, how many numbers)`` pairs.
+        count: How many numbers.
 
     Returns:
-        ``sum(counts)`` increasing numbers, to be handed out in the order of ``counts``.
+        The numbers, in increasing order.
     """
-    total = sum(count for _, count in counts)
-    if total <= 0:
+    if count <= 0:
         return []
-    lock_datastores(conn, [datastore_id for datastore_id, count in counts if count > 0])
     rows = conn.execute(
-        "SELECT nextval('document_seq') FROM generate_series(1, %s)", (total,)
+        "SELECT nextval('document_seq') FROM generate_series(1, %s)", (count,)
     ).fetchall()
     return sorted(int(row[0]) for row in rows)
 
 
-def next_seqs(conn: psycopg.Connection[Any], datastore_id: int, count: int) -> list[int]:
-    """Allocate ``count`` document sequence numbers for one DataStore, in increasing order.
-
-    Takes the transaction-level advisory lock ``(0x7265, datastore_id)`` first and holds it
-    until the caller's transaction ends, so two transactions writing to the same DataStore
-    take their numbers one after the other: within a DataStore seq order is commit order
-    (as with SQLite's single writer). The numbers come from the global sequence
-    ``document_seq``; they increase but need not be consecutive (other DataStores draw from
-    the same sequence concurrently, and a rolled-back transaction leaves a gap).
-
-    Args:
-        conn: A connection inside the caller's write transaction.
-        datastore_id: The DataStore the documents belong to.
-        count: How many numbers (0 returns none and takes no lock).
-
-    Returns:
-        ``count`` increasing sequence numbers.
-    """
-    return next_seqs_for(conn, [(datastore_id, count)])
-
-
 def next_seq(conn: psycopg.Connection[Any], datastore_id: int) -> int:
-    """Allocate one document sequence number for a DataStore (see `next_seqs`).
+    """Lock a DataStore (`lock_datastores`) and draw one document sequence number for it.
 
     Args:
         conn: A connection inside the caller's write transaction.
@@ -206,7 +184,8 @@ def next_seq(conn: psycopg.Connection[Any], datastore_id: int) -> int:
     Returns:
         A number greater than every seq of the DataStore committed so far.
     """
-    return next_seqs(conn, datastore_id, 1)[0]
+    lock_datastores(conn, [datastore_id])
+    return draw_seqs(conn, 1)[0]
 
 
 def document_record(row: Sequence[Any], body: bytes = b"") -> DocumentRecord:
@@ -244,11 +223,8 @@ class PostgresDocuments(PostgresBase):
             results, accepted = accept_batches(batches, versions)
             if not accepted:
                 return results
-            seqs = iter(
-                next_seqs_for(
-                    conn, [(batches[i].datastore_id, len(batches[i].documents)) for i in accepted]
-                )
-            )
+            # The seq locks are held since the start of the transaction.
+            seqs = iter(draw_seqs(conn, sum(len(batches[i].documents) for i in accepted)))
             to_index: dict[tuple[int, tuple[Column, ...]], list[tuple[int, DocumentRows]]] = {}
             persisted: list[int] = []
             for index in accepted:

@@ -2,7 +2,7 @@
 
 A streamed document's index rows are written over many transactions, so that writers of
 small documents are never held up for long. `begin_ingest` takes the document's sequence
-number (`next_seq`, under the DataStore's seq lock) and reserves its range of row and chunk
+number (`draw_seqs`, under the DataStore's seq lock) and reserves its range of row and chunk
 ids in the index generation; each `stage_ingest` writes one batch together with its
 checkpoint (``rows_done``), with the ingest's row locked (``FOR UPDATE``), so that two
 workers can never stage the same batch and a resumed ingest stages each row exactly once.
@@ -33,7 +33,7 @@ from reeldb.store._common import (
 )
 from reeldb.store.base import DocumentRecord, IngestStart, IngestState
 from reeldb.store.postgres._base import PostgresBase, append_audit
-from reeldb.store.postgres._documents import lock_datastores, next_seq
+from reeldb.store.postgres._documents import draw_seqs, lock_datastores
 
 __all__ = ["DDL", "PostgresStaging"]
 
@@ -99,20 +99,20 @@ class PostgresStaging(PostgresBase):
             return None if found is None else _state(found)
 
         def begin(conn: Conn) -> IngestState:
-            # As writers do: the DataStore's row FOR SHARE (a schema move waits), then its
-            # seq lock, under which a worker that began the same ingest meanwhile is seen.
+            # As writers do: the DataStore's seq lock before its version (a schema move holds
+            # it while it checks new documents), under which a worker that began the same
+            # ingest meanwhile is seen.
+            lock_datastores(conn, [start.datastore_id])
             found = conn.execute(
-                "SELECT schema_version FROM datastores WHERE id = %s FOR SHARE",
-                (start.datastore_id,),
+                "SELECT schema_version FROM datastores WHERE id = %s", (start.datastore_id,)
             ).fetchone()
             check_schema_version(
                 start.datastore_id, None if found is None else found[0], start.schema_version
             )
-            lock_datastores(conn, [start.datastore_id])
             before = existing(conn)
             if before is not None:
                 return before
-            seq = next_seq(conn, start.datastore_id)
+            [seq] = draw_seqs(conn, 1)
             gen, base, chunk_base = self._index.reserve(
                 conn, start.datastore_id, start.columns, start.rows, start.chunks
             )
