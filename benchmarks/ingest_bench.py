@@ -43,15 +43,12 @@ import random
 import subprocess
 import sys
 import tempfile
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from measure import database
 from reeldb.testing import POSTGRES_SERVER_URL
 from search_bench import DS, SCHEMA, event
 
@@ -216,32 +213,12 @@ def _child(source: str, *args: str, env: dict[str, str] | None = None) -> dict[s
     return result
 
 
-@contextmanager
-def _database(backend: str, work: Path, server: str) -> Iterator[str]:
-    """A fresh reeldb database URL: a SQLite file in ``work``, or a new PostgreSQL database
-    on ``server`` (dropped afterwards)."""
-    if backend == "sqlite":
-        yield f"sqlite:///{work / 'reel.db'}"
-        return
-    import psycopg
-
-    parts = urlsplit(server)
-    name = f"reeldb_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _measure(backend: str, regions: int, document: Path, work: Path, server: str) -> dict[str, Any]:
     """reeldb's worker and the two floors of one backend, on one document."""
     import reeldb
 
     env = {"REELDB_BLOBS": f"file://{work / 'blobs'}"}
-    with _database(backend, work, server) as url:
+    with database(backend, work, server) as url:
         with reeldb.connect(url, blobs=env["REELDB_BLOBS"]) as db:
             db.create_namespace("bench")
             db.add_schema("bench", SCHEMA)

@@ -1,11 +1,17 @@
-"""Timing helpers shared by the benchmarks: one call timed, and percentiles of many."""
+"""Helpers shared by the benchmarks: one call timed, percentiles of many, a fresh database."""
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 
 def percentiles(samples: list[float], digits: int = 2) -> dict[str, float]:
@@ -23,3 +29,21 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
+
+
+@contextmanager
+def database(backend: str, work: Path, server: str) -> Iterator[str]:
+    """A fresh reeldb database URL: a SQLite file in ``work``, or a new PostgreSQL database
+    on ``server`` (dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{work / 'reel.db'}"
+        return
+    parts = urlsplit(server)
+    name = f"reeldb_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
