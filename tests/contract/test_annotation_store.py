@@ -648,3 +648,33 @@ def test_relevance_is_bm25_over_text_fields(ns: Store) -> None:
         ranked = pages(ns, query(text=(word,), sort="relevance", limit=1))
         assert [r.id for r in ranked] == [ident for _, ident in want]
         assert [r.score for r in ranked] == pytest.approx([score for score, _ in want], rel=1e-12)
+
+
+# -- history (reeldb migrate-backend) ---------------------------------------------------------
+
+
+def test_history_lists_every_version_of_every_annotation_in_id_order(ns: Store) -> None:
+    store = ns
+    ids = sorted(uuid7() for _ in range(5))
+    for a in ids:
+        put(store, write(a, data={"n": 1}, by="user:alice"))
+    put(store, write(ids[1], 1, data={"n": 2}))
+    put(store, write(ids[1], 2, deleted=True, data={"n": 2}))
+    put(store, write(ids[3], 1, kind=("NOTE", 2), data={"n": 2}))
+    put(store, write(uuid7(), namespace="other"))
+    everything = store.annotation_history(NS, after=None, limit=100)
+    counts = {ids[1]: 3, ids[3]: 2}
+    assert [(r.id, r.version) for r in everything] == [
+        (a, v) for a in ids for v in range(1, counts.get(a, 1) + 1)
+    ]
+    deleted = [r for r in everything if r.id == ids[1]]
+    assert [(r.deleted, r.latest) for r in deleted] == [(False, 3), (False, 3), (True, 3)]
+    assert everything[0].created_by == "user:alice"
+    assert everything[0] == store.get_annotation(NS, ids[0])
+    # Pages of annotations (not versions), after a cursor; bodies can be left out.
+    page = store.annotation_history(NS, after=ids[0], limit=2, bodies=False)
+    assert [(r.id, r.version) for r in page] == [(ids[1], 1), (ids[1], 2), (ids[1], 3), (ids[2], 1)]
+    assert {r.body for r in page} == {b""}
+    assert store.annotation_history(NS, after=ids[-1], limit=10) == []
+    assert len(store.annotation_history("other", after=None, limit=10)) == 1
+    assert store.annotation_history("nobody", after=None, limit=10) == []

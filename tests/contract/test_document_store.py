@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from reeldb.errors import DatabaseClosedError, NotFoundError, StaleSchemaError
 from reeldb.model.datastore import DataStore, DataStoreRef
 from reeldb.schema.model import CompatibilityMode, SchemaVersion
 from reeldb.store import NewDocument, Store, load_store
-from reeldb.store.base import DocumentBatch
+from reeldb.store.base import DocumentBatch, DocumentRecord
 from reeldb.testing import NOW
 
 MID_A = '{"title_id":"a"}'
@@ -179,3 +180,49 @@ def test_reopening_a_file_keeps_everything(
     second = load_store(url)  # migrations are recorded: reopening applies nothing twice
     assert second.get_document(doc.id).body == b'{"kept":1}'
     second.close()
+
+
+# -- import (reeldb migrate-backend) ----------------------------------------------------------
+
+
+def test_import_keeps_ids_versions_times_and_blobs_and_skips_what_exists(
+    store: Store, datastore: DataStore
+) -> None:
+    [seq] = store.put_documents(datastore.id, 1, [_new(b'{"here":1}')])
+    blob = uuid.uuid4()
+    records = [_record(_new(b'{"n":1}', MID_B), 7), _record(_new(b'{"n":2}'), 3)]
+    records.append(_record(NewDocument(uuid7(), MID_B, NOW, b""), 2, blob=blob, size=1234))
+    assert store.import_documents(datastore.id, records) == 3
+    got = list(store.iter_documents(datastore.id))
+    assert [r.id for r in got][1:] == [r.id for r in records]
+    assert got[1].seq > seq and [r.seq for r in got] == sorted(r.seq for r in got)
+    for mine, theirs in zip(got[1:], records, strict=True):
+        assert (mine.mid_key, mine.schema_version, mine.created_at) == (
+            theirs.mid_key,
+            theirs.schema_version,
+            theirs.created_at,
+        )
+        assert (mine.size, mine.body, mine.blob) == (theirs.size, theirs.body, theirs.blob)
+    # Run again (an interrupted copy resumed): nothing is stored twice.
+    assert store.import_documents(datastore.id, records) == 0
+    again = [*records[1:], _record(_new(b'{"n":3}'), 1)]
+    assert store.import_documents(datastore.id, again) == 1
+    assert store.count_documents(datastore.id) == 5
+    with pytest.raises(NotFoundError):
+        store.import_documents(datastore.id + 999, [_record(_new(b"{}"), 1)])
+
+
+def _record(
+    doc: NewDocument, version: int, *, blob: uuid.UUID | None = None, size: int | None = None
+) -> DocumentRecord:
+    return DocumentRecord(
+        seq=0,
+        id=doc.id,
+        datastore_id=0,
+        mid_key=doc.mid_key,
+        schema_version=version,
+        created_at=NOW - timedelta(days=version),
+        size=len(doc.body) if size is None else size,
+        body=doc.body,
+        blob=blob,
+    )

@@ -582,6 +582,44 @@ class Annotations:
         )
         return PreparedAnnotations((write,), (annotation,), audit)
 
+    def replay(self, namespace: str, records: Sequence[AnnotationRecord]) -> list[AnnotationWrite]:
+        """The writes that store versions copied from another installation, as they were.
+
+        For ``reeldb migrate-backend``: same id, version, type, time and author.
+
+        Each is validated against its type version here (a copy cannot smuggle in an invalid
+        version) and expects the version before it, so a version already copied fails with
+        `VersionConflictError` instead of being stored twice.
+
+        Args:
+            namespace: The namespace (here).
+            records: Versions from `AnnotationStore.annotation_history`, with bodies.
+
+        Returns:
+            One write per version, in order.
+
+        Raises:
+            NotFoundError: A type version is not registered here.
+            ValidationError: A version does not validate against its type.
+        """
+        writes = []
+        for record in records:
+            payload = _json.loads(record.body)
+            write, _ = self._write(
+                namespace,
+                self._db.schemas.get(namespace, record.type_name, record.type_version),
+                record.id,
+                record.version - 1,
+                parse_associations(list(payload["associations"])),
+                payload["data"],
+                record.created_at,
+                record.created_by,
+                None,
+                deleted=record.deleted,
+            )
+            writes.append(write)
+        return writes
+
     def commit(self, prepared: Sequence[PreparedAnnotations]) -> list[list[Annotation] | ReelError]:
         """Store prepared writes in one transaction, each all or none (group commit).
 

@@ -1222,6 +1222,28 @@ class DocumentStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def import_documents(self, datastore_id: int, records: Sequence[DocumentRecord]) -> int:
+        """Store documents copied from another installation, as they are, unindexed.
+
+        For ``reeldb migrate-backend``, in one transaction.
+
+        Each keeps its DocumentID, MID, schema version, creation time, body and blob; it gets
+        the next sequence number here, in the given order. A document whose DocumentID is
+        already stored is skipped, so an interrupted copy can simply be run again. The
+        index is rebuilt afterwards (`Database.rebuild_index`).
+
+        Args:
+            datastore_id: The DataStore (here).
+            records: The documents, in their source write order, with bodies.
+
+        Returns:
+            How many were stored (the others existed).
+
+        Raises:
+            NotFoundError: No such DataStore.
+        """
+
+    @abc.abstractmethod
     def count_documents(self, datastore_id: int) -> int:
         """How many documents a DataStore holds.
 
@@ -1496,6 +1518,25 @@ class AnnotationStore(abc.ABC):
 
         Raises:
             NotFoundError: No such annotation in the namespace.
+        """
+
+    @abc.abstractmethod
+    def annotation_history(
+        self, namespace: str, *, after: UUID | None, limit: int, bodies: bool = True
+    ) -> list[AnnotationRecord]:
+        """Every version of the first ``limit`` annotations of a namespace, in id order.
+
+        Deleted annotations are included: this is what ``reeldb migrate-backend`` copies and
+        checks.
+
+        Args:
+            namespace: The namespace.
+            after: Only annotations whose id is greater (the cursor), or None.
+            limit: At most this many annotations (not versions).
+            bodies: False leaves ``body`` empty.
+
+        Returns:
+            The versions, ordered by annotation id, then version.
         """
 
     @abc.abstractmethod

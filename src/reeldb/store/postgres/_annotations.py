@@ -364,6 +364,25 @@ class PostgresAnnotations(PostgresBase):
             raise missing_annotation(namespace, annotation_id)
         return [_record(row) for row in rows]
 
+    def annotation_history(
+        self, namespace: str, *, after: UUID | None, limit: int, bodies: bool = True
+    ) -> list[AnnotationRecord]:
+        """See `AnnotationStore.annotation_history`."""
+        row = _ROW if bodies else _ROW.replace("v.body", "''::bytea")
+        rows = self._pg.read(
+            lambda conn: conn.execute(
+                f"SELECT {row} FROM annotations a JOIN annotation_versions v "
+                "ON v.namespace = a.namespace AND v.pk = a.pk "
+                "JOIN annotation_types t ON t.id = v.type_id "
+                "WHERE a.namespace = %s AND v.namespace = %s AND a.pk = ANY(ARRAY("
+                "SELECT pk FROM annotations WHERE namespace = %s "
+                "AND (%s::uuid IS NULL OR id > %s) ORDER BY id LIMIT %s)) "
+                "ORDER BY a.id, v.version",
+                (namespace, namespace, namespace, after, after, limit),
+            ).fetchall()
+        )
+        return [_record(row) for row in rows]
+
     def count_annotations(self, namespace: str) -> int:
         """See `AnnotationStore.count_annotations`."""
         row = self._pg.read(

@@ -26,7 +26,7 @@ from psycopg import errors as pg_errors
 
 from reeldb.errors import AlreadyExistsError, NotFoundError, ReelError
 from reeldb.index.rows import Column, DocumentRows
-from reeldb.store._common import accept_batches
+from reeldb.store._common import accept_batches, missing_datastore
 from reeldb.store.base import DocumentBatch, DocumentRecord
 from reeldb.store.postgres._base import PostgresBase, append_audit
 
@@ -328,6 +328,48 @@ class PostgresDocuments(PostgresBase):
                 datastore_id=datastore_id,
             )
         )
+
+    def import_documents(self, datastore_id: int, records: Sequence[DocumentRecord]) -> int:
+        """See `DocumentStore.import_documents`."""
+
+        def write(conn: psycopg.Connection[Any]) -> int:
+            lock_datastores(conn, [datastore_id])
+            found = conn.execute("SELECT 1 FROM datastores WHERE id = %s", (datastore_id,))
+            if found.fetchone() is None:
+                raise missing_datastore(datastore_id)
+            stored = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM document_ids WHERE id = ANY(%s)", ([r.id for r in records],)
+                )
+            }
+            new = [r for r in records if r.id not in stored]
+            if not new:
+                return 0
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO documents (datastore_id, seq, id, mid_key, schema_version, "
+                    "created_at, size, body, blob) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            datastore_id,
+                            seq,
+                            r.id,
+                            r.mid_key,
+                            r.schema_version,
+                            r.created_at,
+                            r.size,
+                            r.body,
+                            r.blob,
+                        )
+                        for seq, r in zip(draw_seqs(conn, len(new)), new, strict=True)
+                    ],
+                )
+            return len(new)
+
+        if not records:
+            return 0
+        return self._pg.write(write)
 
     def count_documents(self, datastore_id: int) -> int:
         """See `DocumentStore.count_documents`."""

@@ -367,6 +367,21 @@ class SQLiteAnnotations:
             raise missing_annotation(namespace, annotation_id)
         return [_record(row) for row in rows]
 
+    def annotation_history(
+        self, namespace: str, *, after: UUID | None, limit: int, bodies: bool = True
+    ) -> list[AnnotationRecord]:
+        """See `AnnotationStore.annotation_history`."""
+        row = _ROW if bodies else _ROW.replace("v.body", "x''")
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {row} FROM annotations a JOIN annotation_versions v ON v.pk = a.pk "
+                "JOIN annotation_types t ON t.id = v.type_id WHERE a.pk IN (SELECT pk FROM "
+                "annotations WHERE namespace = ? AND id > ? ORDER BY id LIMIT ?) "
+                "ORDER BY a.id, v.version",
+                (namespace, b"" if after is None else after.bytes, limit),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
     def count_annotations(self, namespace: str) -> int:
         """See `AnnotationStore.count_annotations`."""
         with self._db.read() as conn:

@@ -586,6 +586,31 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
             ).fetchone()[0]
         return value
 
+    def import_documents(self, datastore_id: int, records: Sequence[DocumentRecord]) -> int:
+        """See `DocumentStore.import_documents`."""
+        with self._db.write(changes_access=False) as conn:
+            found = conn.execute("SELECT 1 FROM datastores WHERE id = ?", (datastore_id,))
+            if found.fetchone() is None:
+                raise missing_datastore(datastore_id)
+            cursor = conn.executemany(
+                "INSERT INTO documents (id, datastore_id, mid_key, schema_version, created_at, "
+                "size, body, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                [
+                    (
+                        r.id.bytes,
+                        datastore_id,
+                        r.mid_key,
+                        r.schema_version,
+                        _ts(r.created_at),
+                        r.size,
+                        r.body,
+                        None if r.blob is None else r.blob.bytes,
+                    )
+                    for r in records
+                ],
+            )
+            return cursor.rowcount
+
     def count_documents(self, datastore_id: int) -> int:
         """See `DocumentStore.count_documents`."""
         with self._db.read() as conn:
