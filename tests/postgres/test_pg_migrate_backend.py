@@ -3,6 +3,11 @@ and resumed after an interruption."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,3 +258,54 @@ def test_cli_copies_and_verifies_or_fails_in_one_line(
         dst.put_document("sports/plays/1", {"match": "m9"}, {"asset": {"title": "x"}})
     bad = runner.invoke(app, ["migrate-backend", url, target_url, "--verify-only", *blobs])
     assert bad.exit_code == 1 and "verification failed: documents sports/plays/1" in bad.stderr
+
+
+def test_a_copy_killed_with_sigkill_is_finished_by_running_it_again(
+    tmp_path: Path, target_url: str
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'big' / 'reel.db'}"
+    with reeldb.connect(source_url) as db:
+        load_demo(db)
+        docs = [(MID, _document(f"d{i}", 2)) for i in range(3000)]
+        for start in range(0, len(docs), 500):
+            db.put_documents(DEMO_DATASTORE, docs[start : start + 500])
+        base = db.annotations.search(DEMO_NAMESPACE, type="REVIEW_NOTE").items[0].annotation
+        db.annotations.create_many(
+            DEMO_NAMESPACE,
+            [
+                {"type": "REVIEW_NOTE", "associations": [{"type": "MOVIE_ID", "id": str(i)}],
+                 "data": {**base.data, "comment": f"note {i}"}}
+                for i in range(1500)
+            ],
+        )  # fmt: skip
+        expected = db.count_documents(DEMO_DATASTORE)
+    command = [sys.executable, "-m", "reeldb", "-o", "json", "migrate-backend"]
+    args = [source_url, target_url, "--batch-size", "20"]
+    env = {**os.environ, "REELDB_BLOBS": f"file://{tmp_path / 'dst-blobs'}"}
+    first = subprocess.Popen([*command, *args], env=env, stdout=subprocess.DEVNULL)
+    try:
+        with reeldb.connect(target_url) as dst:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if dst.count_documents(DEMO_DATASTORE) >= 200:
+                        break
+                except reeldb.errors.NotFoundError:
+                    pass
+                time.sleep(0.02)
+            first.send_signal(signal.SIGKILL)  # mid-copy: documents are still arriving
+            first.wait(timeout=30)
+            partial = dst.count_documents(DEMO_DATASTORE)
+        assert 200 <= partial < expected and first.returncode == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+    done = subprocess.run(
+        [*command, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result["ok"] and result["copied"]["documents"] == expected - partial
+    with reeldb.connect(target_url) as dst:
+        assert dst.count_documents(DEMO_DATASTORE) == expected
+        assert dst.store.count_annotations(DEMO_NAMESPACE) == 1500 + 35
