@@ -597,3 +597,14 @@ def test_a_killed_rebuild_leaves_the_old_index_serving_and_resumes_on_postgres(
         assert rebuilt.id == building[0].id  # resumed, not started over
         assert db.index_status(gens.DS) == [rebuilt] and rebuilt.docs == 45
         gens.assert_answers(db, docs)
+
+
+def test_statements_are_planned_with_their_values_even_once_prepared(postgres_url: str) -> None:
+    # After 10 runs of a prepared statement PostgreSQL may keep a generic plan, blind to the
+    # values; a document-level time window then scanned a whole document's rows (30x slower
+    # in benchmarks/search_bench.py). Every pooled connection plans with the values.
+    with reeldb.connect(postgres_url) as db:
+        store: Any = db.store
+        modes = {store._pg.read(lambda c: c.execute("SHOW plan_cache_mode").fetchone()[0])
+                 for _ in range(12)}  # fmt: skip
+    assert modes == {"force_custom_plan"}

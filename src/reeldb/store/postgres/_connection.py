@@ -106,6 +106,11 @@ class PostgresConnections:
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("SET TIME ZONE 'UTC'")
         conn.execute(f"SET statement_timeout = {self._statement_ms}")
+        # psycopg prepares a statement run 5 times; after 5 more PostgreSQL may switch it to
+        # a generic plan, blind to the parameters. Index queries are range scans whose best
+        # plan depends on them: a document-level time window went from 9 ms to 275 ms (p50)
+        # when the generic plan scanned a whole document's rows. Plan with the values, always.
+        conn.execute("SET plan_cache_mode = force_custom_plan")
 
     def _check_open(self) -> None:
         if self._closed:
