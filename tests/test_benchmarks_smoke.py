@@ -96,17 +96,63 @@ def test_http_bench_quick_smoke(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # temporary databases and servers were removed
 
 
+_ANNOTATION_READS = {
+    "get_by_id",
+    "by_association_first_100",
+    "timeline_60s",
+    "time_box_text_all_videos",
+    "time_box_text_one_video",
+}
+
+
 def test_annotation_bench_quick_smoke(tmp_path: Path) -> None:
     result = _run("annotation_bench.py", "--quick", "--tmpdir", str(tmp_path))
     assert result["benchmark"] == "annotations"
     assert result["sizes"]["annotations"] == 20_000
-    assert result["create"]["annotations_per_s"] > 0
-    assert result["create"]["sql_executemany_per_s"] > 0
-    for name, measured in result["reads"].items():
+    assert set(result["backends"]) == {"sqlite"}
+    sqlite = result["backends"]["sqlite"]
+    assert sqlite["create"]["annotations_per_s"] > 0
+    assert sqlite["create"]["sql_executemany_per_s"] > 0
+    assert sqlite["file_mb"] > 0
+    assert set(sqlite["reads"]) == _ANNOTATION_READS
+    for name, measured in sqlite["reads"].items():
         assert measured["runs"] == 20, name
         assert measured["p99_ms"] >= measured["p50_ms"] > 0, name
         assert measured["mean_hits"] > 0, name
+        assert measured["sql_mean_hits"] == measured["mean_hits"], name  # the same question
+    assert set(result["side_by_side"]["reads"]) == _ANNOTATION_READS
     assert isinstance(result["targets"]["search_p50_ms_below_5"], bool)
+    assert "postgresql" not in result["targets"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_annotation_bench_quick_smoke_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    # postgres_url: skips without a server (fails under CI=true); the benchmark creates (and
+    # drops) its own database on the server it names.
+    result = _run(
+        "annotation_bench.py",
+        *("--quick", "--backends", "sqlite", "postgresql", "--postgres", postgres_url),
+        *("--tmpdir", str(tmp_path)),
+    )
+    assert set(result["backends"]) == {"sqlite", "postgresql"}
+    pg = result["backends"]["postgresql"]
+    for key in ("annotations_per_s", "sql_executemany_per_s", "sql_copy_per_s"):
+        assert pg["create"][key] > 0, key
+    assert pg["db_mb"] > 0
+    for backend, measured_reads in ((b, r["reads"]) for b, r in result["backends"].items()):
+        assert set(measured_reads) == _ANNOTATION_READS, backend
+        for name, measured in measured_reads.items():
+            assert measured["runs"] == 20, (backend, name)
+            assert measured["p99_ms"] >= measured["p50_ms"] > 0, (backend, name)
+            assert measured["sql_mean_hits"] == measured["mean_hits"] > 0, (backend, name)
+    # The same data and questions on both backends: the same hits.
+    sqlite_hits = {n: m["mean_hits"] for n, m in result["backends"]["sqlite"]["reads"].items()}
+    assert {n: m["mean_hits"] for n, m in pg["reads"].items()} == sqlite_hits
+    side = result["side_by_side"]
+    assert set(side["create"]) == {"sqlite", "postgresql"}
+    for name in _ANNOTATION_READS:
+        assert set(side["reads"][name]) == {"sqlite", "postgresql"}, name
+    assert isinstance(result["targets"]["postgresql"]["search_p50_ms_below_5"], bool)
     assert list(tmp_path.iterdir()) == []
 
 
