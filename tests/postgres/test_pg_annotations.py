@@ -369,3 +369,33 @@ def test_an_annotation_lives_in_its_namespace_partition(postgres_url: str) -> No
                 )
             }
         assert len({home.rsplit("_p", 1)[1] for home in homes}) == 1, homes
+
+
+def test_statistics_are_gathered_as_annotations_grow(postgres_url: str) -> None:
+    # Autovacuum may be off (it is on the test machines) and never analyzes a partitioned
+    # parent: without statistics a namespace of a million annotations plans like an empty one.
+    def stats(db: Any) -> tuple[float, int]:
+        def read(conn: Any) -> tuple[float, int]:
+            tuples = conn.execute(
+                "SELECT sum(greatest(reltuples, 0)) FROM pg_class "
+                "WHERE relname ~ '^annotations_p' AND relkind = 'r'"
+            ).fetchone()[0]
+            # Pages merged now from the full-text index's pending list (none: it was merged).
+            pending = conn.execute(
+                "SELECT coalesce(sum(gin_clean_pending_list(i.inhrelid::regclass)), 0) "
+                "FROM pg_inherits i WHERE i.inhparent = 'annotation_text_lexemes'::regclass"
+            ).fetchone()[0]
+            return float(tuples), int(pending)
+
+        found: tuple[float, int] = db.store._pg.read(read)
+        return found
+
+    with reeldb.connect(postgres_url) as db:
+        db.create_namespace("vision")
+        db.add_schema("vision", {"name": "NOTE", "properties": {"comment": {"type": "text"}}})
+        note = {"type": "NOTE", "associations": [{"type": "VIDEO", "id": "v"}]}
+        db.annotations.create_many("vision", [{**note, "data": {"comment": "a"}}] * 100)
+        assert stats(db)[0] == 0  # not yet: the first threshold is 500 annotations
+        db.annotations.create_many("vision", [{**note, "data": {"comment": "glove"}}] * 450)
+        assert stats(db) == (550, 0)
+        assert len(db.annotations.search("vision", text="glove", limit=500).items) == 450

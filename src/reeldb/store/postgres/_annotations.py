@@ -109,6 +109,11 @@ __all__ = ["DDL", "PostgresAnnotations"]
 PARTITIONS: Final = 8
 """Hash partitions of each partitioned annotation table."""
 _TOTAL_SLOTS: Final = 16
+_ANALYZE_AT: Final = tuple(500 * 4**k for k in range(14))
+"""Annotations created (over all namespaces) at which the annotation tables' statistics are
+gathered and the full-text index's pending list merged. Autovacuum would do it, if it runs
+(it may be off, and it never analyzes a partitioned parent); without statistics the planner
+takes a namespace of a million annotations for an empty one."""
 """Rows of ``annotation_text_totals``: a writer adds to the slot of its server process."""
 
 
@@ -450,14 +455,13 @@ def _put(
     keys = _key_ids(conn, writes, heads)
     fields = _field_ids(conn, writes)
     fresh = sum(1 for w in writes if w.expected_version == 0)
-    pks = iter(
-        sorted(
-            row[0]
-            for row in conn.execute(
-                "SELECT nextval('annotation_pk') FROM generate_series(1, %s)", (fresh,)
-            )
+    drawn = sorted(
+        row[0]
+        for row in conn.execute(
+            "SELECT nextval('annotation_pk') FROM generate_series(1, %s)", (fresh,)
         )
     )
+    pks = iter(drawn)
     ids: list[tuple[UUID, str, int]] = []
     # Rows to write, by namespace (each statement then names its partition).
     rows: dict[str, dict[str, list[tuple[Any, ...]]]] = defaultdict(lambda: defaultdict(list))
@@ -563,6 +567,23 @@ def _put(
             [(n, spans.get(k, 0.0), *k) for k, n in sorted(live_keys.items())],
         )
     append_audit(conn, audit)
+    if drawn and any(drawn[0] <= at <= drawn[-1] for at in _ANALYZE_AT):
+        _maintain(conn)
+
+
+def _maintain(conn: psycopg.Connection[Any]) -> None:
+    """Gather the annotation tables' statistics and merge the text index's pending list.
+
+    ``ANALYZE`` of a partitioned table samples every partition and analyzes each one too. A
+    GIN index takes new entries into a pending list that every search scans until a vacuum
+    merges it (tens of ms per search at a million annotations); merge it now.
+    """
+    for table in ("annotations", "annotation_links", "annotation_text", "annotation_keys"):
+        conn.execute(f"ANALYZE {table}")
+    conn.execute(
+        "SELECT gin_clean_pending_list(i.inhrelid::regclass) FROM pg_inherits i "
+        "WHERE i.inhparent = 'annotation_text_lexemes'::regclass"
+    )
 
 
 _HEAD_COLUMNS: Final = (
@@ -881,7 +902,7 @@ class _Search(AnnotationSearch[psycopg.Connection[Any]]):
             )
             params.append(key)
         if q.time is not None or q.box is not None:
-            tests, values = self._space()
+            tests, values = self._space(indexed=driver == "heads")
             where.append(tests)
             params += values
         if q.text and driver != "text":
@@ -895,33 +916,44 @@ class _Search(AnnotationSearch[psycopg.Connection[Any]]):
             where.append(_Where(q.kinds or {}, params).expr(q.where))
         return where, params
 
-    def _space(self) -> tuple[str, list[float]]:
+    def _space(self, *, indexed: bool = True) -> tuple[str, list[float]]:
         """The time and box tests on ``h``.
 
         The GiST-indexed ``span`` is exact (a range of doubles); ``area`` is a ``box``, whose
-        operators allow a tolerance: the exact tests on the coordinates decide.
+        operators allow a tolerance: the exact tests on the coordinates decide. When the
+        candidates come from elsewhere (an association's links, the text index), the GiST
+        operators are left out (``indexed`` False): PostgreSQL guesses a fixed selectivity
+        for them and would intersect both GiST indexes over the whole namespace (a quadrant
+        of the frame: 40% of it) before joining the few candidates, 80 times slower.
         """
         q = self.q
         where: list[str] = []
         params: list[float] = []
         if q.time is not None:
-            op = "<@" if q.time_op == "within" else "&&"
-            where.append(f"h.span {op} annotation_span(%s, %s, '[]')")
-            params += [q.time[0], q.time[1]]
+            if indexed:
+                op = "<@" if q.time_op == "within" else "&&"
+                where.append(f"h.span {op} annotation_span(%s, %s, '[]')")
+                params += [q.time[0], q.time[1]]
+            elif q.time_op == "within":
+                where.append("h.t1 IS NOT NULL AND h.t0 >= %s AND h.t1 <= %s")
+                params += [q.time[0], q.time[1]]
+            else:
+                where.append("h.t1 IS NOT NULL AND h.t0 <= %s AND h.t1 >= %s")
+                params += [q.time[1], q.time[0]]
         if q.box is not None:
             x0, y0, x1, y1 = q.box
             if q.box_op == "within":
-                where.append(
-                    "h.area <@ box(point(%s, %s), point(%s, %s)) "
-                    "AND h.x0 >= %s AND h.x1 <= %s AND h.y0 >= %s AND h.y1 <= %s"
-                )
-                params += [x0, y0, x1, y1, x0, x1, y0, y1]
+                if indexed:
+                    where.append("h.area <@ box(point(%s, %s), point(%s, %s))")
+                    params += [x0, y0, x1, y1]
+                where.append("h.x0 >= %s AND h.x1 <= %s AND h.y0 >= %s AND h.y1 <= %s")
+                params += [x0, x1, y0, y1]
             else:
-                where.append(
-                    "h.area && box(point(%s, %s), point(%s, %s)) "
-                    "AND h.x0 <= %s AND h.x1 >= %s AND h.y0 <= %s AND h.y1 >= %s"
-                )
-                params += [x0, y0, x1, y1, x1, x0, y1, y0]
+                if indexed:
+                    where.append("h.area && box(point(%s, %s), point(%s, %s))")
+                    params += [x0, y0, x1, y1]
+                where.append("h.x0 <= %s AND h.x1 >= %s AND h.y0 <= %s AND h.y1 >= %s")
+                params += [x1, x0, y1, y0]
         return " AND ".join(where), params
 
     def _text_condition(self, fields: list[int] | None) -> tuple[str, list[Any]]:
