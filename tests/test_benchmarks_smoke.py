@@ -218,3 +218,18 @@ def test_ingest_bench_smoke(tmp_path: Path) -> None:
         assert set(size["steps_s"]) == {"validate", "persist", "index"}
         assert size["worker_peak_rss_mb"] > 0
     assert isinstance(result["meets_memory"], bool)
+
+
+def test_migrate_bench_quick_smoke(tmp_path: Path, postgres_url: str) -> None:
+    result = _run(
+        "migrate_bench.py", "--quick", "--postgres", postgres_url, "--tmpdir", str(tmp_path)
+    )
+    assert result["benchmark"] == "migrate-backend"
+    sizes = result["sizes"]
+    copied = result["reeldb"]["copied"]
+    assert copied["documents"] == sizes["documents"] == 10
+    assert copied["annotation versions"] == sizes["annotation_versions"] == 2200
+    for key in ("regions_per_s", "annotation_versions_per_s"):
+        assert result["reeldb"][key] > 0 and result["floor"][key] > 0, key
+    assert set(result["reeldb"]["steps_s"]) >= {"documents", "index", "annotations"}
+    assert list(tmp_path.iterdir()) == []
