@@ -65,7 +65,6 @@ import platform
 import random
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -76,7 +75,7 @@ from uuid import UUID
 import psycopg
 
 import reeldb
-from measure import database, percentiles, timed
+from measure import each_backend, percentiles, timed
 from reeldb.annotations import Association, NewAnnotation
 from reeldb.index.sqlite import fts_token
 from reeldb.query.fulltext import stems
@@ -170,13 +169,9 @@ def main() -> int:
         with psycopg.connect(args.postgres, autocommit=True) as admin:
             row = admin.execute("SHOW server_version").fetchone()
             out["postgresql"] = row[0] if row else None
-    results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
-        for backend in args.backends:
-            work = Path(tmp) / backend
-            work.mkdir()
-            with database(backend, work, args.postgres) as url:
-                results[backend] = run(backend, url, work, args)
+    results = each_backend(
+        args.backends, args.tmpdir, args.postgres, lambda b, url, work: run(b, url, work, args)
+    )
     out["backends"] = results
     out["side_by_side"] = side_by_side(results)
     out["targets"] = targets(results)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,3 +47,22 @@ def database(backend: str, work: Path, server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def each_backend(
+    backends: Sequence[str],
+    tmpdir: str | None,
+    server: str,
+    run: Callable[[str, str, Path], dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """``run(backend, url, work_dir)`` on a fresh database of each backend, in order."""
+    import tempfile
+
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(dir=tmpdir) as tmp:
+        for backend in backends:
+            work = Path(tmp) / backend
+            work.mkdir()
+            with database(backend, work, server) as url:
+                results[backend] = run(backend, url, work)
+    return results

@@ -55,7 +55,6 @@ import platform
 import random
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -64,7 +63,7 @@ from typing import Any
 import psycopg
 
 import reeldb
-from measure import database, percentiles, timed
+from measure import each_backend, percentiles, timed
 from reeldb.testing import POSTGRES_SERVER_URL
 
 DS = "bench/detections/1"
@@ -169,13 +168,12 @@ def main() -> int:
         with psycopg.connect(args.postgres) as conn:
             row = conn.execute("SHOW server_version").fetchone()
         out["postgresql"] = row[0] if row else None
-    backends: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
-        for backend in args.backends:
-            work = Path(tmp) / backend
-            work.mkdir()
-            with database(backend, work, args.postgres) as url:
-                backends[backend] = run_backend(backend, url, work, args)
+    backends = each_backend(
+        args.backends,
+        args.tmpdir,
+        args.postgres,
+        lambda b, url, work: run_backend(b, url, work, args),
+    )
     out["backends"] = backends
     out["side_by_side"] = side_by_side(backends)
     out["targets"] = {}
