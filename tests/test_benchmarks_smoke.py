@@ -233,3 +233,20 @@ def test_migrate_bench_quick_smoke(tmp_path: Path, postgres_url: str) -> None:
         assert result["reeldb"][key] > 0 and result["floor"][key] > 0, key
     assert set(result["reeldb"]["steps_s"]) >= {"documents", "index", "annotations"}
     assert list(tmp_path.iterdir()) == []
+
+
+def test_iceberg_bench_smoke(tmp_path: Path) -> None:
+    result = _run("iceberg_bench.py", "--quick", "--tmpdir", str(tmp_path))
+    assert result["benchmark"] == "iceberg_export"
+    [row] = result["results"]
+    assert row["backend"] == "sqlite" and row["annotations"] == 5000
+    for key in (
+        "export_s",
+        "export_rows_per_s",
+        "raw_parquet_write_s",
+        "hand_written_read_and_write_s",
+        "incremental_s",
+    ):
+        assert row[key] > 0, key
+    assert set(result["side_by_side"]) == {"sqlite"}
+    assert list(tmp_path.iterdir()) == []

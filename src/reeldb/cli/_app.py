@@ -20,6 +20,7 @@ from reeldb import __version__, _json
 from reeldb.auth.model import NewApiKey
 from reeldb.cli._ann import ann_app
 from reeldb.cli._common import State, get_state, progress_bar, read_json
+from reeldb.cli._export import export_app
 from reeldb.cli._output import Output, OutputFormat, plain
 from reeldb.cli._writes import (
     blob_app,
@@ -86,6 +87,7 @@ for sub, name in (
     (queries_app, "queries"),
     (blob_app, "blob"),
     (request_app, "request"),
+    (export_app, "export"),
 ):
     app.add_typer(sub, name=name, no_args_is_help=True)
 
