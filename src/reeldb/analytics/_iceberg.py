@@ -70,6 +70,17 @@ _NO_RETRY: Final = {"commit.retry.num-retries": "0"}
 """pyiceberg would retry a commit that lost a race by re-applying the append on top of the
 winner's: rows twice. The loser must fail instead (and its run start again)."""
 
+_EVENT: Final[list[tuple[str, pa.DataType]]] = [
+    ("document_id", pa.string()),
+    ("namespace", pa.string()),
+    ("datastore", pa.string()),
+    ("created_at", _TS),
+    ("seq", pa.int64()),
+    ("track", pa.int32()),
+    ("component", pa.int32()),
+    ("event", pa.int32()),
+]
+"""The leading columns of ``events`` and ``regions``: the document and the event's place."""
 _FIXED: Final[dict[str, list[tuple[str, pa.DataType]]]] = {
     "documents": [
         ("document_id", pa.string()),
@@ -83,14 +94,7 @@ _FIXED: Final[dict[str, list[tuple[str, pa.DataType]]]] = {
         ("properties", pa.string()),
     ],
     "events": [
-        ("document_id", pa.string()),
-        ("namespace", pa.string()),
-        ("datastore", pa.string()),
-        ("created_at", _TS),
-        ("seq", pa.int64()),
-        ("track", pa.int32()),
-        ("component", pa.int32()),
-        ("event", pa.int32()),
+        *_EVENT,
         ("time_start", pa.float64()),
         ("time_end", pa.float64()),
         ("regions", pa.int32()),
@@ -99,14 +103,7 @@ _FIXED: Final[dict[str, list[tuple[str, pa.DataType]]]] = {
         ("component_properties", pa.string()),
     ],
     "regions": [
-        ("document_id", pa.string()),
-        ("namespace", pa.string()),
-        ("datastore", pa.string()),
-        ("created_at", _TS),
-        ("seq", pa.int64()),
-        ("track", pa.int32()),
-        ("component", pa.int32()),
-        ("event", pa.int32()),
+        *_EVENT,
         ("region", pa.int32()),
         ("x", pa.float64()),
         ("y", pa.float64()),
