@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import codecs
 import json
+import json.scanner
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Final
 
 from reeldb.errors import ValidationError, Violation
@@ -67,6 +68,9 @@ _SPACE: Final = re.compile(r"[ \t\n\r]*")
 _NUMBER_TAIL: Final = re.compile(r"[0-9eE+.-]*")
 _LOOKAHEAD: Final = 16
 """Characters from the buffer's end where a decoding error may be a cut token."""
+
+_REFILL: Final = 64 * 1024
+"""Characters left in the buffer below which the next piece is read before an event."""
 
 MAX_VALUE_CHARS: Final = 256 * 1024 * 1024
 """The largest single value (an event with its regions, a track's attribute) read whole."""
@@ -155,11 +159,15 @@ def _syntax(message: str, text: _Text) -> ValidationError:
 class _Values:
     """Decodes one JSON value at the cursor, reading more text until it is complete."""
 
-    __slots__ = ("_decode", "_text")
+    __slots__ = ("_decode", "_text", "scan")
 
     def __init__(self, text: _Text) -> None:
         self._text = text
-        self._decode = json.JSONDecoder(parse_constant=_constant).raw_decode
+        decoder = json.JSONDecoder(parse_constant=_constant)
+        self._decode = decoder.raw_decode
+        # The C scanner of this decoder's settings: ``(value, end)`` at a position.
+        scanner = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
+        self.scan: Callable[[str, int], tuple[Any, int]] = scanner
 
     def __call__(self) -> Any:
         text = self._text
@@ -303,7 +311,44 @@ def _component(text: _Text, value: _Values, c: int) -> Iterator[tuple[int, Any, 
             yield COMPONENT_ATTR, key, value()
             continue
         text.pos += 1
-        for e in _items(text, "events"):
-            count += 1
-            yield EVENT, e, value()
+        count += yield from _events(text, value)
     yield COMPONENT_END, count, None
+
+
+def _events(text: _Text, value: _Values) -> Generator[tuple[int, Any, Any], None, int]:
+    """The events of the array at the cursor (its ``[`` consumed); returns how many.
+
+    As `_items` and `_Values` do, with a fast path for the common case: an object that
+    starts at the cursor and ends inside the buffer, followed by ``,`` or ``]``. Anything
+    else (whitespace, a value cut by the buffer's end, an error) takes the general path
+    from the same position.
+    """
+    if text.skip_space() == "]":
+        text.pos += 1
+        return 0
+    scan = value.scan
+    e = 0
+    while True:
+        if len(text.text) - text.pos < _REFILL:
+            text.more()  # before an event is cut by the buffer's end, not after
+        buffer, at = text.text, text.pos
+        try:
+            event, end = scan(buffer, at)
+        except (StopIteration, ValueError):  # not a value here, or not whole in the buffer
+            event = value()
+        else:
+            if type(event) is dict:  # an object's end is its "}": complete
+                text.pos = end
+            else:  # a number may go on in the next piece: the general path decides
+                event = value()
+        yield EVENT, e, event
+        e += 1
+        buffer, at = text.text, text.pos
+        following = buffer[at] if at < len(buffer) else ""
+        if following == ",":
+            text.pos = at + 1
+        elif following == "]":
+            text.pos = at + 1
+            return e
+        elif text.expect(",]", "after an item of events") == "]":
+            return e

@@ -198,8 +198,14 @@ class SQLiteIngest:
         return _state(row)
 
     def publish_ingest(self, ingest_id: UUID, audit: Sequence[AuditEntry] = ()) -> DocumentRecord:
-        """See `DocumentStore.publish_ingest`."""
-        with self._db.write(changes_access=False) as conn:
+        """See `DocumentStore.publish_ingest`.
+
+        A document staged into a generation of its own gets that generation's B-trees
+        first, each in a transaction of its own (other writers wait for one at a time; the
+        generation is still invisible), then joins the alias as it becomes visible.
+        """
+        alone = self._build_staged_b_trees(ingest_id)
+        with self._db.write(changes_access=False, bulk=alone) as conn:
             found = self._ingest(conn, ingest_id)
             gid, seq, base, rows = found[1:5]
             ds, version, doc_id, mid_key, created_at, size, blob = found[9:]
@@ -217,8 +223,8 @@ class SQLiteIngest:
             if not check_publish(ingest_id, found):
                 return record
             gen = self._generation(conn, ds, gid)
-            if not gen.in_alias:  # swapped away by a rebuild, not yet dropped
-                raise dropped_generation(gid)
+            if not gen.in_alias and gen.state != "staging":
+                raise dropped_generation(gid)  # swapped away by a rebuild, not yet dropped
             conn.execute(
                 "INSERT INTO documents (seq, id, datastore_id, mid_key, schema_version, "
                 "created_at, size, body, blob) VALUES (?, ?, ?, ?, ?, ?, ?, x'', ?)",
@@ -229,6 +235,30 @@ class SQLiteIngest:
             if audit:
                 self._append_audit(conn, audit)
         return record
+
+    def _build_staged_b_trees(self, ingest_id: UUID) -> bool:
+        """Build the B-trees of an ingest's generation of its own; whether it has one."""
+        with self._db.read(snapshot=False) as conn:
+            found = conn.execute(
+                "SELECT g.id, g.datastore_id FROM ingests i "
+                "JOIN index_generations g ON g.id = i.generation_id "
+                "WHERE i.id = ? AND i.state = 'staging' AND g.state = 'staging' "
+                "AND i.rows_done = i.rows AND i.chunks_done = i.chunks",
+                (ingest_id.bytes,),
+            ).fetchone()
+            if found is None:
+                return False
+            gen = self._generation(conn, found[1], found[0])
+        for statement in self._index.staged_b_trees(gen):
+            with self._db.write(changes_access=False, bulk=True) as conn:
+                still = conn.execute(
+                    "SELECT 1 FROM index_generations WHERE id = ? AND state = 'staging'",
+                    (gen.id,),
+                ).fetchone()
+                if still is None:  # dropped by a rebuild: publishing will say so
+                    return False
+                conn.execute(statement)
+        return True
 
     def discard_ingest(self, ingest_id: UUID) -> None:
         """See `DocumentStore.discard_ingest`."""
