@@ -18,8 +18,9 @@ class Generation:
     Attributes:
         id: Its id (its tables are ``ix<id>_*``).
         name: ``g1``, ``g2``, ...
-        state: ``active`` (written and read), ``building`` (a rebuild fills it) or
-            ``retired``.
+        state: ``active`` (written and read), ``building`` (a rebuild fills it),
+            ``staging`` (a large streamed document fills it, alone, until it is published;
+            SQLite) or ``retired``.
         columns: Its columns.
         docs: Documents indexed in it.
         rows: Rows indexed in it.
