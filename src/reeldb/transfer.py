@@ -398,24 +398,44 @@ def _write_requests(db: Database) -> Iterator[Any]:
 
 
 def _copy_audit(source: Database, target: Database, report: TransferReport, step: Progress) -> None:
+    """Append the source's audit entries the target lacks, oldest first, in bounded memory.
+
+    The target's newest entry is the last one copied: the source's entries after it are
+    missing. A first pass, newest first, finds it and keeps where each page of missing
+    entries starts (one number per page); the pages are then read again, oldest first.
+    """
     newest = target.store.list_audit(None, limit=1, before_seq=None)
-    missing: list[Any] = []
     mark = _entry(newest[0]) if newest else None
-    for entry in _audit(source):  # newest first
-        if mark is not None and _entry(entry) == mark:
+    cursors: list[int | None] = []  # the ``before_seq`` of each page with missing entries
+    after = 0  # the source seq of the entry copied last
+    total = 0
+    before: int | None = None
+    while True:
+        page = source.store.list_audit(None, limit=_PAGE, before_seq=before)
+        hit = next((e for e in page if mark is not None and _entry(e) == mark), None)
+        if page and (hit is None or hit is not page[0]):
+            cursors.append(before)
+        if hit is not None:
+            after = hit.seq
+            total += sum(1 for e in page if e.seq > after)
             break
-        missing.append(entry)
-    else:
-        if mark is not None:
-            raise ConflictError(
-                "the target's audit log has entries the source does not: the target is not a "
-                "copy of this source (copy into a new database)"
-            )
-    missing.reverse()
-    for start in range(0, len(missing), _PAGE):
-        target.store.append_audit(missing[start : start + _PAGE])
-        step("audit log", start + len(missing[start : start + _PAGE]), len(missing))
-    report.count("audit entries", len(missing))
+        total += len(page)
+        if len(page) < _PAGE:
+            if mark is not None:
+                raise ConflictError(
+                    "the target's audit log has entries the source does not: the target is "
+                    "not a copy of this source (copy into a new database)"
+                )
+            break
+        before = page[-1].seq
+    done = 0
+    for cursor in reversed(cursors):
+        page = source.store.list_audit(None, limit=_PAGE, before_seq=cursor)
+        entries = [e for e in reversed(page) if e.seq > after]
+        target.store.append_audit(entries)
+        done += len(entries)
+        step("audit log", done, total)
+    report.count("audit entries", done)
 
 
 def _audit(db: Database) -> Iterator[Any]:

@@ -309,3 +309,35 @@ def test_a_copy_killed_with_sigkill_is_finished_by_running_it_again(
     with reeldb.connect(target_url) as dst:
         assert dst.count_documents(DEMO_DATASTORE) == expected
         assert dst.store.count_annotations(DEMO_NAMESPACE) == 1500 + 35
+
+
+def test_a_long_audit_log_is_copied_page_by_page_and_resumed_mid_way(
+    source: tuple[Database, dict[str, Any]],
+    target_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import reeldb.transfer
+
+    src, _ = source
+    now = datetime.now(UTC)
+    src.record_audit(
+        [AuditEntry(0, now, f"user:{i}", "doc.put", "sports", "x", f"r{i}", 201) for i in range(11)]
+    )
+    expected = len(src.list_audit(limit=1000).items)
+    monkeypatch.setattr(reeldb.transfer, "_PAGE", 3)  # many pages, one number kept per page
+    with _target(target_url, tmp_path) as dst:
+        with monkeypatch.context() as patch:
+            _fail_after(dst.store, "append_audit", 2, patch)
+            with pytest.raises(_Crash):
+                migrate_backend(src, dst)
+        copied = len(dst.list_audit(limit=1000).items)
+        assert 0 < copied < expected
+        # An entry written meanwhile shifts the pages: the last one copied is mid-page now.
+        src.record_audit([AuditEntry(0, now, "user:late", "doc.put", "sports", "x", "r", 201)])
+        report = migrate_backend(src, dst)
+        assert report.ok, [c for c in report.checks if not c.ok]
+        assert report.copied["audit entries"] == expected + 1 - copied
+        mine = [(e.principal, e.request_id) for e in src.list_audit(limit=1000).items]
+        theirs = [(e.principal, e.request_id) for e in dst.list_audit(limit=1000).items]
+        assert theirs == mine  # the same entries, in the same order
