@@ -280,20 +280,13 @@ def _copy_documents(
         batch.append(record)
         size += record.size
         if len(batch) >= batch_size or size >= 64 << 20:
-            done += _store_documents(target, here, batch, report)
+            report.count("documents", target.store.import_documents(here.id, batch))
+            done += len(batch)
             step(name, done, total)
             batch, size = [], 0
     if batch:
-        done += _store_documents(target, here, batch, report)
-    step(name, done, total)
-
-
-def _store_documents(
-    target: Database, here: DataStore, batch: list[DocumentRecord], report: TransferReport
-) -> int:
-    stored = target.store.import_documents(here.id, batch)
-    report.count("documents", stored)
-    return len(batch)
+        report.count("documents", target.store.import_documents(here.id, batch))
+        step(name, done + len(batch), total)
 
 
 def _copy_blob(source: Database, target: Database, blob_id: UUID, report: TransferReport) -> None:
