@@ -6,6 +6,8 @@ issue's policy layer wraps it and checks roles at the boundary.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hmac
 import logging
 import os
@@ -17,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from uuid_utils.compat import uuid7
@@ -72,6 +74,9 @@ from reeldb.schema.registry import CompatibilityReport, SchemaRegistry
 from reeldb.store import NewDocument, Store, load_store, redact_url
 from reeldb.store.base import DocumentBatch, DocumentRecord, QueryRequestRecord
 
+if TYPE_CHECKING:
+    from reeldb.reprocess import Reprocessing
+
 __all__ = [
     "COUNT_BUDGET",
     "LOCAL_OWNER",
@@ -116,6 +121,8 @@ class PreparedWrite:
         audit: The audit entry to record with the documents.
         columns: The DataStore's searchable columns at that schema version.
         index: Each document cut into index rows.
+        replaces: For each document, the ``seq`` its MID's latest document must still have
+            (see `reeldb.store.base.DocumentBatch`); empty: no condition.
     """
 
     datastore: DataStore
@@ -123,6 +130,7 @@ class PreparedWrite:
     audit: AuditEntry | None = None
     columns: tuple[Column, ...] = ()
     index: tuple[DocumentRows, ...] = ()
+    replaces: tuple[int | None, ...] = ()
 
     def stored(self) -> list[Document]:
         """The documents as stored (after a commit).
@@ -204,6 +212,13 @@ class Database:
         self._running_queries: set[UUID] = set()
         self._closing = False
         self._ephemeral_secret = os.urandom(32)
+
+    @functools.cached_property
+    def reprocess(self) -> Reprocessing:
+        """Reprocessing jobs: reindex, backfill, migrate, export (`reeldb.reprocess`)."""
+        from reeldb.reprocess import Reprocessing
+
+        return Reprocessing(self)
 
     @property
     def url(self) -> str:
@@ -925,6 +940,7 @@ class Database:
                         () if w.audit is None else (w.audit,),
                         w.columns,
                         w.index,
+                        w.replaces,
                     )
                     for w in todo.values()
                 ]
@@ -936,7 +952,8 @@ class Database:
                     continue
                 try:  # the schema moved: validate again against the new version
                     fresh = self._datastore(write.datastore.ref, fresh=True)
-                    stale[index] = self._validated(fresh, write.pending, write.audit)
+                    again = self._validated(fresh, write.pending, write.audit)
+                    stale[index] = dataclasses.replace(again, replaces=write.replaces)
                 except ReelError as exc:
                     results[index] = exc
             if not stale:

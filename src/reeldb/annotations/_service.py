@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import math
 import re
@@ -619,6 +620,31 @@ class Annotations:
             )
             writes.append(write)
         return writes
+
+    def reindex(self, namespace: str, records: Sequence[AnnotationRecord]) -> int:
+        """Derive again what search reads of annotations, from their current versions.
+
+        For a reindex job: after a change of how annotations are indexed (stemming, the
+        comparable properties of a type), rewrite the search rows of live annotations in
+        one transaction, keeping their versions. An annotation that moved on meanwhile
+        fails the whole call with `VersionConflictError` (read again and retry).
+
+        Args:
+            namespace: The namespace.
+            records: Current, live versions with bodies (`AnnotationStore.get_annotation`).
+
+        Returns:
+            How many were reindexed.
+
+        Raises:
+            VersionConflictError: An annotation is no longer at the version read.
+        """
+        writes = [
+            dataclasses.replace(write, expected_version=write.expected_version + 1)
+            for write in self.replay(namespace, [r for r in records if not r.deleted])
+        ]
+        self._db.store.reindex_annotations(writes)
+        return len(writes)
 
     def commit(self, prepared: Sequence[PreparedAnnotations]) -> list[list[Annotation] | ReelError]:
         """Store prepared writes in one transaction, each all or none (group commit).

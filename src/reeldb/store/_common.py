@@ -12,7 +12,13 @@ from typing import Any, Final
 from uuid import UUID
 
 from reeldb import _json
-from reeldb.errors import ConflictError, NotFoundError, ReelError, StaleSchemaError
+from reeldb.errors import (
+    ConflictError,
+    NotFoundError,
+    ReelError,
+    StaleSchemaError,
+    VersionConflictError,
+)
 from reeldb.index.model import Generation
 from reeldb.index.rows import DocumentRows
 from reeldb.model.datastore import DataStore, DataStoreRef
@@ -224,13 +230,17 @@ def datastore_values(
 
 
 def accept_batches(
-    batches: Sequence[DocumentBatch], versions: Mapping[int, int]
+    batches: Sequence[DocumentBatch],
+    versions: Mapping[int, int],
+    latest: Callable[[int, Sequence[str]], Mapping[str, int]] | None = None,
 ) -> tuple[list[list[int] | ReelError], list[int]]:
     """Check each document batch against its DataStore's current schema version.
 
     Args:
         batches: The batches of `DocumentStore.put_document_batches`.
         versions: The current schema version of each DataStore that exists.
+        latest: ``latest(datastore_id, mid_keys)``: the seq of each MID's latest document
+            (in the write transaction), to check the batches' ``replaces``.
 
     Returns:
         The results (an error for a rejected batch, an empty list for now for an accepted
@@ -239,13 +249,33 @@ def accept_batches(
     results: list[list[int] | ReelError] = []
     accepted: list[int] = []
     for index, batch in enumerate(batches):
-        error = schema_version_error(
+        error: ReelError | None = schema_version_error(
             batch.datastore_id, versions.get(batch.datastore_id), batch.schema_version
         )
+        if error is None and batch.replaces and latest is not None:
+            error = _replaced_elsewhere(batch, latest)
         if error is None:
             accepted.append(index)
         results.append([] if error is None else error)
     return results, accepted
+
+
+def _replaced_elsewhere(
+    batch: DocumentBatch, latest: Callable[[int, Sequence[str]], Mapping[str, int]]
+) -> VersionConflictError | None:
+    wanted = {
+        doc.mid_key: seq
+        for doc, seq in zip(batch.documents, batch.replaces, strict=True)
+        if seq is not None
+    }
+    found = latest(batch.datastore_id, sorted(wanted))
+    for mid_key, seq in wanted.items():
+        if found.get(mid_key, 0) != seq:
+            return VersionConflictError(
+                f"MID {mid_key} has a newer document than the one this write replaces; "
+                "read it again"
+            )
+    return None
 
 
 def schema_version_error(

@@ -25,6 +25,11 @@ from reeldb.query.ast import Expr
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 
 __all__ = [
+    "DeadLetter",
+    "JobRecord",
+    "JobStore",
+    "PartitionRecord",
+    "Progress",
     "AccessStore",
     "AnnotationQuery",
     "AnnotationRecord",
@@ -84,6 +89,10 @@ class DocumentBatch:
         audit: Audit entries to append if, and only if, the documents are persisted.
         columns: The searchable columns the documents were cut with (`reeldb.index.rows`).
         index: Each document's index rows, in order (empty: index nothing).
+        replaces: For each document, the ``seq`` its MID's latest document must have for the
+            batch to be stored (0: the MID has none yet; None: no condition); empty: none. A
+            batch whose condition fails gets `VersionConflictError` (reprocessing writes a
+            new version only over the one it read).
     """
 
     datastore_id: int
@@ -92,6 +101,7 @@ class DocumentBatch:
     audit: Sequence[AuditEntry] = ()
     columns: Sequence[Column] = ()
     index: Sequence[DocumentRows] = ()
+    replaces: Sequence[int | None] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -1503,6 +1513,34 @@ class AnnotationStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def annotation_ids(self, namespace: str, *, after: UUID | None, limit: int) -> list[UUID]:
+        """The ids of a namespace's annotations (deleted ones too), in order.
+
+        Args:
+            namespace: The namespace.
+            after: Only ids greater than this (the cursor), or None.
+            limit: At most this many.
+
+        Returns:
+            The ids, ascending.
+        """
+
+    @abc.abstractmethod
+    def reindex_annotations(self, writes: Sequence[AnnotationWrite]) -> None:
+        """Rewrite what search reads of annotations at their current versions (a reindex).
+
+        One transaction; no version is added.
+
+        Args:
+            writes: Each annotation's current version, derived again (``expected_version``
+                is that version).
+
+        Raises:
+            VersionConflictError: An annotation moved on meanwhile (or was deleted).
+            NotFoundError: An annotation does not exist.
+        """
+
+    @abc.abstractmethod
     def get_annotation(
         self, namespace: str, annotation_id: UUID, version: int | None = None
     ) -> AnnotationRecord:
@@ -1566,7 +1604,255 @@ class AnnotationStore(abc.ABC):
         """
 
 
-class Store(MetadataStore, DocumentStore, AccessStore, SearchStore, AnnotationStore):
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A stored reprocessing job (`reeldb.reprocess`).
+
+    Attributes:
+        id: The job id.
+        namespace: The namespace it reads (and writes).
+        name: Its name, from the spec.
+        spec: The job's spec as JSON text.
+        state: ``running``, ``paused``, ``cancelled``, ``done`` or ``failed``.
+        round: The catch-up round its partitions belong to (0: the snapshot).
+        snapshot: Where the source stood when the job started (JSON text, source-defined).
+        total: Items of the snapshot, as counted when the job started.
+        error: Why it failed.
+        created_by: Who submitted it.
+        created_at: When.
+        updated_at: When its state last changed.
+    """
+
+    id: UUID
+    namespace: str
+    name: str
+    spec: str
+    state: str
+    round: int
+    snapshot: str
+    total: int
+    error: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionRecord:
+    """One slice of a job's work, processed by one worker at a time and checkpointed.
+
+    Attributes:
+        job_id: The job.
+        number: Its number within the job (unique across rounds).
+        round: The round it belongs to.
+        kind: ``range`` (keys ``lo`` <= key < ``hi``), ``changes`` (what changed between the
+            positions ``lo`` and ``hi``) or ``retry`` (the job's dead letters sent back).
+        lo: Where it starts (source-defined text).
+        hi: Where it ends.
+        state: ``pending``, ``running`` or ``done``.
+        cursor: The key of the last item done (None: none yet).
+        done: Items processed.
+        changed: Items that produced output.
+        skipped: Items left alone (filtered out, unchanged, superseded).
+        failed: Items sent to the dead-letter list.
+        owner: The worker that holds it while ``running``.
+        lease_until: Until when; after that another worker may take it over.
+        attempts: How many times it was claimed.
+    """
+
+    job_id: UUID
+    number: int
+    round: int
+    kind: str
+    lo: str
+    hi: str
+    state: str = "pending"
+    cursor: str | None = None
+    done: int = 0
+    changed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    owner: str | None = None
+    lease_until: datetime | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An item a job gave up on after its retries.
+
+    Attributes:
+        job_id: The job.
+        item: The item's key.
+        partition: The partition that met it.
+        error: The last error.
+        attempts: Attempts made.
+        at: When it was given up.
+        state: ``dead``, or ``retrying`` once sent back to be tried again.
+    """
+
+    job_id: UUID
+    item: str
+    partition: int
+    error: str
+    attempts: int
+    at: datetime
+    state: str = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What one checkpoint adds to a partition's counts.
+
+    Attributes:
+        done: Items processed.
+        changed: Items that produced output.
+        skipped: Items left alone.
+        failed: Items sent to the dead-letter list.
+    """
+
+    done: int = 0
+    changed: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class JobStore(abc.ABC):
+    """Reprocessing jobs: their partitions, leased to workers and checkpointed, and dead letters."""
+
+    @abc.abstractmethod
+    def add_job(self, job: JobRecord, partitions: Sequence[PartitionRecord]) -> None:
+        """Store a new job with its first partitions, in one transaction."""
+
+    @abc.abstractmethod
+    def get_job(self, job_id: UUID) -> JobRecord:
+        """A job.
+
+        Raises:
+            NotFoundError: No such job.
+        """
+
+    @abc.abstractmethod
+    def list_jobs(
+        self, namespace: str | None, *, before: UUID | None = None, limit: int = 100
+    ) -> list[JobRecord]:
+        """Jobs, newest first (of a namespace, or all); ``before`` is the paging cursor."""
+
+    @abc.abstractmethod
+    def set_job_state(
+        self,
+        job_id: UUID,
+        state: str,
+        at: datetime,
+        *,
+        expect: Sequence[str],
+        error: str | None = None,
+    ) -> JobRecord | None:
+        """Move a job to ``state`` if it is in one of ``expect``.
+
+        Pausing or cancelling hands the job's running partitions back (their work stops at
+        the next checkpoint, which is refused).
+
+        Returns:
+            The job after the change, or None if it was not in an expected state.
+
+        Raises:
+            NotFoundError: No such job.
+        """
+
+    @abc.abstractmethod
+    def job_partitions(self, job_id: UUID) -> list[PartitionRecord]:
+        """Every partition of a job, by number."""
+
+    @abc.abstractmethod
+    def claim_partition(
+        self, job_id: UUID, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> PartitionRecord | None:
+        """Take a pending partition, or one whose lease lapsed, of a ``running`` job.
+
+        Args:
+            job_id: The job.
+            owner: The worker.
+            now: The time, to tell lapsed leases.
+            lease_until: Until when the worker holds it.
+            limit: At most this many partitions of the job run at once (its concurrency).
+
+        Returns:
+            The partition, or None if there is none to take (or the limit is reached).
+        """
+
+    @abc.abstractmethod
+    def checkpoint_partition(
+        self,
+        job_id: UUID,
+        number: int,
+        owner: str,
+        *,
+        cursor: str | None,
+        progress: Progress,
+        lease_until: datetime,
+        dead: Sequence[DeadLetter] = (),
+        resolved: Sequence[str] = (),
+        finished: bool = False,
+    ) -> bool:
+        """Record a partition's progress if ``owner`` still holds it, in one transaction.
+
+        With it: the batch's new dead letters (``dead``), and the dead letters whose retry
+        succeeded (``resolved``, item keys), which are removed.
+
+        Returns:
+            False if the worker lost the partition (lease taken over, job paused or
+            cancelled): it must stop, and what it did since its last checkpoint is redone.
+        """
+
+    @abc.abstractmethod
+    def next_round(
+        self,
+        job_id: UUID,
+        round: int,
+        partitions: Sequence[PartitionRecord],
+        snapshot: str,
+        at: datetime,
+    ) -> bool:
+        """Start the job's next round, if it is still at ``round`` with every partition done.
+
+        With no partitions the job is ``done``.
+
+        Returns:
+            Whether this call made the change (one worker does it).
+        """
+
+    @abc.abstractmethod
+    def dead_letters(
+        self, job_id: UUID, *, after: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """A job's dead letters, by item key."""
+
+    @abc.abstractmethod
+    def retry_dead_letters(self, job_id: UUID, partition: PartitionRecord, at: datetime) -> int:
+        """Send a job's dead letters back to be processed again.
+
+        Marks them ``retrying``, adds ``partition`` (kind ``retry``) to process them, and
+        sets a finished job ``running`` again.
+
+        Returns:
+            How many were sent back (0: nothing is added).
+        """
+
+    @abc.abstractmethod
+    def retrying_letters(self, job_id: UUID, *, after: str | None, limit: int) -> list[DeadLetter]:
+        """The dead letters being retried, by item key."""
+
+    @abc.abstractmethod
+    def runnable_jobs(self, now: datetime) -> list[UUID]:
+        """Running jobs with a partition to take, or with every partition done.
+
+        A partition to take is pending or has a lapsed lease; a job with every partition
+        done has a round to close (`next_round`).
+        """
+
+
+class Store(MetadataStore, DocumentStore, AccessStore, SearchStore, AnnotationStore, JobStore):
     """A backend: every port over one database, plus its lifecycle."""
 
     url: str

@@ -333,6 +333,22 @@ class PostgresAnnotations(PostgresBase):
 
         return self._pg.write(run)
 
+    def annotation_ids(self, namespace: str, *, after: UUID | None, limit: int) -> list[UUID]:
+        """See `AnnotationStore.annotation_ids`."""
+        rows = self._pg.read(
+            lambda conn: conn.execute(
+                "SELECT id FROM annotations WHERE namespace = %s "
+                "AND (%s::uuid IS NULL OR id > %s) ORDER BY id LIMIT %s",
+                (namespace, after, after, limit),
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    def reindex_annotations(self, writes: Sequence[AnnotationWrite]) -> None:
+        """See `AnnotationStore.reindex_annotations`."""
+        if writes:
+            self._pg.write(lambda conn: _put(conn, writes, (), refresh=True))
+
     # -- reads ----------------------------------------------------------------------------
 
     def get_annotation(
@@ -447,8 +463,14 @@ def _put(
     conn: psycopg.Connection[Any],
     writes: Sequence[AnnotationWrite],
     audit: Sequence[AuditEntry],
+    *,
+    refresh: bool = False,
 ) -> None:
-    """Store one batch (in the caller's SAVEPOINT), as `SQLiteAnnotations` does."""
+    """Store one batch (in the caller's SAVEPOINT), as `SQLiteAnnotations` does.
+
+    With ``refresh``, each write is the current version again (a reindex): what search
+    reads of it is rewritten and no version is added.
+    """
     check_distinct(writes)
     heads = _heads(conn, writes)
     types = _type_ids(conn, writes)
@@ -488,16 +510,17 @@ def _put(
                 live_keys[ns, key] -= 1
                 out["links_out"].append((key, old_t0, pk))
             out["text_out"].append((pk,))
-        version = w.expected_version + 1
+        version = w.expected_version + (0 if refresh else 1)
         # Doubles throughout (an array of parameters holds one type).
         t0 = NO_TIME if w.time is None else float(w.time[0])
         t1 = None if w.time is None else float(w.time[1])
         box = (None,) * 4 if w.box is None else tuple(float(v) for v in w.box)
         head_row = (pk, w.id, version, w.deleted, type_id, t0, t1, *box, w.facets.decode())
-        out["new" if version == 1 else "update"].append(head_row)
-        out["versions"].append(
-            (pk, version, type_id, w.deleted, w.created_at, w.created_by, w.body)
-        )
+        out["new" if w.expected_version == 0 else "update"].append(head_row)
+        if not refresh:
+            out["versions"].append(
+                (pk, version, type_id, w.deleted, w.created_at, w.created_by, w.body)
+            )
         if w.deleted:
             continue
         live_types[type_id] += 1

@@ -130,6 +130,17 @@ def _copy_documents(
             )
 
 
+def _latest_seqs(
+    conn: psycopg.Connection[Any], datastore_id: int, keys: Sequence[str]
+) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT mid_key, max(seq) FROM documents WHERE datastore_id = %s AND mid_key = ANY(%s) "
+        "GROUP BY mid_key",
+        (datastore_id, list(keys)),
+    ).fetchall()
+    return {key: int(seq) for key, seq in rows}
+
+
 def lock_datastores(conn: psycopg.Connection[Any], datastore_ids: Iterable[int]) -> None:
     """Take the seq locks of DataStores until the caller's transaction ends.
 
@@ -220,7 +231,9 @@ class PostgresDocuments(PostgresBase):
                     "SELECT id, schema_version FROM datastores WHERE id = ANY(%s)", (ids,)
                 ).fetchall()
             )
-            results, accepted = accept_batches(batches, versions)
+            results, accepted = accept_batches(
+                batches, versions, lambda ds, keys: _latest_seqs(conn, ds, keys)
+            )
             if not accepted:
                 return results
             # The seq locks are held since the start of the transaction.

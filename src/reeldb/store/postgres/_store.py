@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 
 from reeldb.index.postgres import PostgresIndex
+from reeldb.store._jobs import SQLJobStore
 from reeldb.store.base import Store
 from reeldb.store.postgres._annotations import PostgresAnnotations
 from reeldb.store.postgres._connection import PostgresConnections
@@ -20,6 +22,8 @@ from reeldb.store.postgres.migrations import migrate
 
 __all__ = ["PostgresStore"]
 
+T = TypeVar("T")
+
 
 class PostgresStore(
     PostgresMetadata,
@@ -29,6 +33,7 @@ class PostgresStore(
     PostgresAnnotations,
     PostgresSearch,
     PostgresQueries,
+    SQLJobStore,
     Store,
 ):
     """Every storage port on one PostgreSQL database, shared by any number of processes.
@@ -68,6 +73,14 @@ class PostgresStore(
             self._pg.close()
             raise
         self._index = PostgresIndex(rollover_rows=index_rollover_rows)
+
+    _job_placeholder = "%s"
+
+    def _job_write(self, fn: Callable[[Any], T]) -> T:
+        return self._pg.write(fn)
+
+    def _job_read(self, fn: Callable[[Any], T]) -> T:
+        return self._pg.read(fn)
 
     def access_generation(self) -> int | None:
         """See `AccessStore.access_generation` (one row every process reads)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
+from reeldb.store import _jobs
 from reeldb.store.postgres import (
     _annotations,
     _base,
@@ -41,6 +42,8 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             *_queries.DDL,
         ),
     ),
+    # Reprocessing jobs, their partitions and dead letters (reeldb.reprocess).
+    ("0002_reprocess_jobs", _jobs.DDL),
 )
 
 

@@ -117,11 +117,27 @@ class SQLiteAnnotations:
                 conn.execute("RELEASE batch")
         return results
 
+    def annotation_ids(self, namespace: str, *, after: UUID | None, limit: int) -> list[UUID]:
+        """See `AnnotationStore.annotation_ids`."""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT id FROM annotations WHERE namespace = ? AND id > ? ORDER BY id LIMIT ?",
+                (namespace, b"" if after is None else after.bytes, limit),
+            ).fetchall()
+        return [UUID(bytes=row[0]) for row in rows]
+
+    def reindex_annotations(self, writes: Sequence[AnnotationWrite]) -> None:
+        """See `AnnotationStore.reindex_annotations`."""
+        with self._db.write(changes_access=False, bulk=len(writes) >= 20_000) as conn:
+            self._put(conn, writes, (), refresh=True)
+
     def _put(
         self,
         conn: sqlite3.Connection,
         writes: Sequence[AnnotationWrite],
         audit: Sequence[AuditEntry],
+        *,
+        refresh: bool = False,
     ) -> None:
         check_distinct(writes)
         types = self._type_ids(conn, writes)
@@ -161,7 +177,7 @@ class SQLiteAnnotations:
                     links_out.append((key, old_t0, pk))
                 space_out.append((pk,))
                 text_out.append((pk << _FIELD_BITS, ((pk + 1) << _FIELD_BITS) - 1))
-            version = w.expected_version + 1
+            version = w.expected_version + (0 if refresh else 1)
             t0 = NO_TIME if w.time is None else w.time[0]
             t1 = None if w.time is None else w.time[1]
             box = w.box or (None, None, None, None)
@@ -177,22 +193,23 @@ class SQLiteAnnotations:
                 _words(w.texts),
                 pk,
             )
-            if version == 1:
+            if w.expected_version == 0:
                 new_heads.append((pk, ident, w.namespace, *row[:-1]))
             else:
                 head_updates.append(row)
             heads[ident] = (pk, w.namespace, version, int(w.deleted), type_id, t0, [])
-            versions.append(
-                (
-                    pk,
-                    version,
-                    type_id,
-                    int(w.deleted),
-                    w.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-                    w.created_by,
-                    w.body,
+            if not refresh:  # a reindex keeps the version and rewrites what search reads
+                versions.append(
+                    (
+                        pk,
+                        version,
+                        type_id,
+                        int(w.deleted),
+                        w.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+                        w.created_by,
+                        w.body,
+                    )
                 )
-            )
             if w.deleted:
                 continue
             heads[ident] = (pk, w.namespace, version, 0, type_id, t0, link_keys)

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from reeldb import _json
@@ -46,6 +46,7 @@ from reeldb.store._common import (
     schema_version_values,
     subject_record,
 )
+from reeldb.store._jobs import SQLJobStore
 from reeldb.store.base import (
     DataStoreMove,
     DocumentBatch,
@@ -59,6 +60,8 @@ from reeldb.store.sqlite._ingest import SQLiteIngest
 from reeldb.store.sqlite.migrations import migrate
 
 __all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
 
 _DOC_COLUMNS = "seq, id, datastore_id, mid_key, schema_version, created_at, size, blob"
 _ITER_BATCH = 256
@@ -137,7 +140,21 @@ def _principal(name: str, admin: int, roles: str, key_id: str | None) -> Princip
     return Principal(name, bool(admin), grants, key_id)
 
 
-class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
+def _latest_seqs(
+    conn: sqlite3.Connection, datastore_id: int, keys: Sequence[str]
+) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for key in keys:
+        row = conn.execute(
+            "SELECT max(seq) FROM documents WHERE datastore_id = ? AND mid_key = ?",
+            (datastore_id, key),
+        ).fetchone()
+        if row[0] is not None:
+            found[key] = row[0]
+    return found
+
+
+class SQLiteStore(SQLiteAnnotations, SQLiteIngest, SQLJobStore, Store):
     """The embedded backend: metadata and documents in one SQLite file (or in memory).
 
     Args:
@@ -484,7 +501,9 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
                     ids,
                 ).fetchall()
             )
-            results, accepted = accept_batches(batches, versions)
+            results, accepted = accept_batches(
+                batches, versions, lambda ds, keys: _latest_seqs(conn, ds, keys)
+            )
             if not accepted:
                 return results
             conn.executemany(
@@ -873,6 +892,14 @@ class SQLiteStore(SQLiteAnnotations, SQLiteIngest, Store):
         """See `SearchStore.index_generations`."""
         with self._db.read() as conn:
             return self._index.generations(conn, datastore_id)
+
+    def _job_write(self, fn: Callable[[Any], T]) -> T:
+        with self._db.write(changes_access=False) as conn:
+            return fn(conn)
+
+    def _job_read(self, fn: Callable[[Any], T]) -> T:
+        with self._db.read() as conn:
+            return fn(conn)
 
     def access_generation(self) -> int | None:
         """See `AccessStore.access_generation`."""

@@ -11,6 +11,8 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Final
 
+from reeldb.store import _jobs
+
 __all__ = ["MIGRATIONS", "migrate"]
 
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
@@ -343,6 +345,8 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             )""",
         ),
     ),
+    # Reprocessing jobs, their partitions and dead letters (reeldb.reprocess).
+    ("0010_reprocess_jobs", _jobs.DDL),
 )
 
 

@@ -1,0 +1,150 @@
+"""How fast a job may go: a rate limit, and an adaptive limit driven by live latency.
+
+The service records the duration of every request it answers in `LIVE` (a sliding window
+per process). A job with a latency budget reads the window's p99 after each batch: above
+the budget it halves its duty cycle (it sleeps as long as it worked, then three times
+as long, ...); below it, it gives back a tenth at a time (additive increase,
+multiplicative decrease, as TCP does). A job running in a process that serves no requests
+(a standalone worker) times a small read of its own instead: the latency its own load
+adds to the database is what live requests would feel.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["LIVE", "AdaptiveLimit", "LatencyWindow", "RateLimit"]
+
+_WINDOW_SECONDS: Final = 5.0
+_MIN_SAMPLES: Final = 20
+_MIN_DUTY: Final = 0.02
+
+
+class LatencyWindow:
+    """The durations of recent requests in this process, for their p99.
+
+    Args:
+        seconds: How far back the window reaches.
+        size: At most this many samples are kept.
+    """
+
+    def __init__(self, seconds: float = _WINDOW_SECONDS, size: int = 4096) -> None:
+        self.seconds = seconds
+        self._samples: deque[tuple[float, float]] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def record(self, duration: float) -> None:
+        """Add a request's duration (seconds)."""
+        self._samples.append((time.monotonic(), duration))  # deque.append is atomic
+
+    def p99(self) -> float | None:
+        """The p99 of the window's durations, in seconds (None: too few requests)."""
+        horizon = time.monotonic() - self.seconds
+        with self._lock:
+            recent = sorted(d for t, d in list(self._samples) if t >= horizon)
+        if len(recent) < _MIN_SAMPLES:
+            return None
+        return recent[min(len(recent) - 1, int(len(recent) * 0.99))]
+
+
+LIVE: Final = LatencyWindow()
+"""The request durations of this process (the HTTP service records every request)."""
+
+
+class RateLimit:
+    """At most ``rate`` items per second (0: unlimited), shared by the threads that use it.
+
+    Args:
+        rate: Items per second.
+        clock: The clock (tests).
+        sleep: The sleep (tests).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self, items: int) -> float:
+        """Wait until ``items`` more items fit in the rate.
+
+        Returns:
+            Seconds waited.
+        """
+        if self.rate <= 0 or items <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + items / self.rate
+        wait = start - now
+        if wait > 0:
+            self._sleep(wait)
+        return max(wait, 0.0)
+
+
+class AdaptiveLimit:
+    """A duty cycle that shrinks while live p99 latency is above a budget.
+
+    Args:
+        budget: The p99 latency budget, in seconds (None: never slow down).
+        window: Where live latency is read.
+        probe: Times a small read when the window has too few requests (None: no probe).
+        sleep: The sleep (tests).
+    """
+
+    def __init__(
+        self,
+        budget: float | None,
+        *,
+        window: LatencyWindow = LIVE,
+        probe: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.budget = budget
+        self.window = window
+        self.probe = probe
+        self.duty = 1.0
+        self._sleep = sleep
+        self._probes: deque[float] = deque(maxlen=200)
+
+    def observed(self) -> float | None:
+        """The live p99 latency now (seconds), or None if nothing measures it."""
+        p99 = self.window.p99()
+        if p99 is not None or self.probe is None:
+            return p99
+        self._probes.append(self.probe())
+        if len(self._probes) < 5:
+            return None
+        ordered = sorted(self._probes)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+    def after_batch(self, worked: float) -> float:
+        """Adjust to the live latency after a batch that took ``worked`` seconds; pause.
+
+        Returns:
+            Seconds paused.
+        """
+        if self.budget is None:
+            return 0.0
+        p99 = self.observed()
+        if p99 is not None and p99 > self.budget:
+            self.duty = max(_MIN_DUTY, self.duty / 2)
+        else:
+            self.duty = min(1.0, self.duty + 0.1)
+        pause = worked * (1 / self.duty - 1)
+        if pause > 0:
+            self._sleep(pause)
+        return pause
