@@ -25,6 +25,7 @@ from reeldb.annotations import MAX_BATCH, MAX_TIMELINE, Annotation
 from reeldb.annotations._service import PreparedAnnotations
 from reeldb.api import models as m
 from reeldb.api._group_commit import GroupCommitter
+from reeldb.api._job_routes import job_routes
 from reeldb.api._routing import (
     Routes,
     commit_audit,
@@ -238,6 +239,7 @@ def build_routes() -> Routes:  # noqa: C901 - one flat list of routes reads best
 
     _annotation_routes(r)
     write_routes(r)
+    job_routes(r)
 
     # -- who am I ---------------------------------------------------------------------------
 

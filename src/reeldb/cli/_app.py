@@ -22,6 +22,7 @@ from reeldb.cli._ann import ann_app
 from reeldb.cli._common import State, get_state, progress_bar, read_json
 from reeldb.cli._export import export_app
 from reeldb.cli._output import Output, OutputFormat, plain
+from reeldb.cli._reprocess import reprocess_app
 from reeldb.cli._writes import (
     blob_app,
     request_app,
@@ -88,6 +89,7 @@ for sub, name in (
     (blob_app, "blob"),
     (request_app, "request"),
     (export_app, "export"),
+    (reprocess_app, "reprocess"),
 ):
     app.add_typer(sub, name=name, no_args_is_help=True)
 

@@ -64,11 +64,13 @@ from reeldb.model.requests import WriteRequest
 from reeldb.model.search import DocumentMatch, EventMatch, QueryRequest
 from reeldb.query import to_json
 from reeldb.query.ast import Expr
+from reeldb.reprocess import Job, load_spec
+from reeldb.reprocess._service import job_from_json
 from reeldb.schema.model import CompatibilityMode, SchemaSubject, SchemaVersion
 from reeldb.schema.registry import CompatibilityReport
-from reeldb.store.base import BlobPart, BlobRecord
+from reeldb.store.base import BlobPart, BlobRecord, DeadLetter
 
-__all__ = ["DEFAULT_URL", "Client", "RemoteAnnotations"]
+__all__ = ["DEFAULT_URL", "Client", "RemoteAnnotations", "RemoteReprocessing"]
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -131,6 +133,8 @@ class Client:
         self.annotations = RemoteAnnotations(self)
         """Annotations, as `reeldb.Database.annotations` (`RemoteAnnotations`)."""
         self.blobs = RemoteBlobs(self)
+        self.reprocess = RemoteReprocessing(self)
+        """Reprocessing jobs (`RemoteReprocessing`)."""
         """Blobs, as `reeldb.Database.blobs` (`RemoteBlobs`)."""
 
     @property
@@ -792,6 +796,84 @@ class RemoteBlobs:
         """See `reeldb.ingest.Blobs.get`."""
         found = self._client._call("GET", f"/namespaces/{_ns(namespace)}/blobs/{_seg(blob_id)}")
         return _wire.blob_record_from(found)
+
+
+class RemoteReprocessing:
+    """`reeldb.reprocess.Reprocessing` over HTTP: ``client.reprocess``.
+
+    Submitting, watching and steering jobs; the service's workers run them (there is no
+    ``run`` over HTTP). Functions may only name plug-ins installed on the service.
+
+    Args:
+        client: The client whose service it calls.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<reeldb.client.RemoteReprocessing {self._client.base_url}>"
+
+    def _path(self, job_id: UUID | str) -> str:
+        job = self.get(job_id)
+        return f"/namespaces/{_ns(job.namespace)}/jobs/{job.id}"
+
+    def submit(self, spec: Mapping[str, Any] | Any, **overrides: Any) -> Job:
+        """See `reeldb.reprocess.Reprocessing.submit` (writer role)."""
+        checked = load_spec(spec, **overrides)
+        path = f"/namespaces/{_ns(checked.source.namespace)}/jobs"
+        return job_from_json(self._client._call("POST", path, json=checked.to_json()))
+
+    def get(self, job_id: UUID | str) -> Job:
+        """See `reeldb.reprocess.Reprocessing.get` (reader role)."""
+        return job_from_json(self._client._call("GET", f"/jobs/{job_id}"))
+
+    def list_jobs(self, namespace: str, *, limit: int = 100) -> list[Job]:
+        """See `reeldb.reprocess.Reprocessing.list_jobs` (one namespace; reader role)."""
+        found = self._client._call(
+            "GET", f"/namespaces/{_ns(namespace)}/jobs", params={"limit": limit}
+        )
+        return [job_from_json(item) for item in found["items"]]
+
+    def pause(self, job_id: UUID | str) -> Job:
+        """See `reeldb.reprocess.Reprocessing.pause` (writer role)."""
+        return job_from_json(self._client._call("POST", self._path(job_id) + "/pause"))
+
+    def resume(self, job_id: UUID | str) -> Job:
+        """See `reeldb.reprocess.Reprocessing.resume` (writer role)."""
+        return job_from_json(self._client._call("POST", self._path(job_id) + "/resume"))
+
+    def cancel(self, job_id: UUID | str) -> Job:
+        """See `reeldb.reprocess.Reprocessing.cancel` (writer role)."""
+        return job_from_json(self._client._call("POST", self._path(job_id) + "/cancel"))
+
+    def dead_letters(
+        self, job_id: UUID | str, *, after: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """See `reeldb.reprocess.Reprocessing.dead_letters` (reader role)."""
+        found = self._client._call(
+            "GET",
+            self._path(job_id) + "/dead-letters",
+            params={"cursor": after, "limit": limit},
+        )
+        job = UUID(str(job_id))
+        return [
+            DeadLetter(
+                job,
+                d["item"],
+                d["partition"],
+                d["error"],
+                d["attempts"],
+                datetime.fromisoformat(d["at"]),
+                d["state"],
+            )
+            for d in found["items"]
+        ]
+
+    def retry(self, job_id: UUID | str) -> int:
+        """See `reeldb.reprocess.Reprocessing.retry` (writer role)."""
+        found = self._client._call("POST", self._path(job_id) + "/retry")
+        return int(found["retried"])
 
 
 class RemoteAnnotations:

@@ -37,7 +37,7 @@ from reeldb.store.base import DeadLetter, JobRecord, PartitionRecord, Progress
 if TYPE_CHECKING:
     from reeldb.database import Database
 
-__all__ = ["Job", "JobProgress", "Reprocessing"]
+__all__ = ["Job", "JobProgress", "Reprocessing", "job_from_json"]
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,51 @@ class Job:
                 for q in self.partitions
             ]
         return out
+
+
+def job_from_json(value: Mapping[str, Any]) -> Job:
+    """A job from its JSON form (`Job.to_json`), as the HTTP API returns it.
+
+    Args:
+        value: The JSON object.
+
+    Returns:
+        The job (with its partitions when the JSON has them).
+    """
+    parts = tuple(
+        PartitionRecord(
+            UUID(value["id"]),
+            p["number"],
+            p["round"],
+            p["kind"],
+            p["lo"],
+            p["hi"],
+            p["state"],
+            p["cursor"],
+            p["done"],
+            p["changed"],
+            p["skipped"],
+            p["failed"],
+            p["owner"],
+            None,
+            p["attempts"],
+        )
+        for p in value.get("partitions") or ()
+    )
+    return Job(
+        UUID(value["id"]),
+        value["namespace"],
+        value["name"],
+        JobSpec.model_validate(value["spec"]),
+        value["state"],
+        value["round"],
+        JobProgress(**value["progress"]),
+        value["error"],
+        value["created_by"],
+        datetime.fromisoformat(value["created_at"]),
+        datetime.fromisoformat(value["updated_at"]),
+        parts,
+    )
 
 
 class _Lost(Exception):

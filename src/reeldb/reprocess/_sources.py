@@ -25,6 +25,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from reeldb import _json
+from reeldb.annotations.model import parse_type
 from reeldb.database import Database
 from reeldb.errors import NotFoundError
 from reeldb.model.datastore import DataStore
@@ -211,8 +212,7 @@ class AnnotationSource(Source):
         self.namespace = spec.source.namespace
         self._type: tuple[str, int | None] | None = None
         if spec.source.annotation_type is not None:
-            name, _, version = spec.source.annotation_type.partition(" v")
-            self._type = (name.strip(), int(version) if version.strip() else None)
+            self._type = parse_type(spec.source.annotation_type)
             db.schemas.get(self.namespace, self._type[0], self._type[1])  # exists?
 
     def plan(self) -> tuple[dict[str, Any], int, list[tuple[str, str, str]]]:

@@ -5,7 +5,7 @@ name = "add-colorspace"
 
 [source]
 namespace = "vision"
-datastore = "vision/object_detection/1"   # or annotation_type = "BOX", or annotations = true
+datastore = "vision/object_detection/1"   # or annotation_type = "BOX@0", or annotations = true
 filter = "asset.title contains 'cat'"     # documents only: the query language
 catch_up = true                           # also process what is written while the job runs
 
@@ -76,7 +76,7 @@ class SourceSpec(_Strict):
     Attributes:
         namespace: The namespace.
         datastore: The documents of a DataStore (``namespace/analysis_type/version``).
-        annotation_type: The annotations of one type (``NAME``, or ``NAME v2`` for one
+        annotation_type: The annotations of one type (``NAME``, or ``NAME@2`` for one
             version).
         annotations: Every annotation of the namespace.
         filter: Documents only: a DataStore-level filter in the query language; a

@@ -1,0 +1,172 @@
+"""``reeldb reprocess``: run, status, list, pause/resume/cancel, dead letters and retry."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+import reeldb
+from reeldb.cli import app
+from reeldb.testing import BOUNDING_BOX
+
+RUNNER = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None})
+
+FUNCTIONS = """
+import pathlib
+
+def add_label(data, context):
+    if "label" in data:
+        return None
+    if data["boundingBox"]["x"] == 3 and not pathlib.Path(context["options"]["fixed"]).exists():
+        raise RuntimeError("x=3 is not ready")
+    data["label"] = "x%d" % data["boundingBox"]["x"]
+    return data
+"""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    url = f"sqlite:///{tmp_path / 'd' / 'reel.db'}"
+    (tmp_path / "cli_reprocess_functions.py").write_text(FUNCTIONS)
+    sys.path.insert(0, str(tmp_path))
+    with reeldb.connect(url) as db:
+        db.create_namespace("vision")
+        db.add_schema("vision", copy.deepcopy(BOUNDING_BOX))
+        labeled = copy.deepcopy(BOUNDING_BOX)
+        labeled["version"] = 1
+        labeled["keys"]["properties"]["label"] = {"type": "string", "mandatory": False}
+        db.add_schema("vision", labeled)
+        for x in range(8):
+            db.annotations.create(
+                "vision",
+                type="BOUNDING_BOX@0",
+                associations=[{"type": "VIDEO", "id": "v"}],
+                data={
+                    "boundingBox": {"x": x, "y": 0, "w": 1, "h": 1},
+                    "boxTimeRange": {"start": x, "end": x + 1},
+                },
+            )
+    job = tmp_path / "label.toml"
+    job.write_text(
+        f"""
+name = "label"
+[source]
+namespace = "vision"
+annotation_type = "BOUNDING_BOX"
+[processor]
+kind = "migrate"
+target_version = 1
+function = "cli_reprocess_functions:add_label"
+options = {{ fixed = "{tmp_path / "fixed"}" }}
+[limits]
+partitions = 2
+batch = 3
+max_attempts = 2
+backoff = 0.01
+"""
+    )
+    yield url, tmp_path
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("cli_reprocess_functions", None)
+
+
+def invoke(url: str, *args: str) -> Result:
+    return RUNNER.invoke(app, ["--database", url, *args])
+
+
+def test_a_job_runs_fails_an_item_and_its_retry_succeeds(world: tuple[str, Path]) -> None:
+    url, work = world
+    ran = invoke(url, "-o", "json", "reprocess", "run", str(work / "label.toml"))
+    assert ran.exit_code == 0, ran.output
+    job = json.loads(ran.stdout[ran.stdout.index("{") :])
+    assert job["state"] == "done"
+    assert job["progress"] == {
+        "total": 8,
+        "done": 8,
+        "changed": 7,
+        "skipped": 0,
+        "failed": 1,
+        "partitions": 2,
+        "partitions_done": 2,
+        "running": 0,
+    }
+    dead = invoke(url, "-o", "json", "reprocess", "dead", job["id"])
+    [letter] = json.loads(dead.stdout)
+    assert letter["attempts"] == 2 and "x=3 is not ready" in letter["error"]
+    (work / "fixed").touch()
+    retried = invoke(url, "reprocess", "retry", job["id"])
+    assert retried.exit_code == 0, retried.output
+    assert "1 dead letters" in retried.stdout and "is done" in retried.stdout
+    assert json.loads(invoke(url, "-o", "json", "reprocess", "dead", job["id"]).stdout) == []
+    with reeldb.connect(url) as db:
+        labels = sorted(
+            h.annotation.data.get("label", "") for h in db.annotations.search("vision").items
+        )
+    assert labels == [f"x{x}" for x in range(8)]
+
+
+def test_status_list_and_steering(world: tuple[str, Path]) -> None:
+    url, work = world
+    (work / "fixed").touch()
+    submitted = invoke(
+        url, "-o", "json", "reprocess", "run", "--detach", "--dry-run", str(work / "label.toml")
+    )
+    job = json.loads(submitted.stdout)
+    assert job["state"] == "running" and job["dry_run"] is True
+    status = invoke(url, "reprocess", "status", job["id"])
+    assert "Partitions of job" in status.stdout and "running" in status.stdout
+    listed = invoke(url, "reprocess", "list", "vision")
+    assert job["id"] in listed.stdout
+    assert "is paused" in invoke(url, "reprocess", "pause", job["id"]).stdout
+    again = invoke(url, "reprocess", "pause", job["id"])
+    assert again.exit_code != 0 and "only a job that is running can be paused" in again.output
+    assert "is running" in invoke(url, "reprocess", "resume", job["id"]).stdout
+    worked = invoke(url, "-o", "json", "reprocess", "work", job["id"])
+    done = json.loads(worked.stdout)
+    assert done["state"] == "done" and done["progress"]["changed"] == 8
+    with reeldb.connect(url) as db:  # a dry run writes nothing
+        assert all(h.annotation.version == 1 for h in db.annotations.search("vision").items)
+    cancelled = invoke(url, "reprocess", "cancel", job["id"])
+    assert cancelled.exit_code != 0 and "is done" in cancelled.output
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ('name = "x"\n', "invalid job spec: /source: Field required"),
+        ("name = \n", "is not valid TOML"),
+        (
+            'name = "x"\n[source]\nnamespace = "vision"\nannotations = true\n'
+            '[processor]\nkind = "backfill"\nfunction = "no_such_module:f"\n',
+            "cannot load processor function no_such_module:f",
+        ),
+        (
+            'name = "x"\n[source]\nnamespace = "vision"\ndatastore = "vision/nope/1"\n'
+            '[processor]\nkind = "reindex"\n',
+            "does not exist",
+        ),
+    ],
+)
+def test_bad_jobs_get_one_line(world: tuple[str, Path], spec: str, message: str) -> None:
+    url, work = world
+    path = work / "bad.toml"
+    path.write_text(spec)
+    result = invoke(url, "reprocess", "run", str(path))
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_unknown_job_is_one_line(world: tuple[str, Path]) -> None:
+    url, _ = world
+    result = invoke(url, "reprocess", "status", "01a250cd-f4db-7525-bd91-d051a0e6506b")
+    assert result.exit_code == 1 and "no reprocessing job" in result.output
+    result = invoke(url, "reprocess", "status", "nope")
+    assert result.exit_code == 1 and "job id" in result.output
