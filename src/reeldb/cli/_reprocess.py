@@ -7,6 +7,7 @@ calls and shows the results.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -71,15 +72,19 @@ def _work(ctx: typer.Context, job: Job, worker: str | None, threads: int | None)
     """Run a job here with a progress bar (rate and time left); Ctrl-C stops at a checkpoint."""
     state = get_state(ctx)
     stop = threading.Event()
-    with progress_bar(
-        f"{job.spec.processor.kind} {{task.completed}} items, {{task.speed}}/s",
-        disable=state.out.json,
-    ) as bar:
-        task = bar.add_task(job.name, total=job.progress.total or None)
+    started, first = time.monotonic(), job.progress.done
+    with progress_bar("{task.description}", disable=state.out.json) as bar:
+        task = bar.add_task(job.spec.processor.kind, total=job.progress.total or None)
 
         def report(current: Job) -> None:
             p = current.progress
-            bar.update(task, completed=p.done, total=max(p.total, p.done) or None)
+            rate = (p.done - first) / max(time.monotonic() - started, 1e-6)
+            bar.update(
+                task,
+                completed=p.done,
+                total=max(p.total, p.done) or None,
+                description=f"{job.spec.processor.kind} {rate:,.0f} items/s, {p.failed} failed",
+            )
 
         try:
             return state.db.reprocess.run(

@@ -211,8 +211,11 @@ def worker(
         float,
         typer.Option(help="Seconds of silence after which another worker's writes are resumed."),
     ] = 60.0,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Reprocessing jobs run at once (reeldb reprocess).")
+    ] = 2,
 ) -> None:
-    """Run asynchronous writes (validate, persist, index) until interrupted."""
+    """Run asynchronous writes and reprocessing jobs until interrupted."""
     from reeldb.workflows.writes import Worker
 
     state = get_state(ctx)
@@ -222,6 +225,7 @@ def worker(
         concurrency=concurrency,
         heartbeat=min(5.0, takeover_after / 4),
         takeover_after=takeover_after,
+        job_concurrency=jobs,
     )
     state.out.line(f"reeldb worker {runner.name} on {redact_url(state.db.url)}; Ctrl-C stops it")
     with contextlib.suppress(KeyboardInterrupt):
