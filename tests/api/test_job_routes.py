@@ -160,6 +160,27 @@ def test_only_plugins_may_be_named_over_http(world: Any, connect: Any) -> None:
     assert client.reprocess.list_jobs(NS) == []
 
 
+def test_http_jobs_write_files_only_in_the_exports_directory(world: Any, connect: Any) -> None:
+    client = connect()
+    for sink in (
+        {"kind": "jsonl", "path": "/tmp/anywhere"},
+        {"kind": "jsonl", "path": "../../escape"},
+        {"kind": "parquet", "path": "a/../../b"},
+    ):
+        with pytest.raises(PermissionDeniedError, match="exports directory"):
+            client.reprocess.submit({**spec(kind="custom", function="label"), "sink": sink})
+    with pytest.raises(PermissionDeniedError, match="warehouse"):
+        client.reprocess.submit({**spec(kind="export-iceberg"), "sink": {"warehouse": "/tmp/lake"}})
+    job = client.reprocess.submit(
+        {
+            **spec(kind="custom", function="label", options={"prefix": "f"}),
+            "sink": {"kind": "jsonl", "path": "labels"},
+        }
+    )
+    assert job.spec.sink.path is not None and job.spec.sink.path.endswith("/exports/labels")
+    assert [j.id for j in client.reprocess.list_jobs(NS)] == [job.id]
+
+
 def test_bad_specs_are_problems_not_500s(world: Any, connect: Any) -> None:
     headers = {"Authorization": f"Bearer {world.admin_key}"}
     url = f"{world.url}/v1/namespaces/{NS}/jobs"

@@ -26,7 +26,8 @@ from uuid_utils.compat import uuid7
 
 from reeldb import _json
 from reeldb._ids import parse_uuid
-from reeldb.errors import ConflictError, ReelError, ValidationError
+from reeldb.database import _data_dir
+from reeldb.errors import ConflictError, PermissionDeniedError, ReelError, ValidationError
 from reeldb.model.names import check_namespace
 from reeldb.reprocess._limits import AdaptiveLimit, RateLimit
 from reeldb.reprocess._processors import PERMANENT, Processor, job_principal, open_processor
@@ -233,7 +234,8 @@ class Reprocessing:
         Args:
             spec: The job (a `JobSpec`, a mapping, TOML/JSON text or a ``.toml`` path).
             by: Who submits it (the service passes the principal).
-            plugins_only: Only installed plug-ins may be named as functions (HTTP).
+            plugins_only: The job comes from the HTTP API: only installed plug-ins may be
+                named as functions, and files go only under ``<data dir>/exports``.
             **overrides: Top-level spec fields to set, such as ``dry_run=True``.
 
         Returns:
@@ -247,6 +249,8 @@ class Reprocessing:
             PermissionDeniedError: A ``module:attribute`` function with ``plugins_only``.
         """
         checked = load_spec(spec, **overrides)
+        if plugins_only:
+            checked = self._confined(checked)
         now = datetime.now(UTC)
         draft = JobRecord(
             uuid7(),
@@ -289,6 +293,33 @@ class Reprocessing:
             [PartitionRecord(job.id, n, 0, kind, lo, hi) for n, (kind, lo, hi) in enumerate(parts)],
         )
         return self.get(job.id)
+
+    def _confined(self, spec: JobSpec) -> JobSpec:
+        """A job from the HTTP API may write files only under ``<data dir>/exports``.
+
+        Its ``sink.path`` is relative to that directory and may not climb out of it; it may
+        not name an Iceberg warehouse or catalog (the service's settings apply).
+
+        Raises:
+            PermissionDeniedError: It names a place the service does not let it write.
+        """
+        sink = spec.sink
+        if sink.warehouse is not None or sink.catalog is not None:
+            raise PermissionDeniedError(
+                "jobs submitted over HTTP use the service's Iceberg warehouse and catalog; "
+                "leave sink.warehouse and sink.catalog out"
+            )
+        if sink.path is None:
+            return spec
+        root = (_data_dir(self._db.settings.database, self._db.url) or Path()) / "exports"
+        relative = Path(sink.path)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise PermissionDeniedError(
+                f"sink.path {sink.path!r}: over HTTP it is a relative path inside the "
+                "service's exports directory"
+            )
+        confined = sink.model_copy(update={"path": str(root.resolve() / relative)})
+        return spec.model_copy(update={"sink": confined})
 
     def _whole_total(self, spec: JobSpec) -> int:
         if spec.source.datastore is not None:
