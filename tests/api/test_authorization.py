@@ -317,6 +317,33 @@ def _write_request(world: World, ns: str) -> Call:
     return Call("GET", f"/v1/requests/{made.id}", document_id=str(made.id))
 
 
+_JOB_SPEC = {
+    "name": "authorization",
+    "source": {"namespace": VISION, "annotations": True},
+    "processor": {"kind": "reindex"},
+}
+
+
+def _job(world: World, *, paused: bool = False) -> str:
+    made = world.db.reprocess.submit(_JOB_SPEC)
+    if paused:
+        world.db.reprocess.pause(made.id)
+    return str(made.id)
+
+
+def _job_call(method: str, suffix: str = "", *, paused: bool = False) -> Builder:
+    def build(world: World, ns: str) -> Call:
+        path = f"/v1/namespaces/{ns}/jobs/{_job(world, paused=paused)}{suffix}"
+        return Call(method, path, json={} if method == "POST" else None, namespace=ns)
+
+    return build
+
+
+def _find_job(world: World, ns: str) -> Call:
+    made = _job(world)
+    return Call("GET", f"/v1/jobs/{made}", document_id=made)
+
+
 _ANNOTATION = {
     "type": "BOUNDING_BOX",
     "associations": [{"type": "MOVIE_ID", "id": "81234567"}],
@@ -503,6 +530,34 @@ REQUESTS: dict[tuple[str, str], tuple[Need, Builder]] = {
     ("GET", "/v1/namespaces/{namespace}/requests"): (
         Need.READER,
         _get("/v1/namespaces/{ns}/requests"),
+    ),
+    ("POST", "/v1/namespaces/{namespace}/jobs"): (
+        Need.WRITER,
+        _send("POST", "/v1/namespaces/{ns}/jobs", lambda w: _JOB_SPEC),
+    ),
+    ("GET", "/v1/namespaces/{namespace}/jobs"): (Need.READER, _get("/v1/namespaces/{ns}/jobs")),
+    ("GET", "/v1/namespaces/{namespace}/jobs/{job_id}"): (Need.READER, _job_call("GET")),
+    # Authenticated, then the reader role in the job's namespace (known once it is read).
+    ("GET", "/v1/jobs/{job_id}"): (Need.READER, _find_job),
+    ("POST", "/v1/namespaces/{namespace}/jobs/{job_id}/pause"): (
+        Need.WRITER,
+        _job_call("POST", "/pause"),
+    ),
+    ("POST", "/v1/namespaces/{namespace}/jobs/{job_id}/resume"): (
+        Need.WRITER,
+        _job_call("POST", "/resume", paused=True),
+    ),
+    ("POST", "/v1/namespaces/{namespace}/jobs/{job_id}/cancel"): (
+        Need.WRITER,
+        _job_call("POST", "/cancel"),
+    ),
+    ("GET", "/v1/namespaces/{namespace}/jobs/{job_id}/dead-letters"): (
+        Need.READER,
+        _job_call("GET", "/dead-letters"),
+    ),
+    ("POST", "/v1/namespaces/{namespace}/jobs/{job_id}/retry"): (
+        Need.WRITER,
+        _job_call("POST", "/retry"),
     ),
     ("PUT", "/v1/namespaces/{namespace}/association-types"): (
         Need.ADMIN,
