@@ -45,8 +45,10 @@ from reeldb.api._routing import (
 from reeldb.api.routes import DOCUMENT_PATH, build_routes, document_response
 from reeldb.auth.policy import Need
 from reeldb.config import Settings, load_settings
+from reeldb.console import console_routes
 from reeldb.database import Database
 from reeldb.errors import ReelError
+from reeldb.reprocess._limits import LIVE
 
 __all__ = ["create_app"]
 
@@ -334,7 +336,9 @@ class _ServiceMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.observe(scope["method"], template, status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(scope["method"], template, status, elapsed)
+            LIVE.record(elapsed)  # what adaptive reprocessing jobs keep within their budget
 
     def _fast_document(self, scope: Scope, headers: dict[bytes, bytes]) -> Response | None:
         """Answer ``GET /v1/documents/{id}`` without the framework, or None.
@@ -488,6 +492,7 @@ def create_app(db: Database | None = None, *, settings: Settings | None = None) 
     metrics = _Metrics()
     build_routes().install(service)
     _health_routes(service, metrics).install(service)
+    service.router.routes.extend(console_routes())  # the web console at /
     service.outer = lambda app: _ServiceMiddleware(
         app, service=service, metrics=metrics, max_body=effective.max_request_bytes
     )
