@@ -520,6 +520,75 @@ class Annotations:
         )
         return PreparedAnnotations((write,), (annotation,), audit)
 
+    def prepare_revisions(
+        self,
+        namespace: str,
+        revisions: Sequence[tuple[Annotation, Mapping[str, Any], TypeRef | None]],
+        *,
+        by: str | None = None,
+    ) -> list[AnnotationWrite | ReelError]:
+        """Validate new versions of annotations the caller has already read, in bulk.
+
+        `prepare_update` for batch jobs (`reeldb.reprocess`): each revision is
+        ``(current, data, type)``, where ``current`` is the version the caller read (with
+        its body, e.g. from `AnnotationStore.annotation_history`), ``data`` the new data
+        and ``type`` another type version (None: keep the current one). Nothing is read
+        again per annotation; the namespace's association types and each type's schema are
+        read once per call. Each write expects ``current.version``, so storing it
+        (`AnnotationStore.put_annotation_batches`) fails with `VersionConflictError` if
+        another write came first; associations are kept.
+
+        Args:
+            namespace: The namespace that owns the annotations.
+            revisions: The annotations as read, and what each becomes.
+            by: The principal the new versions are stored by.
+
+        Returns:
+            Per revision, in order: the write, or why it cannot be made
+            (`VersionConflictError` for a deleted one, `ValidationError`).
+        """
+        allowed = self._db.store.association_types(namespace)
+        schemas: dict[Any, SchemaVersion | ReelError] = {}
+        now = datetime.now(UTC)
+        out: list[AnnotationWrite | ReelError] = []
+        for current, data, type_ref in revisions:
+            wanted = current.type if type_ref is None else type_ref
+            key = (wanted.name, wanted.version)
+            if key not in schemas:
+                try:
+                    schemas[key] = self._schema(namespace, wanted)
+                except ReelError as exc:
+                    schemas[key] = exc
+            schema = schemas[key]
+            if isinstance(schema, ReelError):
+                out.append(schema)
+                continue
+            if current.deleted:
+                out.append(
+                    VersionConflictError(
+                        f"annotation {current.id} is deleted (version {current.version})",
+                        current.version,
+                    )
+                )
+                continue
+            try:
+                write, _ = self._write(
+                    namespace,
+                    schema,
+                    current.id,
+                    current.version,
+                    current.associations,
+                    data,
+                    now,
+                    by,
+                    allowed,
+                )
+            except ReelError as exc:
+                out.append(exc)
+                continue
+            out.append(write)
+        return out
+
     def delete(
         self,
         namespace: str,

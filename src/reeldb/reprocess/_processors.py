@@ -24,11 +24,11 @@ import importlib.metadata
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from reeldb import _json
 from reeldb.annotations._service import _annotation
-from reeldb.annotations.model import TypeRef
+from reeldb.annotations.model import Annotation, TypeRef
 from reeldb.auth.model import AuditEntry
 from reeldb.database import Database, PreparedWrite
 from reeldb.errors import (
@@ -42,12 +42,13 @@ from reeldb.model.datastore import DataStore
 from reeldb.reprocess._files import FileSink
 from reeldb.reprocess._sources import Item, Source
 from reeldb.reprocess._spec import JobSpec
-from reeldb.store.base import AnnotationRecord, DocumentRecord, JobRecord
+from reeldb.store.base import AnnotationRecord, AnnotationWrite, DocumentRecord, JobRecord
 
 __all__ = ["PERMANENT", "Outcome", "Processor", "load_function", "open_processor"]
 
 Outcome = str | BaseException
 UserFunction = Callable[[Any, dict[str, Any]], Any]
+_T = TypeVar("_T")
 
 PERMANENT: Final = (ValidationError, NotFoundError, PermissionDeniedError, ConfigError)
 """Errors a retry cannot cure: the item goes to the dead-letter list at once."""
@@ -145,10 +146,10 @@ class Processor:
         """
         raise NotImplementedError
 
-    def _audit(self, target: str) -> AuditEntry:
+    def _audit(self, target: str, at: datetime | None = None) -> AuditEntry:
         return AuditEntry(
             0,
-            datetime.now(UTC),
+            at or datetime.now(UTC),
             self.principal,
             f"reprocess.{self.spec.processor.kind}",
             self.job.namespace,
@@ -157,10 +158,11 @@ class Processor:
             200,
         )
 
-    def _call(self, data: Any, context: dict[str, Any]) -> Any:
+    def _call(self, data: Any, context: dict[str, Any], *, fresh: bool = False) -> Any:
+        """The user's function on a copy of ``data`` (``fresh``: ``data`` is one already)."""
         assert self.function is not None
         context["options"] = self.spec.processor.options
-        return self.function(copy.deepcopy(data), context)
+        return self.function(data if fresh else copy.deepcopy(data), context)
 
 
 def job_principal(job: JobRecord) -> str:
@@ -171,36 +173,82 @@ def job_principal(job: JobRecord) -> str:
 # -- annotations ---------------------------------------------------------------------------
 
 
-def _annotation_context(record: AnnotationRecord) -> dict[str, Any]:
-    view = _annotation(record).to_json()
+def _annotation_context(annotation: Annotation) -> dict[str, Any]:
+    view = annotation.to_json()
     view.pop("data", None)
     return view
 
 
+_CHUNK: Final = 64
+"""Writes per group when a batch that failed whole is stored again in groups."""
+
+
+def _store_each(
+    put: Callable[[Sequence[Sequence[_T]]], list[ReelError | None]], items: Sequence[_T]
+) -> list[ReelError | None]:
+    """Store ``items`` so that only the ones that fail are left out, in few calls.
+
+    ``put`` stores groups of items, each group all or none, and says per group why it was
+    not stored. The batch is tried whole; if it fails (an annotation moved on since it was
+    read: a live write came first), it is stored again in groups of `_CHUNK`, then the
+    items of the groups that failed one by one: a conflict costs two more calls of ``put``,
+    not a write per item.
+
+    Returns:
+        Per item: None if stored, else why not.
+    """
+    if not items:
+        return []
+    [error] = put([items])
+    if error is None:
+        return [None] * len(items)
+    if len(items) == 1:
+        return [error]
+    groups = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    out: list[ReelError | None] = [None] * len(items)
+    failed: list[int] = []
+    for n, result in enumerate(put(groups)):
+        if result is not None:
+            failed += range(n * _CHUNK, min(len(items), (n + 1) * _CHUNK))
+    if failed:
+        for index, result in zip(failed, put([[items[i]] for i in failed]), strict=True):
+            out[index] = result
+    return out
+
+
 class AnnotationWriter(Processor):
-    """``backfill``, ``migrate`` and ``custom`` of annotations into reeldb: new versions."""
+    """``backfill``, ``migrate`` and ``custom`` of annotations into reeldb: new versions.
+
+    The batch's new versions are built from the current versions the source read (nothing
+    is read again per item) and stored in one transaction, each conditional on the version
+    read; if one fails, the others are stored in groups (see `_store_each`).
+    """
 
     def process(self, items: Sequence[Item], partition: int) -> dict[str, Outcome]:
         """See `Processor.process`."""
-        annotations = self.db.annotations
-        namespace = self.job.namespace
         outcomes: dict[str, Outcome] = {}
-        prepared, keys = [], []
+        keys: list[str] = []
+        revisions: list[tuple[Annotation, dict[str, Any], TypeRef | None]] = []
         target = self.spec.processor.target_version
         for item in items:
-            current = item.current
-            if item.skip is not None or current is None or current.deleted:
+            record = item.current
+            if item.skip is not None or record is None or record.deleted:
                 outcomes[item.key] = "skipped"
                 continue
-            data = _json.loads(current.body)["data"]
             try:
+                current = _annotation(record)
+                data = current.data
                 new = (
                     data
                     if self.function is None
-                    else self._call(data, _annotation_context(current))
+                    else self._call(  # a copy parsed again: faster than a deep copy
+                        _json.loads(record.body)["data"],
+                        _annotation_context(current),
+                        fresh=True,
+                    )
                 )
-                type_ref = None if target is None else TypeRef(current.type_name, target)
-                moves = type_ref is not None and current.type_version != target
+                type_ref = None if target is None else TypeRef(current.type.name, target)
+                moves = type_ref is not None and current.type.version != target
                 if (new is None or new == data) and not moves:
                     outcomes[item.key] = "skipped"
                     continue
@@ -208,30 +256,45 @@ class AnnotationWriter(Processor):
                     raise ValidationError(
                         f"the function returned {type(new).__name__}, not the new data (a dict)"
                     )
-                prepared.append(
-                    annotations.prepare_update(
-                        namespace,
-                        current.id,
-                        expected_version=current.version,
-                        data=data if new is None else new,
-                        type=type_ref,
-                        audit=self._audit(str(current.id)),
-                    )
-                )
-                keys.append(item.key)
-            except Exception as exc:  # the user's function, or validation
+            except Exception as exc:  # the user's function
                 outcomes[item.key] = exc
+                continue
+            revisions.append((current, data if new is None else new, type_ref))
+            keys.append(item.key)
+        prepared = self.db.annotations.prepare_revisions(
+            self.job.namespace, revisions, by=self.principal
+        )
+        ready: list[tuple[AnnotationWrite, AuditEntry]] = []
+        ready_keys: list[str] = []
+        now = datetime.now(UTC)
+        for key, write in zip(keys, prepared, strict=True):
+            if isinstance(write, ReelError):
+                outcomes[key] = write  # invalid: a dead letter
+            else:
+                ready.append((write, self._audit(str(write.id), now)))
+                ready_keys.append(key)
         if self.dry_run:
-            outcomes.update(dict.fromkeys(keys, "changed"))
+            outcomes.update(dict.fromkeys(ready_keys, "changed"))
             return outcomes
-        if prepared:
-            for key, result in zip(keys, annotations.commit(prepared), strict=True):
-                outcomes[key] = result if isinstance(result, ReelError) else "changed"
+
+        def put(
+            groups: Sequence[Sequence[tuple[AnnotationWrite, AuditEntry]]],
+        ) -> list[ReelError | None]:
+            return self.db.store.put_annotation_batches(
+                [([w for w, _ in group], [a for _, a in group]) for group in groups]
+            )
+
+        for key, error in zip(ready_keys, _store_each(put, ready), strict=True):
+            outcomes[key] = "changed" if error is None else error
         return outcomes
 
 
 class AnnotationReindex(Processor):
-    """``reindex`` of annotations: what search reads of each is derived again."""
+    """``reindex`` of annotations: what search reads of each is derived again.
+
+    The batch is reindexed in one transaction; if an annotation moved on meanwhile, the
+    batch is reindexed again in groups (see `_store_each`) and only that one is retried.
+    """
 
     def process(self, items: Sequence[Item], partition: int) -> dict[str, Outcome]:
         """See `Processor.process`."""
@@ -240,20 +303,22 @@ class AnnotationReindex(Processor):
         if self.dry_run or not live:
             outcomes.update({i.key: "changed" for i in live})
             return outcomes
-        records = [i.current for i in live if i.current is not None]
-        try:
-            self.db.annotations.reindex(self.job.namespace, records)
-        except ReelError:
-            # One moved on: reindex them one by one, so only that one is retried.
-            for item, record in zip(live, records, strict=True):
+        annotations, namespace = self.db.annotations, self.job.namespace
+
+        def put(groups: Sequence[Sequence[AnnotationRecord]]) -> list[ReelError | None]:
+            results: list[ReelError | None] = []
+            for group in groups:
                 try:
-                    self.db.annotations.reindex(self.job.namespace, [record])
+                    annotations.reindex(namespace, group)
                 except ReelError as exc:
-                    outcomes[item.key] = exc
+                    results.append(exc)
                 else:
-                    outcomes[item.key] = "changed"
-            return outcomes
-        outcomes.update({i.key: "changed" for i in live})
+                    results.append(None)
+            return results
+
+        records = [i.current for i in live if i.current is not None]
+        for item, error in zip(live, _store_each(put, records), strict=True):
+            outcomes[item.key] = "changed" if error is None else error
         return outcomes
 
 

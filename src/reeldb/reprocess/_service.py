@@ -487,7 +487,9 @@ class Reprocessing:
         spec = JobSpec.model_validate(_json.loads(record.spec))
         name = worker or f"{os.uname().nodename}-{os.getpid()}"
         count = max(1, threads or spec.limits.concurrency)
-        runner = _Runner(self, record, spec, stop or threading.Event(), progress, wait, poll)
+        runner = _Runner(
+            self, record, spec, stop or threading.Event(), progress, wait, poll, threads=count
+        )
         if count == 1:
             runner.loop(f"{name}:0")
         else:
@@ -516,6 +518,8 @@ class _Runner:
         progress: Callable[[Job], None] | None,
         wait: bool,
         poll: float,
+        *,
+        threads: int = 1,
     ) -> None:
         self.service = service
         self.db = service._db
@@ -530,8 +534,10 @@ class _Runner:
         self.source: Source = open_source(self.db, spec, job_principal(record))
         self.processor: Processor = open_processor(self.db, spec, record, self.source)
         limits = spec.limits
-        # The job's rate is shared by its partitions running at once.
-        self.rate = RateLimit(limits.rate / limits.concurrency if limits.rate else 0.0)
+        # The job's rate is shared by its partitions running at once: this runner's threads
+        # (one bucket) hold at most `threads` of the job's `concurrency` partitions.
+        share = min(threads, limits.concurrency) / limits.concurrency
+        self.rate = RateLimit(limits.rate * share if limits.rate else 0.0)
         budget = None if limits.latency_budget_ms is None else limits.latency_budget_ms / 1000
         self.adaptive = AdaptiveLimit(budget, probe=self._probe)
         self._report_lock = threading.Lock()
@@ -739,7 +745,7 @@ class _Runner:
         *,
         resolved: Sequence[str] = (),
         finished: bool = False,
-        lease: timedelta = LEASE,
+        lease: timedelta | None = None,
     ) -> bool:
         return self.store.checkpoint_partition(
             job.id,
@@ -747,7 +753,7 @@ class _Runner:
             owner,
             cursor=cursor,
             progress=progress,
-            lease_until=datetime.now(UTC) + lease,
+            lease_until=datetime.now(UTC) + (LEASE if lease is None else lease),
             dead=dead,
             resolved=resolved,
             finished=finished,

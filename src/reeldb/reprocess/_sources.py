@@ -17,9 +17,10 @@ both sort as their values do.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any, Final
 from uuid import UUID
@@ -33,7 +34,7 @@ from reeldb.query import parse_query
 from reeldb.query.ast import Expr
 from reeldb.query.oracle import document_matches
 from reeldb.reprocess._spec import JobSpec
-from reeldb.store._jobs import time_text
+from reeldb.store._jobs import parse_time, time_text
 from reeldb.store.base import AnnotationRecord, DocumentRecord, JobRecord, PartitionRecord
 
 __all__ = ["Item", "Source", "open_source"]
@@ -57,6 +58,11 @@ class Item:
     record: AnnotationRecord | DocumentRecord
     current: AnnotationRecord | None = None
     skip: str | None = None
+
+
+def _instant(text: str) -> datetime:
+    """A time stored as `time_text` (fixed-width UTC text), to compare versions' times with."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def seq_key(seq: int) -> str:
@@ -236,11 +242,26 @@ class AnnotationSource(Source):
     def next_round(
         self, snapshot: dict[str, Any], seen: int
     ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
-        """See `Source.next_round`."""
-        if snapshot.get("round_kind") == "changes" and seen == 0:
-            return snapshot, []  # a catch-up round found nothing new: caught up
-        at = time_text(datetime.now().astimezone())
-        return {"at": at, "round_kind": "changes"}, [("changes", snapshot["at"], at)]
+        """See `Source.next_round`.
+
+        Versions are stamped when a write is prepared, not when it commits: each window
+        reaches ``catch_up_grace`` back into the one before (an item met twice is left
+        unchanged by an idempotent job). A round that finds nothing is followed by one
+        *settling* round, started once the writes stamped before its end have had the
+        grace to commit; when that one finds nothing too, the job is caught up.
+        """
+        grace = timedelta(seconds=self.spec.source.catch_up_grace)
+        end = parse_time(snapshot["at"])
+        settling = snapshot.get("round_kind") == "changes" and seen == 0
+        if settling:
+            if snapshot.get("settled"):
+                return snapshot, []  # nothing new, even late commits: caught up
+            wait = (end + grace - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                time.sleep(wait)
+        at = time_text(datetime.now(UTC))
+        window = ("changes", time_text(end - grace), at)
+        return {"at": at, "round_kind": "changes", "settled": settling}, [window]
 
     def items(
         self, job: JobRecord, partition: PartitionRecord, cursor: str | None, limit: int
@@ -257,8 +278,8 @@ class AnnotationSource(Source):
             after = UUID(int=lo.int - 1)
         else:
             after = None
-        upto = partition.hi if changes else _json.loads(job.snapshot)["at"]
-        since = partition.lo if changes else None
+        upto = _instant(partition.hi if changes else _json.loads(job.snapshot)["at"])
+        since = _instant(partition.lo) if changes else None
         found: list[Item] = []
         while len(found) < limit:
             versions = self.db.store.annotation_history(self.namespace, after=after, limit=limit)
@@ -273,18 +294,23 @@ class AnnotationSource(Source):
                 after = ident
         return found, None if after is None else str(after)
 
-    def _item(self, versions: list[AnnotationRecord], upto: str, since: str | None) -> Item | None:
-        """The item of one annotation's versions; None if not in the round at all."""
+    def _item(
+        self, versions: list[AnnotationRecord], upto: datetime | None, since: datetime | None
+    ) -> Item | None:
+        """The item of one annotation's versions; None if not in the round at all.
+
+        Args:
+            versions: Its versions, oldest first.
+            upto: The round's end (None: now): later versions are not in it.
+            since: A catch-up round's start: only an annotation with a version in
+                ``(since, upto]`` written by someone other than the job is in it.
+        """
         current = versions[-1]
-        seen = [v for v in versions if time_text(v.created_at) <= upto]
-        if since is not None:
-            fresh = [
-                v
-                for v in seen
-                if time_text(v.created_at) > since and v.created_by != self.principal
-            ]
-            if not fresh:
-                return None
+        seen = versions if upto is None else [v for v in versions if v.created_at <= upto]
+        if since is not None and not any(
+            v.created_at > since and v.created_by != self.principal for v in seen
+        ):
+            return None
         if not seen:
             return None  # created after the snapshot: a catch-up round's
         record = seen[-1]
@@ -311,7 +337,7 @@ class AnnotationSource(Source):
             except NotFoundError:
                 continue
             if versions:
-                item = self._item(versions, "9999", None)
+                item = self._item(versions, None, None)
                 if item is not None:
                     found.append(item)
         return found

@@ -84,6 +84,8 @@ class SourceSpec(_Strict):
         catch_up: After the snapshot, also process what was written while the job ran,
             in rounds, until a round finds nothing new (or ``catch_up_rounds``).
         catch_up_rounds: At most this many catch-up rounds.
+        catch_up_grace: Annotations: seconds a write may take from its timestamp (when
+            it is prepared) to its commit and still be caught up.
     """
 
     namespace: str
@@ -93,6 +95,7 @@ class SourceSpec(_Strict):
     filter: str | None = None
     catch_up: bool = False
     catch_up_rounds: int = Field(default=5, ge=1, le=100)
+    catch_up_grace: float = Field(default=5.0, ge=0, le=600)
 
     @model_validator(mode="after")
     def _one_source(self) -> SourceSpec:

@@ -20,7 +20,7 @@ from uuid import UUID
 from reeldb.errors import NotFoundError
 from reeldb.store.base import DeadLetter, JobRecord, JobStore, PartitionRecord, Progress
 
-__all__ = ["DDL", "SQLJobStore", "time_text"]
+__all__ = ["DDL", "SQLJobStore", "parse_time", "time_text"]
 
 T = TypeVar("T")
 
@@ -86,6 +86,11 @@ _LETTER: Final = "job_id, item, partition, error, attempts, at, state"
 def time_text(at: datetime) -> str:
     """A time as fixed-width UTC text (``2026-12-07T14:03:05.000123Z``): sorts as it compares."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """The inverse of `time_text`."""
+    return _time(text)
 
 
 def _time(text: str) -> datetime:
@@ -179,8 +184,13 @@ class SQLJobStore(JobStore):
         for row in rows:  # few rows: partitions and dead letters of one checkpoint
             self._run(conn, statement, row)
 
-    def _get_job(self, conn: Any, job_id: UUID) -> JobRecord:
-        row = self._run(conn, f"SELECT {_JOB} FROM reprocess_jobs WHERE id = ?", (str(job_id),))
+    def _get_job(self, conn: Any, job_id: UUID, *, lock: bool = False) -> JobRecord:
+        # ``lock``: changes of one job take turns (SQLite: one writer; PostgreSQL: the row
+        # lock), so two workers never both act on the state they read.
+        suffix = " FOR UPDATE" if lock and self._job_placeholder != "?" else ""
+        row = self._run(
+            conn, f"SELECT {_JOB} FROM reprocess_jobs WHERE id = ?{suffix}", (str(job_id),)
+        )
         found = row.fetchone()
         if found is None:
             raise NotFoundError(f"no reprocessing job {job_id}")
@@ -258,7 +268,7 @@ class SQLJobStore(JobStore):
         """See `JobStore.set_job_state`."""
 
         def change(conn: Any) -> JobRecord | None:
-            job = self._get_job(conn, job_id)
+            job = self._get_job(conn, job_id, lock=True)
             if job.state not in expect:
                 return None
             self._run(
@@ -415,7 +425,7 @@ class SQLJobStore(JobStore):
         key = str(job_id)
 
         def advance(conn: Any) -> bool:
-            job = self._get_job(conn, job_id)
+            job = self._get_job(conn, job_id, lock=True)
             if job.state != "running" or job.round != round:
                 return False
             open_ = self._run(
@@ -469,7 +479,7 @@ class SQLJobStore(JobStore):
         key = str(job_id)
 
         def send_back(conn: Any) -> int:
-            self._get_job(conn, job_id)
+            self._get_job(conn, job_id, lock=True)
             count = int(
                 self._run(
                     conn,
