@@ -8,9 +8,11 @@ row twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from reeldb.errors import ConfigError
 __all__ = ["FileSink", "read_rows"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_STALE_SECONDS = 3600.0
 
 
 class FileSink:
@@ -41,6 +44,13 @@ class FileSink:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create sink directory {self.directory}: {exc}") from None
+        # A runner killed while writing a batch leaves its temporary file; one older than
+        # any batch takes is removed (a live runner's, younger, is left alone).
+        stale = time.time() - _STALE_SECONDS
+        for temp in self.directory.glob(".part-*.tmp"):
+            with contextlib.suppress(OSError):
+                if temp.stat().st_mtime < stale:
+                    temp.unlink()
 
     def write(self, partition: int, first_key: str, rows: Sequence[dict[str, Any]]) -> Path:
         """Write one batch's rows (replacing the file of the same batch, if any).
