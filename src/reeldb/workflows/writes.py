@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlsplit
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 from dbos import DBOS, SetWorkflowID
@@ -51,6 +51,7 @@ from reeldb.errors import (
 from reeldb.ingest import ValidatedBlob
 from reeldb.model.requests import WriteState
 from reeldb.store import infer_backend
+from reeldb.workflows import jobs
 
 if TYPE_CHECKING:
     from reeldb.database import Database
@@ -282,6 +283,8 @@ class Worker:
             ``blob_grace`` setting).
         heartbeat: Seconds between the worker's signs of life (and its looks at others').
         takeover_after: Seconds of silence after which a worker's writes are taken over.
+        job_concurrency: Reprocessing jobs run at once by this worker (each job's own
+            ``concurrency`` limits its partitions across all workers).
     """
 
     _running: Worker | None = None
@@ -297,6 +300,7 @@ class Worker:
         gc_every: float = 300.0,
         heartbeat: float = 5.0,
         takeover_after: float = 60.0,
+        job_concurrency: int = 2,
     ) -> None:
         self.db = db
         self.gc_every = gc_every
@@ -308,6 +312,8 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started: set[UUID] = set()
+        self._jobs: dict[UUID, Any] = {}  # running job -> its workflow's handle, here
+        self.job_concurrency = job_concurrency
         self._temp: tempfile.TemporaryDirectory[str] | None = None
 
     def start(self) -> Worker:
@@ -343,6 +349,10 @@ class Worker:
         )
         DBOS.launch()
         DBOS.register_queue(QUEUE, worker_concurrency=self.concurrency, polling_interval_sec=0.1)
+        DBOS.register_queue(
+            jobs.JOB_QUEUE, worker_concurrency=self.job_concurrency, polling_interval_sec=0.5
+        )
+        jobs.set_stop(self._stop)
         self._thread = threading.Thread(target=self._loop, name="reeldb-worker", daemon=True)
         self._thread.start()
         return self
@@ -354,6 +364,10 @@ class Worker:
                 self.enqueue_unfinished()
             except Exception:  # keep polling: the next look may succeed
                 log.exception("reeldb worker %s could not look for write requests", self.name)
+            try:
+                self.enqueue_jobs()
+            except Exception:
+                log.exception("reeldb worker %s could not look for reprocessing jobs", self.name)
             if time.monotonic() - seen >= self.heartbeat:
                 seen = time.monotonic()
                 try:
@@ -382,6 +396,26 @@ class Worker:
             with SetWorkflowID(str(request.id)):
                 DBOS.enqueue_workflow(QUEUE, write_document, str(request.id))
             self._started.add(request.id)
+            started += 1
+        return started
+
+    def enqueue_jobs(self) -> int:
+        """Start a workflow for each running job with work to take that has none here.
+
+        Returns:
+            How many were started now.
+        """
+        for job_id, handle in list(self._jobs.items()):
+            if handle.get_status().status in ("SUCCESS", "ERROR", "CANCELLED"):
+                del self._jobs[job_id]
+        started = 0
+        for job_id in self.db.store.runnable_jobs(datetime.now(UTC)):
+            if job_id in self._jobs:
+                continue
+            with SetWorkflowID(f"reprocess-{job_id}-{self.name}-{uuid4().hex[:12]}"):
+                self._jobs[job_id] = DBOS.enqueue_workflow(
+                    jobs.JOB_QUEUE, jobs.reprocess_job, str(job_id), self.name
+                )
             started += 1
         return started
 
