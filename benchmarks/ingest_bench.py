@@ -7,8 +7,9 @@ memory, then:
 1. **reeldb**: a fresh worker process (the real one: DBOS workflow, ``Worker``, warmed up by
    one tiny write) uploads the file as a blob (streamed, encrypted at rest), submits the
    asynchronous write and waits for ``INDEXED``: validation pass, reservation, indexing pass
-   in batches, publication. It reports the seconds of the write (upload apart), regions per
-   second, and its peak RSS.
+   in batches, publication (on SQLite a blob of 64 MiB or more is validated and staged in
+   one pass, during the ``validate`` step). It reports the seconds of the write (upload
+   apart), regions per second, and its peak RSS.
 2. **Floor**: another fresh process does the least the same work needs: ijson (C backend)
    parses the file's events, one tuple per region holds the same values as reeldb's index
    rows, and raw ``sqlite3`` ``executemany`` inserts them into one table with the same

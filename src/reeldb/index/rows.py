@@ -388,6 +388,11 @@ class RowCutter:
         """Rows cut so far in the document."""
         return self.row_start + len(self.rows)
 
+    @property
+    def chunks_cut(self) -> int:
+        """Chunks of events closed so far in the document."""
+        return self.chunk_start + len(self._chunks)
+
     def _values(self, level: str, obj: Any) -> tuple[Any, ...]:
         return self._empty[level] if obj is None else self._extract[level](obj, self._rate)
 
@@ -426,10 +431,11 @@ class RowCutter:
         self._head = orjson.dumps({"track": self._track_head, "component": head})
         self._parts = []
 
-    def event(self, e: int, event: Mapping[str, Any]) -> None:
-        """Cut event ``e`` of the current component."""
+    def event(self, e: int, event: Mapping[str, Any], part: bytes | None = None) -> None:
+        """Cut event ``e`` of the current component (``part``: its JSON, if made already)."""
         self._count += 1
-        part = orjson.dumps(event)
+        if part is None:
+            part = orjson.dumps(event)
         closed, chunk, offset = self._packer.add(len(part))
         if closed:
             self._flush_chunk()

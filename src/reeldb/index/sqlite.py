@@ -405,6 +405,8 @@ class SQLiteIndex(IndexBase[sqlite3.Connection]):
         seq: int,
         rows: int,
         chunks: int,
+        *,
+        alone: bool = False,
     ) -> tuple[Generation, int, int]:
         """Reserve ids for a document indexed in batches over several transactions.
 
@@ -426,11 +428,13 @@ class SQLiteIndex(IndexBase[sqlite3.Connection]):
             seq: The document's (reserved) sequence number.
             rows: How many rows the document cuts into (at least 1).
             chunks: How many chunks of events it has.
+            alone: A generation of its own whatever its size (a one-pass write, whose
+                size is not known yet).
 
         Returns:
             The generation, the first row id and the first chunk id.
         """
-        if rows >= self.own_generation_rows:
+        if alone or rows >= self.own_generation_rows:
             own = self.open_generation(conn, datastore_id, columns, alias=False, state="staging")
             return own, 1, 1
         gen = self._writable(conn, datastore_id, columns)

@@ -8,6 +8,10 @@ workflow of an asynchronous write calls them one by one):
 3. `DocumentIngest.stage`: the second pass, cutting rows in batches, each committed with
    its checkpoint (a resumed stage skips what was committed);
 4. `DocumentIngest.publish`: the document and its index become visible at once.
+
+A large blob (`ONE_PASS_BYTES`) on SQLite is written in one pass: step 1 also begins the
+ingest (in an index generation of its own) and cuts and stages the rows as it validates;
+steps 2 and 3 then find their work done.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 from uuid import UUID
 
 from uuid_utils.compat import uuid4, uuid7
@@ -29,31 +33,59 @@ from reeldb.errors import (
     AlreadyExistsError,
     ConflictError,
     NotFoundError,
+    ReelError,
     StaleSchemaError,
     ValidationError,
 )
 from reeldb.index.rows import Column, DocumentRows, RowCutter
 from reeldb.ingest import stream
-from reeldb.ingest.plan import Heads, IngestPlan, LevelValidators, scan
+from reeldb.ingest.plan import Heads, IngestPlan, LevelValidators, Scanner, scan
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.mid import check_mid, mid_key
 from reeldb.schema.model import SchemaKind, SchemaRef, SchemaVersion
-from reeldb.store.base import BlobPart, BlobRecord, DocumentRecord, IngestStart, IngestState
+from reeldb.store.base import (
+    BlobPart,
+    BlobRecord,
+    DocumentRecord,
+    DocumentStore,
+    IngestStart,
+    IngestState,
+)
+from reeldb.store.sqlite._ingest import UNSIZED
 
 if TYPE_CHECKING:
     from reeldb.auth.model import AuditEntry
     from reeldb.database import Database
     from reeldb.model.document import Document
 
-__all__ = ["BATCH_ROWS", "MAX_PARTS", "Blobs", "DocumentIngest", "ValidatedBlob"]
+__all__ = ["BATCH_ROWS", "MAX_PARTS", "ONE_PASS_BYTES", "Blobs", "DocumentIngest", "ValidatedBlob"]
 
 BATCH_ROWS: Final = 50_000
 """Index rows staged per transaction: other writers wait at most one batch's commit."""
+
+ONE_PASS_BYTES: Final = 64 * 1024 * 1024
+"""A blob this large (or larger) is validated and staged in one pass, where the store can
+stage a document before its size is known (SQLite): its bytes are decoded once, not twice."""
 
 MAX_PARTS: Final = 10_000
 """Parts of a blob uploaded piece by piece, at most (as S3's multipart uploads)."""
 
 Progress = Callable[[int, int], None]
+
+
+@runtime_checkable
+class _UnsizedIngests(Protocol):
+    """A store that stages a document before its size is known (`ONE_PASS_BYTES`)."""
+
+    def begin_unsized_ingest(self, start: IngestStart) -> IngestState:
+        """Begin an ingest in an index generation of its own, its counts open."""
+        ...
+
+    def size_ingest(
+        self, ingest_id: UUID, rows: int, chunks: int, *, restart: bool = False
+    ) -> IngestState:
+        """Fix its counts (``restart``: forget its staged rows)."""
+        ...
 
 
 class Blobs:
@@ -372,6 +404,8 @@ class DocumentIngest:
         self._db = db
         self._validators: dict[SchemaRef, LevelValidators] = {}
         self._lock = threading.Lock()
+        self.one_pass_bytes = ONE_PASS_BYTES
+        """Blobs of this size or more are written in one pass (`validate`)."""
 
     def _level_validators(self, namespace: str, name: str, version: int) -> LevelValidators:
         schema = self._db.schemas.get(namespace, name, version)
@@ -390,14 +424,24 @@ class DocumentIngest:
         blob_id: UUID | str,
         *,
         progress: Progress | None = None,
+        request_id: UUID | None = None,
     ) -> ValidatedBlob:
         """Step 1: validate a blob's document against the DataStore's schema, streamed.
+
+        Given the write's ``request_id``, a blob of `one_pass_bytes` or more on a store
+        that can stage a document before its size is known (SQLite) is also cut into
+        rows and staged as it is validated, in one pass (`begin` and `stage` then find
+        the work done): its bytes are read and decoded once instead of twice. A
+        document that turns out invalid has its staged rows discarded; one whose rows
+        cannot be cut as it streams (an attribute of a track or component after its
+        list) is staged by `stage`, as any other.
 
         Args:
             datastore: The DataStore.
             mid: The media ID.
             blob_id: An uploaded blob of the DataStore's namespace.
             progress: Called with ``(bytes read, blob size)`` as the pass goes.
+            request_id: The write request (for a one-pass write).
 
         Returns:
             What the next steps need.
@@ -406,6 +450,8 @@ class DocumentIngest:
             NotFoundError: No such DataStore, or no such blob in its namespace.
             ValidationError: The MID or the document is invalid (every violation, bounded,
                 with the total); the blob is not UTF-8 JSON.
+            StaleSchemaError: (One pass) the DataStore moved to another schema version
+                meanwhile: validate again.
         """
         db = self._db
         ds = db._datastore(datastore, fresh=True)
@@ -423,15 +469,70 @@ class DocumentIngest:
             )
         validators = self._level_validators(ds.ref.namespace, ds.schema_name, ds.schema_version)
         size = record.size or 0
-        chunks = _reporting(db.blobs.store.open(record.id), size, progress)
-        with _closed(chunks):
-            plan = scan(
-                stream.walk(chunks),
-                validators,
-                chunk_bytes=db.settings.index_chunk_bytes,
-                what=f"document for MID {key} in blob {record.id}",
+        what = f"document for MID {key} in blob {record.id}"
+        store = db.store
+        if (
+            request_id is not None
+            and size >= self.one_pass_bytes
+            and isinstance(store, _UnsizedIngests)
+        ):
+            start = IngestStart(
+                request_id,
+                ds.id,
+                ds.schema_version,
+                uuid7(),
+                key,
+                datetime.now(UTC),
+                record.id,
+                size,
+                db._columns(schema),
+                UNSIZED,
+                UNSIZED,
             )
+            plan = self._one_pass(store, start, validators, what, progress)
+        else:
+            chunks = _reporting(db.blobs.store.open(record.id), size, progress)
+            with _closed(chunks):
+                plan = scan(
+                    stream.walk(chunks),
+                    validators,
+                    chunk_bytes=db.settings.index_chunk_bytes,
+                    what=what,
+                )
         return ValidatedBlob(ds.ref, ds.schema_version, key, record.id, size, plan)
+
+    def _one_pass(
+        self,
+        store: _UnsizedIngests,
+        start: IngestStart,
+        validators: LevelValidators,
+        what: str,
+        progress: Progress | None,
+    ) -> IngestPlan:
+        """Validate a blob's document and stage its rows as it streams (see `validate`)."""
+        db = self._db
+        db.store.claim_blob(start.blob, datetime.now(UTC))
+        state = store.begin_unsized_ingest(start)
+        chunk_bytes = db.settings.index_chunk_bytes
+        scanner = Scanner(validators, chunk_bytes=chunk_bytes)
+        # Only an ingest still unsized is staged here (begun by an earlier try of this
+        # step, it resumes after its last batch); a sized one is left to `stage`.
+        stager = None
+        if state.state == "staging" and state.rows == UNSIZED:
+            cutter = RowCutter(start.columns, chunk_bytes)
+            stager = _Stager(db.store, start.id, state, cutter, BATCH_ROWS, None)
+        cutting = _OnePass(scanner, stager)
+        chunks = _reporting(db.blobs.store.open(start.blob), start.size, progress)
+        try:
+            with _closed(chunks), stager or contextlib.nullcontext():
+                plan = scanner.run(cutting.nodes(stream.walk(chunks)), what)
+                cut = cutting.finish(plan)
+        except ValidationError:
+            self.discard(start.id)  # nothing staged stays
+            raise
+        if stager is not None:
+            store.size_ingest(start.id, plan.rows, plan.chunks, restart=not cut)
+        return plan
 
     def begin(self, request_id: UUID, validated: ValidatedBlob) -> IngestState:
         """Step 2: give the document its DocumentID and reserve its rows (idempotent).
@@ -500,37 +601,13 @@ class DocumentIngest:
         schema = db.schemas.get(ds.ref.namespace, ds.schema_name, validated.schema_version)
         heads = validated.plan.heads
         cutter = RowCutter(db._columns(schema), db.settings.index_chunk_bytes)
-        events = 0
-
-        def flush() -> None:
-            nonlocal state
-            rows_at, chunks_at = cutter.row_start, cutter.chunk_start
-            batch = cutter.take()
-            rows_to, chunks_to = rows_at + len(batch.rows), chunks_at + len(batch.chunks)
-            if rows_to <= state.rows_done and chunks_to <= state.chunks_done:
-                return  # staged before a crash (or empty)
-            if rows_at != state.rows_done or chunks_at != state.chunks_done:
-                raise ConflictError(
-                    f"ingest {request_id} stopped at row {state.rows_done}, inside a batch"
-                )
-            state = store.stage_ingest(
-                request_id, batch, rows_at=rows_at, chunks_at=chunks_at, events=events
-            )
-            if progress is not None:
-                progress(state.rows_done, state.rows)
-
         chunks = db.blobs.store.open(validated.blob)
-        with _closed(chunks):
-
-            def batch_done() -> None:
-                nonlocal events
-                events += 1
-                if len(cutter.rows) >= batch_rows:
-                    flush()
-
-            _cut(stream.walk(chunks), cutter, heads, batch_done)
-        flush()
-        return state
+        with (
+            _closed(chunks),
+            _Stager(store, request_id, state, cutter, batch_rows, progress) as stager,
+        ):
+            _cut(stream.walk(chunks), cutter, heads, stager.after_event)
+        return stager.state
 
     def rows_of(
         self, record: DocumentRecord, schema: SchemaVersion, columns: Sequence[Column]
@@ -607,8 +684,10 @@ class DocumentIngest:
         """
         request_id = request_id or uuid7()
         for _attempt in range(3):
-            validated = self.validate(datastore, mid, blob_id, progress=progress)
             try:
+                validated = self.validate(
+                    datastore, mid, blob_id, progress=progress, request_id=request_id
+                )
                 self.begin(request_id, validated)
             except StaleSchemaError:
                 continue
@@ -621,6 +700,209 @@ class DocumentIngest:
             self.discard(request_id)
             raise
         return self.publish(request_id, audit)
+
+
+class _Stager:
+    """Stages a cutter's rows batch by batch, each with its checkpoint.
+
+    A resumed ingest cuts again from the start (cutting is deterministic): the batches
+    its checkpoint covers are skipped, not written again. Leaving the ``with`` block
+    without an error stages the last rows.
+
+    (Staging on a thread of its own, beside the cutting, was measured: on the shared
+    2-core machine it was 10-25% slower, the GIL going back and forth at every statement.)
+    """
+
+    __slots__ = ("_batch_rows", "_cutter", "_id", "_progress", "_store", "events", "state")
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        request_id: UUID,
+        state: IngestState,
+        cutter: RowCutter,
+        batch_rows: int,
+        progress: Progress | None,
+    ) -> None:
+        self._store = store
+        self._id = request_id
+        self.state = state
+        self._cutter = cutter
+        self._batch_rows = batch_rows
+        self._progress = progress
+        self.events = 0
+
+    def __enter__(self) -> _Stager:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is None:
+            self.flush()
+
+    @property
+    def cutter(self) -> RowCutter:
+        """The cutter whose rows are staged."""
+        return self._cutter
+
+    def after_event(self) -> None:
+        """An event was cut: stage a batch if there are enough rows for one."""
+        self.events += 1
+        if len(self._cutter.rows) >= self._batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Stage the rows cut since the last batch (unless staged before a crash)."""
+        cutter, state = self._cutter, self.state
+        rows_at, chunks_at = cutter.row_start, cutter.chunk_start
+        batch = cutter.take()
+        rows_to, chunks_to = rows_at + len(batch.rows), chunks_at + len(batch.chunks)
+        if rows_to <= state.rows_done and chunks_to <= state.chunks_done:
+            return  # staged before a crash (or empty)
+        if rows_at != state.rows_done or chunks_at != state.chunks_done:
+            raise ConflictError(
+                f"ingest {self._id} stopped at row {state.rows_done}, inside a batch"
+            )
+        self.state = self._store.stage_ingest(
+            self._id, batch, rows_at=rows_at, chunks_at=chunks_at, events=self.events
+        )
+        if self._progress is not None:
+            self._progress(self.state.rows_done, self.state.rows)
+
+
+_CUT_ERRORS: Final = (
+    ReelError,
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    TypeError,
+    ValueError,
+)
+"""What cutting a node the schema has not accepted yet may raise (a one-pass write)."""
+
+
+class _OnePass:
+    """Cuts a document's rows as the first pass validates it (`DocumentIngest.validate`).
+
+    A node is cut once the scanner has read it, with the members of its track and
+    component read so far: right when they come before their lists, as serializers
+    write them. Cutting stops for good at the first schema violation (the document will
+    not be stored), at a member of the asset, a track or a component that comes after
+    rows were cut with what came before (`finish` then says so, and the rows are staged
+    again by a second pass), or at an error while cutting (an invalid value: the same).
+    """
+
+    def __init__(self, scanner: Scanner, stager: _Stager | None) -> None:
+        self._scanner = scanner
+        self._stager = stager
+        self.cutting = stager is not None
+        self._asset: Any = None
+        self._started = False
+
+    def nodes(self, walked: Iterable[tuple[int, Any, Any]]) -> Iterator[tuple[int, Any, Any]]:
+        """The walked nodes, passed on to the scanner; each is cut once it is read."""
+        if self._stager is None:
+            yield from walked
+            return
+        scanner, stager = self._scanner, self._stager
+        cutter = stager.cutter
+        event_kind = stream.EVENT
+        for node in walked:
+            yield node
+            if not self.cutting:
+                continue
+            if scanner.invalid:
+                self.cutting = False
+                continue
+            kind, a, b = node
+            try:
+                if kind == event_kind and self._component_open:
+                    cutter.event(a, b, scanner.event_json)
+                else:
+                    self._cut(kind, a, b)
+            except _CUT_ERRORS:
+                self.cutting = False
+                continue
+            if kind == event_kind:
+                stager.after_event()
+
+    _track: dict[str, Any]
+    _component: dict[str, Any]
+    _track_open = False
+    _component_open = False
+    _t = 0
+    _c = 0
+
+    def _cut(self, kind: int, a: Any, b: Any) -> None:  # noqa: C901 - one state machine
+        cutter = self._cutter
+        if kind == stream.EVENT:
+            cutter.component(self._c, self._component)
+            self._component_open = True
+            cutter.event(a, b, self._scanner.event_json)
+        elif kind == stream.COMPONENT:
+            if not self._track_open:
+                cutter.track(self._t, self._track)
+                self._track_open = True
+            self._c, self._component, self._component_open = a, {}, False
+        elif kind == stream.COMPONENT_ATTR:
+            if self._component_open:
+                self.cutting = False  # its events were cut without it
+            self._component[a] = b
+        elif kind == stream.COMPONENT_END:
+            if not self._component_open:
+                cutter.component(self._c, self._component)
+            self._component_open = False
+            cutter.end_component()
+        elif kind == stream.TRACK:
+            self._start()
+            self._t, self._track, self._track_open = a, {}, False
+        elif kind == stream.TRACK_ATTR:
+            if self._track_open:
+                self.cutting = False  # its components were cut without it
+            self._track[a] = b
+        elif kind == stream.TRACK_END:
+            if not self._track_open:
+                cutter.track(self._t, self._track)
+            self._track_open = False
+            cutter.end_track()
+        elif kind == stream.TOP:
+            if a == "asset":
+                if self._started:
+                    self.cutting = False  # rows were cut without it
+                self._asset = b
+        else:  # TRACKS_VALUE, TRACK_VALUE, COMPONENT_VALUE: schema violations
+            self.cutting = False
+
+    @property
+    def _cutter(self) -> RowCutter:
+        assert self._stager is not None
+        return self._stager.cutter
+
+    def _start(self) -> None:
+        if not self._started:
+            self._cutter.document(self._asset)
+            self._started = True
+
+    def finish(self, plan: IngestPlan) -> bool:
+        """After a valid document: end it; whether every row was cut here.
+
+        The stager's ``with`` block stages its last rows.
+
+        Args:
+            plan: The first pass's.
+
+        Returns:
+            False if cutting stopped (the rows are to be staged again by a second pass).
+        """
+        if not self.cutting or self._stager is None:
+            return False
+        cutter = self._cutter
+        try:
+            self._start()
+            cutter.end_document()
+        except _CUT_ERRORS:
+            return False
+        # pragma: no cover - the plan counts what cutting makes
+        return cutter.cut == plan.rows and cutter.chunks_cut == plan.chunks
 
 
 def _cut(

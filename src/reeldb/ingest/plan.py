@@ -22,7 +22,7 @@ from reeldb.ingest import stream
 from reeldb.model.timing import FrameRate, TimeRange
 from reeldb.schema.validator import MAX_VIOLATIONS, SchemaValidator
 
-__all__ = ["Heads", "IngestPlan", "LevelValidators", "scan"]
+__all__ = ["Heads", "IngestPlan", "LevelValidators", "Scanner", "scan"]
 
 _DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 
@@ -238,7 +238,7 @@ class _Timing:
             report.total += self.pending_more
 
 
-def scan(  # noqa: C901 - one pass, one state machine
+def scan(
     nodes: Iterable[tuple[int, Any, Any]],
     validators: LevelValidators,
     *,
@@ -265,77 +265,144 @@ def scan(  # noqa: C901 - one pass, one state machine
         ValidationError: The document is not valid JSON or does not match the schema:
             every violation, up to ``max_violations``, with the total.
     """
-    report = _Report(max_violations)
-    timing_report = _Report(max_violations)
-    heads = Heads()
-    rows = events = regions = 0
-    chunks = ChunkPacker(chunk_bytes)
-    tracks_value: list[Any] = []
-    track: dict[str, Any] = {}
-    component: dict[str, Any] = {}
-    t = c = 0
-    timing = _Timing()
-    component_events = 0
-    dumps, event_check = orjson.dumps, validators.event
-    for kind, a, b in nodes:
-        if kind == stream.EVENT:
-            base = f"/tracks/{t}/components/{c}/events/{a}"
-            if not event_check.is_valid(b):
-                report.add(base, event_check.violations(b, max_violations))
-            events += 1
-            component_events += 1
-            found = b.get("regions") if isinstance(b, dict) else None
-            n = len(found) if isinstance(found, list) else 0
-            regions += n
-            rows += n or 1
-            try:
-                chunks.add(len(dumps(b)))
-            except orjson.JSONEncodeError as exc:
-                report.add(base, [Violation("", f"cannot be stored as JSON: {exc}")])
-            if isinstance(b, dict):
-                timing.event(b, base, max_violations)
-        elif kind == stream.COMPONENT:
-            component, component_events, c = {}, 0, a
-        elif kind == stream.COMPONENT_ATTR:
-            component[a] = b
-        elif kind == stream.COMPONENT_END:
-            report.check(validators.component, component, f"/tracks/{t}/components/{c}")
-            heads.components[-1].append(component)
-            chunks.close()
-            if not component_events:
-                rows += 1
-        elif kind == stream.COMPONENT_VALUE:
-            report.check(validators.component, b, f"/tracks/{t}/components/{a}")
-            heads.components[-1].append({})
-        elif kind == stream.TRACK:
-            track, t, timing = {}, a, _Timing()
-            heads.components.append([])
-        elif kind == stream.TRACK_ATTR:
-            track[a] = b
-            if a == "frame_rate":
-                timing.frame_rate(b, f"/tracks/{t}")
-        elif kind == stream.TRACK_END:
-            report.check(validators.track, track, f"/tracks/{t}")
-            heads.tracks.append(track)
-            timing.end(timing_report)
-            if not a:  # a track without components is one row
-                rows += 1
-        elif kind == stream.TRACK_VALUE:
-            report.check(validators.track, b, f"/tracks/{a}")
-            heads.tracks.append({})
-            heads.components.append([])
-        elif kind == stream.TOP:
-            heads.top[a] = b
-        elif kind == stream.TRACKS_VALUE:
-            tracks_value.append(b)
-    top = dict(heads.top)
-    if tracks_value:
-        top["tracks"] = tracks_value[0]
-    report.check(validators.document, top, "")
-    if not heads.tracks:
-        rows = 1
-    if report.total:
-        raise ValidationError(f"{what} is invalid; nothing was stored", report.violations())
-    if timing_report.total:
-        raise ValidationError(f"{what} is invalid; nothing was stored", timing_report.violations())
-    return IngestPlan(heads, rows, chunks.closed, events, regions)
+    return Scanner(validators, chunk_bytes=chunk_bytes, max_violations=max_violations).run(
+        nodes, what
+    )
+
+
+class Scanner:
+    """The first pass as an object, so that a one-pass write can watch it as it goes.
+
+    `run` reads the nodes once. Meanwhile `invalid` tells whether a schema violation was
+    found so far, and `event_json` holds the JSON of the latest event (as stored).
+
+    Args:
+        validators: The DataStore schema's, from `LevelValidators.of`.
+        chunk_bytes: The index's chunk size (`Settings.index_chunk_bytes`).
+        max_violations: List at most this many violations (the rest are counted).
+    """
+
+    __slots__ = ("_chunk_bytes", "_validators", "event_json", "limit", "report")
+
+    def __init__(
+        self,
+        validators: LevelValidators,
+        *,
+        chunk_bytes: int,
+        max_violations: int = MAX_VIOLATIONS,
+    ) -> None:
+        self._validators = validators
+        self._chunk_bytes = chunk_bytes
+        self.limit = max_violations
+        self.report = _Report(max_violations)
+        self.event_json: bytes | None = None
+
+    @property
+    def invalid(self) -> bool:
+        """Whether a schema violation was found so far (timing rules are checked later)."""
+        return self.report.total > 0
+
+    def run(  # noqa: C901 - one pass, one state machine
+        self, nodes: Iterable[tuple[int, Any, Any]], what: str
+    ) -> IngestPlan:
+        """Read the nodes: see `scan`.
+
+        Args:
+            nodes: From `reeldb.ingest.stream.walk`.
+            what: Names the document in the error.
+
+        Returns:
+            The plan.
+
+        Raises:
+            ValidationError: As `scan`.
+        """
+        validators, max_violations = self._validators, self.limit
+        report = self.report
+        timing_report = _Report(max_violations)
+        heads = Heads()
+        rows = events = regions = 0
+        chunks = ChunkPacker(self._chunk_bytes)
+        tracks_value: list[Any] = []
+        track: dict[str, Any] = {}
+        component: dict[str, Any] = {}
+        t = c = 0
+        timing = _Timing()
+        component_events = 0
+        dumps, event_check = orjson.dumps, validators.event
+        for kind, a, b in nodes:
+            if kind == stream.EVENT:
+                if not event_check.is_valid(b):
+                    report.add(
+                        f"/tracks/{t}/components/{c}/events/{a}",
+                        event_check.violations(b, max_violations),
+                    )
+                events += 1
+                component_events += 1
+                found = b.get("regions") if isinstance(b, dict) else None
+                n = len(found) if isinstance(found, list) else 0
+                regions += n
+                rows += n or 1
+                part: bytes | None
+                try:
+                    part = dumps(b)
+                except orjson.JSONEncodeError as exc:
+                    part = None
+                    report.add(
+                        f"/tracks/{t}/components/{c}/events/{a}",
+                        [Violation("", f"cannot be stored as JSON: {exc}")],
+                    )
+                else:
+                    chunks.add(len(part))
+                self.event_json = part
+                # Only ranges in frames have timing rules left: an event whose JSON has no
+                # "start_frame" has none (most events: skip looking through its regions).
+                if isinstance(b, dict) and (part is None or b'"start_frame"' in part):
+                    timing.event(b, f"/tracks/{t}/components/{c}/events/{a}", max_violations)
+            elif kind == stream.COMPONENT:
+                component, component_events, c = {}, 0, a
+            elif kind == stream.COMPONENT_ATTR:
+                component[a] = b
+            elif kind == stream.COMPONENT_END:
+                report.check(validators.component, component, f"/tracks/{t}/components/{c}")
+                heads.components[-1].append(component)
+                chunks.close()
+                if not component_events:
+                    rows += 1
+            elif kind == stream.COMPONENT_VALUE:
+                report.check(validators.component, b, f"/tracks/{t}/components/{a}")
+                heads.components[-1].append({})
+            elif kind == stream.TRACK:
+                track, t, timing = {}, a, _Timing()
+                heads.components.append([])
+            elif kind == stream.TRACK_ATTR:
+                track[a] = b
+                if a == "frame_rate":
+                    timing.frame_rate(b, f"/tracks/{t}")
+            elif kind == stream.TRACK_END:
+                report.check(validators.track, track, f"/tracks/{t}")
+                heads.tracks.append(track)
+                timing.end(timing_report)
+                if not a:  # a track without components is one row
+                    rows += 1
+            elif kind == stream.TRACK_VALUE:
+                report.check(validators.track, b, f"/tracks/{a}")
+                heads.tracks.append({})
+                heads.components.append([])
+            elif kind == stream.TOP:
+                heads.top[a] = b
+            elif kind == stream.TRACKS_VALUE:
+                tracks_value.append(b)
+        top = dict(heads.top)
+        if tracks_value:
+            top["tracks"] = tracks_value[0]
+        report.check(validators.document, top, "")
+        if not heads.tracks:
+            rows = 1
+        if report.total:
+            raise ValidationError(f"{what} is invalid; nothing was stored", report.violations())
+        if timing_report.total:
+            raise ValidationError(
+                f"{what} is invalid; nothing was stored", timing_report.violations()
+            )
+        return IngestPlan(heads, rows, chunks.closed, events, regions)

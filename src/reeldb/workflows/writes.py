@@ -103,7 +103,9 @@ def _validate(request_id: str) -> dict[str, Any] | None:
         return None
     started = time.perf_counter()
     try:
-        validated = db._ingest.validate(request.datastore, request.mid, request.blob)
+        validated = db._ingest.validate(
+            request.datastore, request.mid, request.blob, request_id=key
+        )
     except _PERMANENT as exc:
         _fail(key, exc, "validate")
         return None

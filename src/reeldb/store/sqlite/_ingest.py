@@ -5,6 +5,11 @@ documents are never held up for long. Until `publish_ingest` the document has no
 ``documents``, and every query joins that table (or reads ``index_docs``, written in the
 same transaction): staged rows are invisible. Each batch commits with its checkpoint
 (``rows_done``), so a resumed ingest stages each row exactly once.
+
+A one-pass write (`reeldb.ingest`) begins its ingest before its size is known
+(`begin_unsized_ingest`: an index generation of its own, no ids to reserve) and fixes the
+counts at the end (`size_ingest`). Staging commits are not synced to disk (`_unsynced`);
+the commits a reader or client may see are.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from reeldb import _json
@@ -34,7 +39,12 @@ from reeldb.store._common import (
 from reeldb.store.base import BlobPart, BlobRecord, DocumentRecord, IngestStart, IngestState
 from reeldb.store.sqlite._connection import SQLiteConnections, utc_text
 
-__all__ = ["SQLiteIngest"]
+__all__ = ["UNSIZED", "SQLiteIngest"]
+
+_T = TypeVar("_T")
+
+UNSIZED: Final = 1 << 62
+"""The row and chunk counts of an ingest begun before its size is known (`size_ingest`)."""
 
 _STATE: Final = "id, document_id, doc_seq, rows, chunks, rows_done, chunks_done, events_done, state"
 _BLOB: Final = "id, namespace, declared_size, size, sha256, state, created_at, created_by"
@@ -104,6 +114,29 @@ class SQLiteIngest:
 
     def begin_ingest(self, start: IngestStart) -> IngestState:
         """See `DocumentStore.begin_ingest`."""
+        return self._begin_ingest(start, alone=False)
+
+    def begin_unsized_ingest(self, start: IngestStart) -> IngestState:
+        """Begin an ingest whose size is not known yet (a one-pass write; idempotent).
+
+        Its rows go to an index generation of their own (`SQLiteIndex.reserve`), so no
+        ids need reserving: ``start.rows`` and ``start.chunks`` are ignored, and the
+        ingest takes any number of rows until `size_ingest` fixes its counts.
+
+        Args:
+            start: The document (its counts unused).
+
+        Returns:
+            The ingest's state (an existing ingest's, unchanged, if it was begun before).
+
+        Raises:
+            NotFoundError: No such DataStore.
+            StaleSchemaError: The DataStore moved to another schema version.
+        """
+        return self._begin_ingest(start, alone=True)
+
+    def _begin_ingest(self, start: IngestStart, *, alone: bool) -> IngestState:
+        rows, chunks = (UNSIZED, UNSIZED) if alone else (start.rows, start.chunks)
         with self._db.write(changes_access=False) as conn:
             row = conn.execute(
                 f"SELECT {_STATE} FROM ingests WHERE id = ?", (start.id.bytes,)
@@ -118,7 +151,7 @@ class SQLiteIngest:
             )
             seq = self._reserve_seq(conn)
             gen, base, chunk_base = self._index.reserve(
-                conn, start.datastore_id, start.columns, seq, start.rows, start.chunks
+                conn, start.datastore_id, start.columns, seq, rows, chunks, alone=alone
             )
             conn.execute(
                 "INSERT INTO ingests (id, datastore_id, schema_version, document_id, doc_seq, "
@@ -136,14 +169,62 @@ class SQLiteIngest:
                     start.size,
                     gen.id,
                     base,
-                    start.rows,
+                    rows,
                     chunk_base,
-                    start.chunks,
+                    chunks,
                 ),
             )
-            return IngestState(
-                start.id, start.document_id, seq, start.rows, start.chunks, 0, 0, 0, "staging"
+            return IngestState(start.id, start.document_id, seq, rows, chunks, 0, 0, 0, "staging")
+
+    def size_ingest(
+        self, ingest_id: UUID, rows: int, chunks: int, *, restart: bool = False
+    ) -> IngestState:
+        """Fix the counts of an ingest begun unsized (`begin_unsized_ingest`; idempotent).
+
+        Args:
+            ingest_id: The ingest.
+            rows: Its rows in all.
+            chunks: Its chunks in all.
+            restart: Forget what was staged (an empty generation of its own replaces the
+                one staged into), for a second pass to stage it all.
+
+        Returns:
+            The ingest's state.
+
+        Raises:
+            NotFoundError: No such ingest.
+            ConflictError: It is not staging, or has more rows staged than ``rows``.
+        """
+        with self._db.write(changes_access=False) as conn:
+            found = self._ingest(conn, ingest_id)
+            state, gid, done, chunks_done, ds = found[0], found[1], found[7], found[8], found[9]
+            if state != "staging":
+                raise ConflictError(f"ingest {ingest_id} is {state}, not staging")
+            gen = self._generation(conn, ds, gid)
+            if restart:
+                if gen.state != "staging":  # pragma: no cover - only unsized ingests restart
+                    raise ConflictError(f"ingest {ingest_id} has no generation of its own")
+                self._index.drop(conn, gen)
+                fresh = self._index.open_generation(
+                    conn, ds, gen.columns, alias=False, state="staging"
+                )
+                conn.execute(
+                    "UPDATE ingests SET generation_id = ?, rows_done = 0, chunks_done = 0, "
+                    "events_done = 0 WHERE id = ?",
+                    (fresh.id, ingest_id.bytes),
+                )
+            elif done > rows or chunks_done > chunks:
+                raise ConflictError(
+                    f"ingest {ingest_id} has {done} rows staged, more than its {rows}"
+                )
+            conn.execute(
+                "UPDATE ingests SET rows = ?, chunks = ? WHERE id = ?",
+                (rows, chunks, ingest_id.bytes),
             )
+            row = conn.execute(
+                f"SELECT {_STATE} FROM ingests WHERE id = ?", (ingest_id.bytes,)
+            ).fetchone()
+        return _state(row)
 
     @staticmethod
     def _reserve_seq(conn: sqlite3.Connection) -> int:
@@ -175,9 +256,12 @@ class SQLiteIngest:
     def stage_ingest(
         self, ingest_id: UUID, batch: DocumentRows, *, rows_at: int, chunks_at: int, events: int
     ) -> IngestState:
-        """See `DocumentStore.stage_ingest`."""
-        bulk = len(batch.rows) >= 20_000
-        with self._db.write(changes_access=False, bulk=bulk) as conn:
+        """See `DocumentStore.stage_ingest`.
+
+        The batch's commit is not synced to disk (`_unsynced`): staged rows are invisible.
+        """
+
+        def stage(conn: sqlite3.Connection) -> IngestState:
             found = self._ingest(conn, ingest_id)
             check_stage(ingest_id, found, batch, rows_at, chunks_at)
             _, gid, seq, base, _, chunk_base, _, _, _, ds = found[:10]
@@ -195,7 +279,9 @@ class SQLiteIngest:
             row = conn.execute(
                 f"SELECT {_STATE} FROM ingests WHERE id = ?", (ingest_id.bytes,)
             ).fetchone()
-        return _state(row)
+            return _state(row)
+
+        return self._unsynced(stage, bulk=len(batch.rows) >= 20_000)
 
     def publish_ingest(self, ingest_id: UUID, audit: Sequence[AuditEntry] = ()) -> DocumentRecord:
         """See `DocumentStore.publish_ingest`.
@@ -249,8 +335,9 @@ class SQLiteIngest:
             if found is None:
                 return False
             gen = self._generation(conn, found[1], found[0])
-        for statement in self._index.staged_b_trees(gen):
-            with self._db.write(changes_access=False, bulk=True) as conn:
+
+        def build(statement: str) -> Callable[[sqlite3.Connection], bool]:
+            def run(conn: sqlite3.Connection) -> bool:
                 still = conn.execute(
                     "SELECT 1 FROM index_generations WHERE id = ? AND state = 'staging'",
                     (gen.id,),
@@ -258,7 +345,40 @@ class SQLiteIngest:
                 if still is None:  # dropped by a rebuild: publishing will say so
                     return False
                 conn.execute(statement)
-        return True
+                return True
+
+            return run
+
+        return all(
+            self._unsynced(build(statement), bulk=True)
+            for statement in self._index.staged_b_trees(gen)
+        )
+
+    def _unsynced(self, fn: Callable[[sqlite3.Connection], _T], *, bulk: bool) -> _T:
+        """``fn`` in a write transaction committed without syncing to disk (a staging step).
+
+        Staged rows and their checkpoint commit together and stay invisible, so a power
+        loss that takes some back only makes the write resume from an earlier checkpoint.
+        What a reader or a client may see (an ingest's final counts, its publication)
+        commits with the configured ``synchronous``, whose sync covers everything
+        committed before it. A killed process loses no commit either way (WAL).
+
+        The write lock is held from before the setting changes to after it is restored:
+        no other write of this connection commits unsynced.
+        """
+
+        def run(writer: sqlite3.Connection) -> _T:
+            level = int(writer.execute("PRAGMA synchronous").fetchone()[0])
+            if level > 1:
+                writer.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with self._db.write(changes_access=False, bulk=bulk) as conn:
+                    return fn(conn)
+            finally:
+                if level > 1:
+                    writer.execute(f"PRAGMA synchronous = {level}")
+
+        return self._db.with_writer(run)
 
     def discard_ingest(self, ingest_id: UUID) -> None:
         """See `DocumentStore.discard_ingest`."""
