@@ -69,7 +69,7 @@ class RateLimit:
         rate: float,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.rate = rate
         self._clock = clock
@@ -111,7 +111,7 @@ class AdaptiveLimit:
         *,
         window: LatencyWindow = LIVE,
         probe: Callable[[], float] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.budget = budget
         self.window = window

@@ -537,9 +537,9 @@ class _Runner:
         # The job's rate is shared by its partitions running at once: this runner's threads
         # (one bucket) hold at most `threads` of the job's `concurrency` partitions.
         share = min(threads, limits.concurrency) / limits.concurrency
-        self.rate = RateLimit(limits.rate * share if limits.rate else 0.0)
+        self.rate = RateLimit(limits.rate * share if limits.rate else 0.0, sleep=self.stop.wait)
         budget = None if limits.latency_budget_ms is None else limits.latency_budget_ms / 1000
-        self.adaptive = AdaptiveLimit(budget, probe=self._probe)
+        self.adaptive = AdaptiveLimit(budget, probe=self._probe, sleep=self.stop.wait)
         self._report_lock = threading.Lock()
 
     def _probe(self) -> float:
