@@ -18,25 +18,13 @@ from pydantic import BaseModel
 from reeldb.api._routing import Routes, db_of, json_response, principal_of
 from reeldb.auth.policy import Need, authorize
 from reeldb.errors import NotFoundError, PermissionDeniedError, ValidationError
-from reeldb.reprocess import Job, JobSpec
+from reeldb.reprocess import Job, JobProgress, JobSpec
+from reeldb.reprocess._service import dead_letter_json
 
 __all__ = ["job_routes"]
 
 Namespace = Annotated[str, Path(description="The namespace.", examples=["demo"])]
 JobId = Annotated[str, Path(description="The job id.")]
-
-
-class JobProgressOut(BaseModel):
-    """A job's counts."""
-
-    total: int
-    done: int
-    changed: int
-    skipped: int
-    failed: int
-    partitions: int
-    partitions_done: int
-    running: int
 
 
 class JobOut(BaseModel):
@@ -50,7 +38,7 @@ class JobOut(BaseModel):
     dry_run: bool
     processor: str
     sink: str
-    progress: JobProgressOut
+    progress: JobProgress
     error: str | None
     created_by: str
     created_at: str
@@ -208,17 +196,7 @@ def job_routes(r: Routes) -> None:
     ) -> Response:
         job = _own(request, namespace, job_id)
         found = db_of(request).reprocess.dead_letters(job.id, after=cursor, limit=limit + 1)
-        items = [
-            {
-                "item": d.item,
-                "partition": d.partition,
-                "attempts": d.attempts,
-                "state": d.state,
-                "at": d.at.isoformat(),
-                "error": d.error,
-            }
-            for d in found[:limit]
-        ]
+        items = [dead_letter_json(d) for d in found[:limit]]
         next_cursor = found[limit - 1].item if len(found) > limit else None
         return json_response({"items": items, "next_cursor": next_cursor})
 

@@ -16,6 +16,7 @@ import typer
 from reeldb.cli._common import get_state, progress_bar
 from reeldb.cli._output import Output
 from reeldb.reprocess import Job
+from reeldb.reprocess._service import dead_letter_json
 
 __all__ = ["reprocess_app"]
 
@@ -221,17 +222,7 @@ def dead(
     """The items a job gave up on, with their last error."""
     state = get_state(ctx)
     letters = state.db.reprocess.dead_letters(job_id, after=after, limit=limit)
-    records = [
-        {
-            "item": d.item,
-            "partition": d.partition,
-            "attempts": d.attempts,
-            "state": d.state,
-            "at": d.at.isoformat(),
-            "error": d.error,
-        }
-        for d in letters
-    ]
+    records = [dead_letter_json(d) for d in letters]
     state.out.table(
         f"Dead letters of job {job_id}",
         ["item", "attempts", "state", "error"],

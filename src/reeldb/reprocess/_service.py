@@ -38,7 +38,7 @@ from reeldb.store.base import DeadLetter, JobRecord, PartitionRecord, Progress
 if TYPE_CHECKING:
     from reeldb.database import Database
 
-__all__ = ["Job", "JobProgress", "Reprocessing", "job_from_json"]
+__all__ = ["Job", "JobProgress", "Reprocessing", "dead_letter_json", "job_from_json"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,18 @@ class Job:
                 for q in self.partitions
             ]
         return out
+
+
+def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as JSON (what the HTTP API and the CLI show)."""
+    return {
+        "item": letter.item,
+        "partition": letter.partition,
+        "attempts": letter.attempts,
+        "state": letter.state,
+        "at": letter.at.isoformat(),
+        "error": letter.error,
+    }
 
 
 def job_from_json(value: Mapping[str, Any]) -> Job:
