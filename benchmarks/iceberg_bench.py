@@ -8,8 +8,9 @@ created (``create_many``; the load is reported, not timed against a target), the
    appends of ``--batch-rows`` rows with their watermarks (one Iceberg commit each);
 2. **baselines, same rows**: (a) ``pyarrow.parquet.write_table`` of exactly the rows the
    export wrote (the Arrow table already in memory: the floor of any Parquet writer);
-   (b) a hand-written loop over the same store API (``annotation_history`` with bodies,
-   ``orjson``, ``pyarrow``) to one Parquet file, no Iceberg, no typed columns;
+   (b) a hand-written loop over the per-record store API (``annotation_history`` with
+   bodies, ``orjson``, ``pyarrow``) to one Parquet file, no Iceberg, no typed columns (what
+   the export did before its bulk read);
 3. **incremental**: ``--updates`` of the annotations get a new version (updates of old ids,
    the case an id cursor misses), then a second export; and a third one with nothing new.
 
@@ -24,6 +25,7 @@ import os
 import platform
 import random
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +131,14 @@ def run(backend: str, url: str, work: Path, args: argparse.Namespace) -> dict[st
         loaded = load(db, args.count)
         sample = loaded.pop("sample_ids")
         warehouse = work / "warehouse"
+        load_before = os.getloadavg()
+        cpu = time.process_time()
         full_s, full = timed(
             lambda: export_iceberg(
                 db, warehouse=str(warehouse), tables=["annotations"], batch_rows=args.batch_rows
             )
         )
+        full_cpu = time.process_time() - cpu
         assert full.rows["annotations"] == args.count, full.rows
         files = sorted(warehouse.rglob("*.parquet"))
         written = pa.concat_tables([pq.read_table(f) for f in files])
@@ -155,11 +160,13 @@ def run(backend: str, url: str, work: Path, args: argparse.Namespace) -> dict[st
         )
         assert idle.rows["annotations"] == 0 and idle.commits == 0
         parquet_mb = sum(f.stat().st_size for f in warehouse.rglob("*.parquet")) / 1e6
-        return {
+        result = {
             "backend": backend,
             "annotations": args.count,
             "load": loaded,
             "export_s": round(full_s, 2),
+            "export_cpu_s": round(full_cpu, 2),
+            "loadavg_before_export": [round(x, 2) for x in load_before],
             "export_rows_per_s": round(args.count / full_s),
             "export_commits": full.commits,
             "raw_parquet_write_s": round(raw_s, 2),
@@ -171,6 +178,8 @@ def run(backend: str, url: str, work: Path, args: argparse.Namespace) -> dict[st
             "nothing_new_s": round(idle_s, 2),
             "warehouse_parquet_mb": round(parquet_mb, 1),
         }
+        print(json.dumps(result), file=sys.stderr, flush=True)  # each backend as it ends
+        return result
 
 
 def main() -> int:

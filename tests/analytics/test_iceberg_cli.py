@@ -58,3 +58,37 @@ def test_export_iceberg_errors_are_one_line(url: str, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "the catalog is a SQL database" in bad.output
     bad = invoke("-d", url, "export", "iceberg", "--since", "2020-01-01", "--table", "movies")
     assert bad.exit_code == 1 and "unknown Iceberg table movies" in bad.output
+
+
+def test_export_iceberg_every_keeps_exporting(
+    url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:  # between runs: new data, then the user's Ctrl-C
+        naps.append(seconds)
+        if len(naps) == 2:
+            raise KeyboardInterrupt
+        with reeldb.connect(url) as db:
+            db.put_document(DS, {"title_id": "2"}, face_document(3))
+
+    monkeypatch.setattr("reeldb.cli._export.time.sleep", nap)
+    wh = tmp_path / "wh"
+    result = invoke("-d", url, "export", "iceberg", "--warehouse", str(wh), "--every", "0.5")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("exported")]
+    assert len(lines) == 2 and naps == [0.5, 0.5]  # run, nap, run, nap (interrupted)
+    assert "1 documents, 2 events, 2 regions, 0 annotations rows appended" in lines[0]
+    assert "1 documents, 3 events, 3 regions, 0 annotations rows appended" in lines[1]
+
+
+def test_export_iceberg_to_s3(url: str, s3_warehouse: str, tmp_path: Path) -> None:
+    catalog = f"sqlite:///{tmp_path / 'lake' / 'catalog.db'}"
+    args = ("-d", url, "-o", "json", "export", "iceberg", "--warehouse", s3_warehouse)
+    result = invoke(*args, "--catalog", catalog, "-t", "events", "--since", "2000-01-01Z")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["warehouse"] == s3_warehouse and out["rows"] == {"events": 2}
+    bad = invoke("-d", url, "export", "iceberg", "--warehouse", s3_warehouse)
+    assert bad.exit_code == 1
+    assert "a warehouse on S3 needs a catalog" in bad.output

@@ -54,7 +54,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             raise RuntimeError("reeldb serve did not start: " + (root / "serve.log").read_text())
         time.sleep(0.1)
     try:
-        yield Console(base, admin_key, reader_key, ids)
+        yield Console(base, admin_key, reader_key, ids, db_url=url)
     finally:
         process.terminate()
         try:
@@ -65,8 +65,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium, per test module: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which code that refuses to run inside one (DBOS) must not meet
+    in the tests that follow on the same xdist worker."""
     require_browser()
     from playwright.sync_api import sync_playwright
 

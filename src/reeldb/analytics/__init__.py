@@ -21,6 +21,7 @@ from reeldb.analytics._model import (
     IcebergExport,
     catalog_uri,
     resolve_warehouse,
+    warehouse_io,
 )
 from reeldb.errors import MissingDependencyError
 
@@ -35,6 +36,7 @@ __all__ = [
     "catalog_uri",
     "export_iceberg",
     "resolve_warehouse",
+    "warehouse_io",
 ]
 
 
@@ -61,8 +63,10 @@ def export_iceberg(
 
     Args:
         db: The database to export.
-        warehouse: Where the tables' files go: a directory, ``file://`` or ``s3://`` URL
-            (default: ``warehouse`` beside the SQLite file, as blobs).
+        warehouse: Where the tables' files go: a directory, a ``file://`` URL, or
+            ``s3://bucket/prefix?endpoint=...&region=...`` (both parameters optional;
+            credentials from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, as S3 blob
+            stores). Default: ``warehouse`` beside the SQLite file, as blobs.
         catalog: The catalog's database: ``sqlite:///path`` or ``postgresql://...``
             (default: ``sqlite:///<warehouse>/catalog.db``).
         since: Only data created after this instant (timezone-aware; naive means UTC).

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
+import itertools
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +33,8 @@ from uuid import UUID
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
@@ -43,6 +47,7 @@ from reeldb.analytics._model import (
     IcebergExport,
     catalog_uri,
     resolve_warehouse,
+    warehouse_io,
 )
 from reeldb.database import Database
 from reeldb.errors import ConfigError, ConflictError, ValidationError
@@ -52,16 +57,16 @@ from reeldb.model.datastore import DataStore, DataStoreRef
 from reeldb.model.names import check_namespace
 from reeldb.model.timing import FrameRate
 from reeldb.store import redact_url
-from reeldb.store.base import AnnotationRecord, DocumentRecord
+from reeldb.store.base import AnnotationColumns, AnnotationRecord, DocumentRecord
 
 __all__ = ["export", "open_catalog"]
 
 _TS: Final = pa.timestamp("us", tz="UTC")
-_PAGE: Final = 2000
-"""Annotations (not versions) per `annotation_history` page."""
+_PAGE: Final = 50_000
+"""Annotation versions per `annotation_columns` page."""
 _REFETCH: Final = 64
-"""Above this many changed annotations in a page, the page is read again with bodies
-rather than one annotation at a time."""
+"""Up to this many new versions in a page (of a later export), their bodies are read one
+annotation at a time, else by reading the page again."""
 _WATERMARK: Final = "reeldb.watermark."
 _SINCE: Final = "reeldb.since."
 _VERSIONS: Final = "reeldb.versions."
@@ -170,10 +175,6 @@ def _as_bool(value: Any) -> bool | None:
     return value if type(value) is bool else None
 
 
-def _as_json(value: Any) -> str | None:
-    return None if value is None else _json(value)
-
-
 _KINDS: Final[dict[str, tuple[pa.DataType, Callable[[Any], Any]]]] = {
     "text": (pa.string(), _as_string),
     "keyword": (pa.string(), _as_string),
@@ -184,7 +185,16 @@ _KINDS: Final[dict[str, tuple[pa.DataType, Callable[[Any], Any]]]] = {
     "float": (pa.float64(), _as_double),
     "bool": (pa.bool_(), _as_bool),
 }
-_JSON_KIND: Final = (pa.string(), _as_json)
+_CONVERTED: Final[dict[Callable[[Any], Any], pa.DataType]] = {
+    convert: arrow_type for arrow_type, convert in _KINDS.values()
+}
+_FITS: Final[dict[Callable[[Any], Any], set[type]]] = {
+    _as_string: {str},
+    _as_long: {int},
+    _as_double: {int, float},
+    _as_bool: {bool},
+}
+"""Per converter, the Python types whose values Arrow converts as the converter would."""
 
 
 def _type_name(arrow_type: pa.DataType) -> str:
@@ -251,6 +261,8 @@ class _Writer:
         self.types: dict[str, pa.DataType] = {f.name: f.type for f in table.schema().as_arrow()}
         self.new_fields: list[pa.Field] = []
         self.rows: list[tuple[Any, ...]] = []
+        self.chunks: list[pa.Table] = []
+        self.chunk_rows = 0
         self.extra: dict[str, list[tuple[int, Any]]] = {}
         self.props: dict[str, str] = {}
         self._columns: dict[tuple[str, str, str], tuple[str, Callable[[Any], Any]]] = {}
@@ -267,7 +279,7 @@ class _Writer:
         found = self._columns.get(key)
         if found is not None:
             return found
-        arrow_type, convert = _KINDS.get(kind, _JSON_KIND)
+        arrow_type, convert = _KINDS[kind]
         base = f"{level}_{_NAME.sub('_', prop)}"
         name = base
         wanted = _type_name(arrow_type)
@@ -283,12 +295,17 @@ class _Writer:
         return found
 
     def columns(self, level: str, resolved: Mapping[str, Any]) -> Columns:
-        """The columns of the properties of one level of a schema version."""
+        """The columns of the scalar properties of one level of a schema version.
+
+        Structured values (time ranges, boxes, objects, arrays) are in the level's JSON
+        column (``properties``, ``data``), and times and boxes in their own columns.
+        """
         out = []
         for prop, spec in resolved.items():
             kind = spec.get("type", "") if isinstance(spec, Mapping) else ""
-            column, convert = self.column(level, prop, kind)
-            out.append((prop, column, convert))
+            if kind in _KINDS:
+                column, convert = self.column(level, prop, kind)
+                out.append((prop, column, convert))
         return tuple(out)
 
     # -- rows --------------------------------------------------------------------------
@@ -309,6 +326,13 @@ class _Writer:
                     if converted is not None:
                         self.extra.setdefault(column, []).append((index, converted))
         if len(self.rows) >= self.batch_rows:
+            self.flush()
+
+    def add_table(self, chunk: pa.Table) -> None:
+        """Buffer rows built in bulk (columns named as the table's; missing ones are null)."""
+        self.chunks.append(chunk)
+        self.chunk_rows += chunk.num_rows
+        if len(self.rows) + self.chunk_rows >= self.batch_rows:
             self.flush()
 
     def begin(self, datastore: str, position: _Position, seq: int) -> bool:
@@ -342,15 +366,20 @@ class _Writer:
             self.props[_WATERMARK + datastore] = str(_Position(seq, self._k))
         current = self.table.properties
         self.props = {k: v for k, v in self.props.items() if current.get(k) != v}
-        if not self.rows and not self.props and not self.new_fields:
+        if not self.rows and not self.chunks and not self.props and not self.new_fields:
             return
         tx = self.table.transaction()
         if self.new_fields:
             with tx.update_schema() as update:
                 update.union_by_name(pa.schema(self.new_fields))
-        data = self._arrow(tx.table_metadata.schema().as_arrow()) if self.rows else None
+        schema = tx.table_metadata.schema().as_arrow()
+        parts = [_conform(chunk, schema) for chunk in self.chunks]
+        if self.rows:
+            parts.append(self._arrow(schema))
+        data = None if not parts else parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         props = self.props
         self.rows, self.extra, self.props, self.new_fields = [], {}, {}, []
+        self.chunks, self.chunk_rows = [], 0
         self._pending = self.committer.submit(self._commit, tx, data, props)
 
     def _commit(self, tx: Transaction, data: pa.Table | None, props: dict[str, str]) -> None:
@@ -394,14 +423,25 @@ class _Writer:
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def _conform(chunk: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A bulk-built chunk with exactly the table's columns and types."""
+    n = chunk.num_rows
+    arrays = []
+    for f in schema:
+        if f.name in chunk.column_names:
+            column = chunk.column(f.name)
+            arrays.append(column if column.type == f.type else column.cast(f.type))
+        else:
+            arrays.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
 def _pairs(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
     """``[{type, id}, ...]`` per row as a list<struct> array, built from flat columns."""
-    offsets, types, ids = [0], [], []
-    for pairs in values:
-        for pair in pairs:
-            types.append(pair["type"])
-            ids.append(pair["id"])
-        offsets.append(len(types))
+    offsets = [0, *itertools.accumulate(map(len, values))]
+    flat = [pair for pairs in values for pair in pairs]
+    types = [pair["type"] for pair in flat]
+    ids = [pair["id"] for pair in flat]
     item = kind.value_type
     struct = pa.StructArray.from_arrays(
         [pa.array(types, item.field(0).type), pa.array(ids, item.field(1).type)],
@@ -427,7 +467,8 @@ def open_catalog(warehouse: str, uri: str) -> SqlCatalog:
     """The SQL catalog (its tables created if new) and the ``reeldb`` namespace.
 
     Args:
-        warehouse: The warehouse URL.
+        warehouse: The warehouse URL (`resolve_warehouse`; an S3 one with its endpoint and
+            region, `warehouse_io`).
         uri: The catalog's SQLAlchemy URI (`catalog_uri`).
 
     Returns:
@@ -438,7 +479,8 @@ def open_catalog(warehouse: str, uri: str) -> SqlCatalog:
     """
     catalog = None
     try:
-        catalog = SqlCatalog("reeldb", uri=uri, warehouse=warehouse)
+        location, io = warehouse_io(warehouse)
+        catalog = SqlCatalog("reeldb", uri=uri, warehouse=location, **io)
         catalog.create_namespace_if_not_exists(ICEBERG_NAMESPACE)
     except Exception as exc:  # SQLAlchemy and drivers raise many kinds
         if catalog is not None:
@@ -720,7 +762,12 @@ def _pick(resolved: Mapping[str, Any], kind: str, preferred: str) -> str | None:
 
 
 class _Annotations:
-    """Every annotation version of a namespace not yet in the table."""
+    """Every annotation version of a namespace not yet in the table, read and built in bulk.
+
+    The store is read a page of versions at a time as columns (`annotation_columns`, the next
+    page read on a thread meanwhile), and a page becomes Arrow arrays a column at a time: the
+    bodies by Arrow's JSON reader (`_parsed`), or value by value when it refuses one.
+    """
 
     def __init__(self, ctx: _Export, namespace: str) -> None:
         self.ctx = ctx
@@ -755,11 +802,11 @@ class _Annotations:
             )
         )
 
-    def _layout(self, record: AnnotationRecord) -> tuple[Columns, str | None, str | None]:
-        key = (record.type_name, record.type_version)
+    def _layout(self, type_name: str, type_version: int) -> tuple[Columns, str | None, str | None]:
+        key = (type_name, type_version)
         found = self._layouts.get(key)
         if found is None:
-            resolved = self.ctx.db.schemas.get(self.ns, record.type_name, record.type_version)
+            resolved = self.ctx.db.schemas.get(self.ns, type_name, type_version)
             props = resolved.resolved
             found = self._layouts[key] = (
                 self.w.columns("data", props),
@@ -773,91 +820,392 @@ class _Annotations:
         exported = self._exported()
         step = f"annotations {self.ns}"
         done = count = 0
-        after: UUID | None = None
         self.ctx.report(step, 0, None)
-        while True:
-            page = store.annotation_history(self.ns, after=after, limit=_PAGE, bodies=not exported)
-            if not page:
-                break
-            if exported:
-                changed = {
-                    r.id
-                    for r in page
-                    if r.version > exported.get(str(r.id), 0) and self._new(r.created_at)
-                }
-                if len(changed) > _REFETCH:
-                    page = store.annotation_history(self.ns, after=after, limit=_PAGE)
-                    records: Sequence[AnnotationRecord] = page
-                elif changed:
-                    records = [
-                        v
-                        for ident in sorted(changed)
-                        for v in store.annotation_versions(self.ns, ident)
-                    ]
-                else:
-                    records = ()
-            else:
-                records = page
-            for r in records:
-                if (not exported or r.version > exported.get(str(r.id), 0)) and self._new(
-                    r.created_at
-                ):
-                    self._add(r)
-                    count += 1
-            after = page[-1].id
-            done += len({r.id for r in page})
-            self.ctx.report(step, done, None)
+
+        # A first export reads the bodies with the pages. Later ones read pages without
+        # them and then the bodies of what is new only: most versions are in the table.
+        bodies = not exported
+
+        def read(after: tuple[int, int] | None) -> AnnotationColumns:
+            return store.annotation_columns(self.ns, after=after, limit=_PAGE, bodies=bodies)
+
+        after = None
+        with contextlib.closing(_prefetched(read)) as pages:  # its thread ends with the loop
+            for page in pages:
+                new = page if bodies else self._new_with_bodies(page, after, exported)
+                if new is not None:
+                    count += self._page(new, exported)
+                after = page.cursor
+                done += len(page.ids)
+                self.ctx.report(step, done, None)
         self.ctx.report(step, done, done)
         self.versions += count
         self.w.props[_VERSIONS + self.ns] = str(self.versions)
         return count
 
-    def _new(self, at: datetime) -> bool:
-        return self.floor is None or at > self.floor
+    def _new_with_bodies(
+        self,
+        page: AnnotationColumns,
+        after: tuple[int, int] | None,
+        exported: Mapping[str, int],
+    ) -> AnnotationColumns | None:
+        """The versions of a page read without bodies not in the table yet, with bodies.
 
-    def _add(self, r: AnnotationRecord) -> None:
-        body = r.body
-        payload = orjson.loads(body)
-        data = payload.get("data") or {}
-        columns, time_prop, box_prop = self._layout(r)
-        start = end = x0 = y0 = x1 = y1 = None
-        if time_prop is not None:
-            start, end = _seconds(data.get(time_prop), None)
-        if box_prop is not None:
-            box = data.get(box_prop)
-            if type(box) is dict:
-                x, y, w, h = box.get("x"), box.get("y"), box.get("w"), box.get("h")
-                if all(type(v) in (int, float) for v in (x, y, w, h)):
-                    x0, y0 = float(x), float(y)  # type: ignore[arg-type]
-                    x1, y1 = x0 + w, y0 + h  # type: ignore[operator]
-        # ``data`` as stored: the body is ``{"associations":[...],"data":{...}}`` (compact),
-        # and the first `,"data":` is the top-level key (a string cannot hold a bare quote).
-        cut = body.find(b',"data":')
-        if body.startswith(b'{"associations":') and cut > 0 and body.endswith(b"}"):
-            text = body[cut + 8 : -1].decode()
-        else:
-            text = _json(data)
-        self.w.add(
-            (
-                str(r.id),
-                r.version,
-                self.ns,
-                r.type_name,
-                r.type_version,
-                r.deleted,
-                r.created_at,
-                r.created_by,
-                payload.get("associations") or [],
-                start,
-                end,
-                x0,
-                y0,
-                x1,
-                y1,
-                text,
+        None when there are none. Few are read one annotation at a time; more, by reading
+        the page again (versions a writer added to it meanwhile are left to the next run, as
+        those added behind it).
+        """
+        picked = self._pick(page, _uuid_strings(page.ids), _timestamps(page.created_at), exported)
+        if picked is None:
+            picked = pa.array(range(len(page.ids)), pa.int64())
+        if len(picked) == 0:
+            return None
+        indices = picked.to_pylist()
+        wanted = {(page.ids[i], page.versions[i]) for i in indices}
+        store = self.ctx.db.store
+        if len(wanted) <= _REFETCH:
+            records = [
+                record
+                for ident in sorted({page.ids[i] for i in indices})
+                for record in store.annotation_versions(self.ns, UUID(bytes=ident))
+                if (ident, record.version) in wanted
+            ]
+            return _columns_of(records)
+        again = store.annotation_columns(self.ns, after=after, limit=len(page.ids))
+        keep = [
+            i for i, key in enumerate(zip(again.ids, again.versions, strict=True)) if key in wanted
+        ]
+        return _subset(again, keep)
+
+    def _pick(
+        self,
+        page: AnnotationColumns,
+        ids: pa.Array,
+        created: pa.Array,
+        exported: Mapping[str, int],
+    ) -> pa.Array | None:
+        """The indices of a page's versions not in the table yet (None: all of them)."""
+        mask = None
+        if self.floor is not None:
+            mask = pc.greater(created, pa.scalar(self.floor, _TS))
+        if exported:
+            get = exported.get
+            new = pa.array(
+                [v > get(k, 0) for k, v in zip(ids.to_pylist(), page.versions, strict=True)],
+                pa.bool_(),
+            )
+            mask = new if mask is None else pc.and_(mask, new)
+        return None if mask is None else pc.indices_nonzero(mask)
+
+    def _page(self, page: AnnotationColumns, exported: Mapping[str, int]) -> int:
+        """Buffer the versions of a page not in the table yet; how many."""
+        if not page.ids:
+            return 0
+        ids = _uuid_strings(page.ids)
+        created = _timestamps(page.created_at)
+        rows = _Page(ids, created, page)
+        picked = self._pick(page, ids, created, exported)
+        if picked is not None:
+            if len(picked) == 0:
+                return 0
+            if len(picked) < len(page.ids):
+                rows = rows.take(picked)
+        kinds = list(zip(rows.page.type_names, rows.page.type_versions, strict=True))
+        if len(set(kinds)) == 1:
+            self.w.add_table(self._table(kinds[0], rows))
+        else:  # a chunk per annotation type version: each has its own typed columns
+            groups: dict[tuple[str, int], list[int]] = {}
+            for i, kind in enumerate(kinds):
+                groups.setdefault(kind, []).append(i)
+            for kind, indices in groups.items():
+                self.w.add_table(self._table(kind, rows.take(pa.array(indices, pa.int64()))))
+        return len(kinds)
+
+    def _table(self, kind: tuple[str, int], rows: _Page) -> pa.Table:
+        """The rows (all of one annotation type version) as an Arrow table."""
+        page = rows.page
+        n = len(page.ids)
+        columns, time_prop, box_prop = self._layout(*kind)
+        fixed: dict[str, pa.Array] = {
+            "id": rows.ids,
+            "version": pa.array(page.versions, pa.int32()),
+            "namespace": pa.array([self.ns] * n, pa.string()),
+            "type": pa.array(page.type_names, pa.string()),
+            "type_version": pa.array(page.type_versions, pa.int32()),
+            "deleted": pa.array(page.deleted, pa.bool_()),
+            "created_at": rows.created,
+            "created_by": pa.array(page.created_by, pa.string()),
+        }
+        parsed = _parsed(page.bodies, columns, time_prop, box_prop)
+        if parsed is not None:
+            return pa.table(fixed | parsed)
+        # Bodies Arrow's JSON reader does not take as the columns' types (an int property
+        # holding 1.0, a time range in frames, ...): value by value, in Python.
+        payloads = list(map(orjson.loads, page.bodies))
+        datas = [p.get("data") or {} for p in payloads]
+        arrays: dict[str, pa.Array] = {
+            **fixed,
+            "associations": _pairs(
+                [p.get("associations") or [] for p in payloads],
+                dict(_FIXED["annotations"])["associations"],
             ),
-            (data, columns),
+            "data": pa.array(_data_texts(page.bodies, datas), pa.string()),
+        }
+        if time_prop is not None:
+            start, end = _time_columns([d.get(time_prop) for d in datas])
+            arrays["time_start"], arrays["time_end"] = start, end
+        if box_prop is not None:
+            for name, array in zip(
+                ("box_x0", "box_y0", "box_x1", "box_y1"),
+                _box_columns([d.get(box_prop) for d in datas]),
+                strict=True,
+            ):
+                arrays[name] = array
+        for prop, column, to_value in columns:
+            array = _typed([d.get(prop) for d in datas], to_value)
+            if column in arrays:  # two property names that map to one column: last wins
+                array = pc.coalesce(array, arrays[column])
+            arrays[column] = array
+        return pa.table(arrays)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A page's versions: the columns already in Arrow form, and the store's columns."""
+
+    ids: pa.Array
+    created: pa.Array
+    page: AnnotationColumns
+
+    def take(self, indices: pa.Array) -> _Page:
+        return _Page(
+            self.ids.take(indices),
+            self.created.take(indices),
+            _subset(self.page, indices.to_pylist()),
         )
+
+
+def _subset(page: AnnotationColumns, indices: Sequence[int]) -> AnnotationColumns:
+    """These versions of a page."""
+
+    def pick(values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(values[i] for i in indices)
+
+    return AnnotationColumns(
+        pick(page.ids),
+        pick(page.versions),
+        pick(page.type_names),
+        pick(page.type_versions),
+        pick(page.deleted),
+        pick(page.created_at),
+        pick(page.created_by),
+        pick(page.bodies) if page.bodies else (),
+        page.cursor,
+    )
+
+
+def _columns_of(records: Sequence[AnnotationRecord]) -> AnnotationColumns:
+    """Versions read one annotation at a time, as the columns of a page."""
+    return AnnotationColumns(
+        tuple(r.id.bytes for r in records),
+        tuple(r.version for r in records),
+        tuple(r.type_name for r in records),
+        tuple(r.type_version for r in records),
+        tuple(r.deleted for r in records),
+        tuple(r.created_at.astimezone(UTC).isoformat(timespec="microseconds") for r in records),
+        tuple(r.created_by for r in records),
+        tuple(r.body for r in records),
+    )
+
+
+def _prefetched(
+    read: Callable[[tuple[int, int] | None], AnnotationColumns],
+) -> Generator[AnnotationColumns, None, None]:
+    """Pages until an empty one, the next read on a thread while the caller works on one."""
+    with ThreadPoolExecutor(1, thread_name_prefix="reeldb-iceberg-read") as reader:
+        pending = reader.submit(read, None)
+        while True:
+            page = pending.result()
+            if not page.ids:
+                return
+            pending = reader.submit(read, page.cursor)
+            yield page
+
+
+def _uuid_strings(ids: Sequence[bytes]) -> pa.Array:
+    """16-byte UUIDs as canonical text (``8-4-4-4-12`` lowercase hex), built by Arrow."""
+    n = len(ids)
+    hexes = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(32), n, [None, pa.py_buffer(b"".join(ids).hex().encode())]
+    )
+    text = hexes.cast(pa.binary()).cast(pa.string())
+    parts = [pc.utf8_slice_codeunits(text, a, b) for a, b in _UUID_PARTS]
+    return pc.binary_join_element_wise(*parts, "-")
+
+
+_UUID_PARTS: Final = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+
+
+def _timestamps(texts: Sequence[str]) -> pa.Array:
+    """ISO 8601 texts as UTC timestamps: parsed by Arrow, by Python if Arrow cannot."""
+    try:
+        return pa.array(texts, pa.string()).cast(_TS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([datetime.fromisoformat(t) for t in texts], _TS)
+
+
+def _data_texts(bodies: Sequence[bytes], datas: Sequence[Any]) -> list[bytes | str]:
+    """Each ``data`` as stored, cut from the body.
+
+    The body is ``{"associations":[...],"data":{...}}`` (compact), and its first ``,"data":``
+    is the top-level key (a string cannot hold a bare quote).
+    """
+    out: list[bytes | str] = []
+    for body, data in zip(bodies, datas, strict=True):
+        cut = body.find(b',"data":')
+        if cut > 0 and body.startswith(b'{"associations":') and body.endswith(b"}"):
+            out.append(body[cut + 8 : -1])
+        else:
+            out.append(_json(data))
+    return out
+
+
+_NUMBER: Final = (int, float)
+_ASSOCIATIONS: Final = dict(_FIXED["annotations"])["associations"]
+_TIME: Final = pa.struct([("start", pa.float64()), ("end", pa.float64())])
+_BOX: Final = pa.struct([(k, pa.float64()) for k in ("x", "y", "w", "h")])
+_BODY_START: Final = b'{"associations":'
+
+
+def _parsed(
+    bodies: Sequence[bytes], columns: Columns, time_prop: str | None, box_prop: str | None
+) -> dict[str, pa.Array] | None:
+    """The body columns of a page of one annotation type, parsed by Arrow.
+
+    No Python per version. None when a value is not what its column takes (the caller then
+    goes value by value): Arrow's JSON reader refuses a value of another JSON type than the
+    column's (1.0 for an int, a string for a number, an integer beyond 64 bits, ``true`` for
+    a number), so what it returns is what the per-value converters (`_KINDS`, `_seconds`)
+    return.
+    """
+    fields = {prop: _CONVERTED[to_value] for prop, _, to_value in columns}
+    if time_prop is not None:
+        fields[time_prop] = _TIME
+    if box_prop is not None:
+        fields[box_prop] = _BOX
+    schema = pa.schema([("associations", _ASSOCIATIONS), ("data", pa.struct(fields.items()))])
+    joined = b"\n".join(bodies)  # compact JSON holds no newline: one body per line
+    try:
+        table = pa_json.read_json(
+            io.BytesIO(joined),
+            read_options=pa_json.ReadOptions(block_size=max(1 << 20, len(joined) // 2 + 1)),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="ignore"
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if table.num_rows != len(bodies):
+        return None
+    data_text = _data_column(joined)
+    if data_text is None:
+        return None
+    data = table.column("data").combine_chunks()
+    values = dict(zip(fields, data.flatten(), strict=True))
+    out: dict[str, pa.Array] = {
+        "associations": table.column("associations").combine_chunks(),
+        "data": data_text,
+    }
+    if time_prop is not None:
+        start, end = values[time_prop].flatten()
+        given = pc.is_valid(values[time_prop])
+        if pc.any(pc.and_(given, pc.or_(pc.is_null(start), pc.is_null(end)))).as_py():
+            return None  # frames or another form: `_seconds` decides
+        out["time_start"], out["time_end"] = start, end
+    if box_prop is not None:
+        x, y, w, h = values[box_prop].flatten()
+        whole = pc.and_(
+            pc.and_(pc.is_valid(x), pc.is_valid(y)), pc.and_(pc.is_valid(w), pc.is_valid(h))
+        )
+        none = pa.nulls(len(x), pa.float64())
+        x0, y0 = pc.if_else(whole, x, none), pc.if_else(whole, y, none)
+        out["box_x0"], out["box_y0"] = x0, y0
+        out["box_x1"], out["box_y1"] = pc.add(x0, w), pc.add(y0, h)
+    for prop, column, _ in columns:
+        array = values[prop]
+        if column in out:  # two property names that map to one column: last wins
+            array = pc.coalesce(array, out[column])
+        out[column] = array
+    return out
+
+
+def _data_column(joined: bytes) -> pa.Array | None:
+    """Each body's ``data`` as stored, cut by Arrow (see `_data_texts`).
+
+    None if a body is not of the usual form.
+    """
+    bodies = pc.split_pattern(pa.array([joined], pa.large_binary()), b"\n").flatten()
+    parts = pc.split_pattern(bodies, b',"data":', max_splits=1)
+    usual = pc.and_(
+        pc.equal(pc.list_value_length(parts), 2),
+        pc.and_(
+            pc.equal(pc.binary_slice(bodies, 0, len(_BODY_START)), _BODY_START),
+            pc.equal(pc.binary_slice(bodies, -1), b"}"),
+        ),
+    )
+    if not pc.all(usual).as_py():
+        return None
+    try:
+        return pc.binary_slice(pc.list_element(parts, 1), 0, -1).cast(pa.string())
+    except pa.ArrowInvalid:  # not UTF-8
+        return None
+
+
+def _time_columns(values: Sequence[Any]) -> tuple[pa.Array, pa.Array]:
+    """``time_start``, ``time_end`` (seconds) of each row's time range value."""
+    pairs = [_seconds(value, None) for value in values]
+    starts = pa.array([start for start, _ in pairs], pa.float64())
+    return starts, pa.array([end for _, end in pairs], pa.float64())
+
+
+def _box_columns(values: Sequence[Any]) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """``box_x0``, ``box_y0``, ``box_x1``, ``box_y1`` of each row's bounding box value."""
+    out: tuple[list[float | None], ...] = ([], [], [], [])
+    x0s, y0s, x1s, y1s = out
+    for box in values:
+        if type(box) is dict:
+            x, y, w, h = box.get("x"), box.get("y"), box.get("w"), box.get("h")
+            if (
+                type(x) in _NUMBER
+                and type(y) in _NUMBER
+                and type(w) in _NUMBER
+                and type(h) in _NUMBER
+            ):
+                x0, y0 = float(x), float(y)  # type: ignore[arg-type]
+                x0s.append(x0)
+                y0s.append(y0)
+                x1s.append(x0 + w)  # type: ignore[operator]
+                y1s.append(y0 + h)  # type: ignore[operator]
+                continue
+        for column in out:
+            column.append(None)
+    x0a, y0a, x1a, y1a = (pa.array(column, pa.float64()) for column in out)
+    return x0a, y0a, x1a, y1a
+
+
+def _typed(values: list[Any], convert: Callable[[Any], Any]) -> pa.Array:
+    """A typed property column, converted as the property's converter (`_KINDS`) would.
+
+    Arrow converts a whole column whose values all fit; the converter takes each value of
+    any other column.
+    """
+    arrow_type = _CONVERTED[convert]
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    if kinds <= _FITS.get(convert, set()):
+        with contextlib.suppress(OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+            return pa.array(values, arrow_type)  # an int beyond 64 bits: value by value
+    return pa.array([None if v is None else convert(v) for v in values], arrow_type)
 
 
 # -- the export -------------------------------------------------------------------------

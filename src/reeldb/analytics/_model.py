@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from reeldb.errors import ConfigError
 
@@ -21,6 +21,7 @@ __all__ = [
     "IcebergExport",
     "catalog_uri",
     "resolve_warehouse",
+    "warehouse_io",
 ]
 
 ICEBERG_NAMESPACE: Final = "reeldb"
@@ -79,6 +80,7 @@ def resolve_warehouse(db: Database, warehouse: str | None) -> str:
             )
         warehouse = str(data_dir / "warehouse")
     if warehouse.startswith("s3://"):
+        warehouse_io(warehouse)  # checked now: a bad URL is a ConfigError before any work
         return warehouse
     if warehouse.startswith("file://"):
         path = Path(unquote(urlsplit(warehouse).path))
@@ -140,3 +142,55 @@ def catalog_uri(catalog: str | None, warehouse: str) -> str:
     raise ConfigError(
         f"catalog {catalog!r}: the catalog is a SQL database, sqlite:///... or postgresql://..."
     )
+
+
+def warehouse_io(warehouse: str) -> tuple[str, dict[str, str]]:
+    """The location pyiceberg is given for a warehouse URL, and its FileIO properties.
+
+    An S3 warehouse is named as S3 blob stores are (`reeldb.blobs.s3.S3BlobStore.from_url`):
+    ``s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=eu-west-1``, both parameters
+    optional; credentials come from the environment (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, else the AWS SDK's chain), never from
+    the URL. The region defaults to ``AWS_REGION`` or ``AWS_DEFAULT_REGION``.
+
+    Args:
+        warehouse: The warehouse URL (from `resolve_warehouse`).
+
+    Returns:
+        ``(location, properties)``: ``s3://bucket/prefix`` and pyiceberg's ``s3.*``
+        properties; a local warehouse as it is, with none.
+
+    Raises:
+        ConfigError: A malformed S3 URL, one holding credentials, or unknown parameters.
+    """
+    if not warehouse.startswith("s3://"):
+        return warehouse, {}
+    parts = urlsplit(warehouse)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            "an S3 warehouse URL must not hold credentials; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY instead"
+        )
+    if not parts.hostname:
+        raise ConfigError(f"warehouse {warehouse!r}: give s3://bucket/prefix")
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(params) - {"endpoint", "region"})
+    if unknown:
+        raise ConfigError(
+            f"warehouse {parts.scheme}://{parts.netloc}{parts.path}: unknown parameter "
+            f"{', '.join(unknown)}; expected endpoint and region"
+        )
+    properties: dict[str, str] = {}
+    endpoint = params.get("endpoint")
+    if endpoint:
+        ends = urlsplit(endpoint)
+        if ends.scheme not in ("http", "https") or not ends.hostname or ends.username:
+            raise ConfigError(
+                "the S3 endpoint must be an http:// or https:// URL without credentials"
+            )
+        properties["s3.endpoint"] = endpoint
+    region = params.get("region") or os.environ.get("AWS_REGION")
+    region = region or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        properties["s3.region"] = region
+    return f"s3://{parts.netloc}{parts.path.rstrip('/')}", properties

@@ -48,7 +48,8 @@ def iceberg(
     warehouse: Annotated[
         str | None,
         typer.Option(
-            help="Directory, file:// or s3:// URL of the tables' files "
+            help="Directory, file:// URL or s3://bucket/prefix?endpoint=URL&region=R of the "
+            "tables' files; S3 credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
             "(default: warehouse beside the SQLite file)."
         ),
     ] = None,

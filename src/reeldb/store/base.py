@@ -31,6 +31,7 @@ __all__ = [
     "PartitionRecord",
     "Progress",
     "AccessStore",
+    "AnnotationColumns",
     "AnnotationQuery",
     "AnnotationRecord",
     "AnnotationStore",
@@ -1481,6 +1482,37 @@ class AnnotationQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class AnnotationColumns:
+    """Stored annotation versions as columns: item ``i`` of every field is one version.
+
+    A bulk read for exports (`AnnotationStore.annotation_columns`): no object per version.
+
+    Attributes:
+        ids: Annotation ids, as the 16 bytes of the UUID.
+        versions: Version numbers.
+        type_names: Annotation type names.
+        type_versions: Annotation type versions.
+        deleted: True for a tombstone.
+        created_at: When each version was stored: ISO 8601 in UTC with microseconds
+            (``2026-12-07T13:43:53.123456+00:00``).
+        created_by: The principal that stored it, if known.
+        bodies: ``{"associations": [...], "data": {...}}`` as JSON bytes (none at all when
+            not asked for).
+        cursor: Where the page ends: the ``after`` of the next page (None when empty).
+    """
+
+    ids: tuple[bytes, ...] = ()
+    versions: tuple[int, ...] = ()
+    type_names: tuple[str, ...] = ()
+    type_versions: tuple[int, ...] = ()
+    deleted: tuple[bool, ...] = ()
+    created_at: tuple[str, ...] = ()
+    created_by: tuple[str | None, ...] = ()
+    bodies: tuple[bytes, ...] = ()
+    cursor: tuple[int, int] | None = None
+
+
 class AnnotationStore(abc.ABC):
     """Annotations: every version (the source of truth) and the index of current ones."""
 
@@ -1575,6 +1607,34 @@ class AnnotationStore(abc.ABC):
 
         Returns:
             The versions, ordered by annotation id, then version.
+        """
+
+    @abc.abstractmethod
+    def annotation_columns(
+        self,
+        namespace: str,
+        *,
+        after: tuple[int, int] | None,
+        limit: int,
+        bodies: bool = True,
+    ) -> AnnotationColumns:
+        """The next ``limit`` stored versions of a namespace's annotations, as columns.
+
+        What `annotation_history` reads (every version, deletions included), in bulk, for
+        exports that read millions of versions (issue 9's Iceberg export). Pages follow the
+        order the store keeps annotations in (each annotation's versions together, oldest
+        first), not id order: an annotation created meanwhile may land before the cursor,
+        and is then read by the next pass.
+
+        Args:
+            namespace: The namespace.
+            after: The ``cursor`` of the previous page, or None for the first page.
+            limit: At most this many versions (a page may end inside an annotation's
+                versions: the next one resumes there).
+            bodies: False leaves ``bodies`` empty (no item per version).
+
+        Returns:
+            The page (no versions: no more).
         """
 
     @abc.abstractmethod

@@ -101,7 +101,12 @@ from reeldb.store._annotation_plan import (
     time_tokens,
     window_tokens,
 )
-from reeldb.store.base import AnnotationQuery, AnnotationRecord, AnnotationWrite
+from reeldb.store.base import (
+    AnnotationColumns,
+    AnnotationQuery,
+    AnnotationRecord,
+    AnnotationWrite,
+)
 from reeldb.store.postgres._base import PostgresBase, append_audit
 
 __all__ = ["DDL", "PostgresAnnotations"]
@@ -403,6 +408,59 @@ class PostgresAnnotations(PostgresBase):
             ).fetchall()
         )
         return [_record(row) for row in rows]
+
+    def annotation_columns(
+        self,
+        namespace: str,
+        *,
+        after: tuple[int, int] | None,
+        limit: int,
+        bodies: bool = True,
+    ) -> AnnotationColumns:
+        """See `AnnotationStore.annotation_columns`."""
+        pk, version = after if after is not None else (0, 0)
+        body: LiteralString = "v.body" if bodies else "NULL::bytea"
+
+        def run(conn: psycopg.Connection[Any]) -> tuple[list[Any], dict[int, tuple[str, int]]]:
+            # The versions' primary key read in order, each joined to its annotation by
+            # index: never a sort of the namespace per page, which the planner picks when
+            # its statistics lag behind a bulk load (measured: seconds per page).
+            conn.execute("SET LOCAL enable_sort = off")
+            conn.execute("SET LOCAL enable_bitmapscan = off")
+            rows = conn.execute(
+                "SELECT v.pk, uuid_send(a.id), v.version, v.type_id, v.deleted, "
+                "to_char(v.created_at AT TIME ZONE 'UTC', "
+                """'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), v.created_by, """
+                + body
+                + " FROM annotation_versions v JOIN annotations a "
+                "ON a.namespace = v.namespace AND a.pk = v.pk "
+                "WHERE v.namespace = %s AND a.namespace = %s AND (v.pk, v.version) > (%s, %s) "
+                "ORDER BY v.pk, v.version LIMIT %s",
+                (namespace, namespace, pk, version, limit),
+                binary=True,  # bytea as bytes, not hex text
+            ).fetchall()
+            types = conn.execute(
+                "SELECT id, name, version FROM annotation_types WHERE namespace = %s",
+                (namespace,),
+            ).fetchall()
+            return rows, {row[0]: (row[1], row[2]) for row in types}
+
+        rows, types = self._pg.read(run)
+        if not rows:
+            return AnnotationColumns()
+        pks, ids, versions, type_ids, deleted, created, by, body_ = zip(*rows, strict=True)
+        kinds = [types[i] for i in type_ids]
+        return AnnotationColumns(
+            ids,
+            versions,
+            tuple(k[0] for k in kinds),
+            tuple(k[1] for k in kinds),
+            deleted,
+            created,
+            by,
+            body_ if bodies else (),
+            (pks[-1], versions[-1]),
+        )
 
     def count_annotations(self, namespace: str) -> int:
         """See `AnnotationStore.count_annotations`."""
