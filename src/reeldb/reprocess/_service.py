@@ -43,6 +43,7 @@ __all__ = ["Job", "JobProgress", "Reprocessing", "dead_letter_json", "job_from_j
 log = logging.getLogger(__name__)
 
 LEASE: Final = timedelta(seconds=30)
+_JITTER: Final = random.Random()  # its own: runner threads leave the global `random` alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -649,7 +650,7 @@ class _Runner:
         return partition.cursor
 
     def _backoff(self, attempt: int) -> float:
-        return float(self.spec.limits.backoff * 2 ** max(0, attempt - 1) * random.uniform(0.5, 1.5))
+        return float(self.spec.limits.backoff * 2 ** max(0, attempt - 1) * _JITTER.uniform(0.5, 1.5))
 
     def _whole(self, job: JobRecord, partition: PartitionRecord, owner: str) -> None:
         def renew(done: int, total: int) -> None:

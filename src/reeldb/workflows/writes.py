@@ -349,11 +349,20 @@ class Worker:
                 "max_executor_threads": self.concurrency + 4,
             }
         )
-        DBOS.launch()
-        DBOS.register_queue(QUEUE, worker_concurrency=self.concurrency, polling_interval_sec=0.1)
-        DBOS.register_queue(
-            jobs.JOB_QUEUE, worker_concurrency=self.job_concurrency, polling_interval_sec=0.5
-        )
+        try:
+            DBOS.launch()
+            DBOS.register_queue(
+                QUEUE, worker_concurrency=self.concurrency, polling_interval_sec=0.1
+            )
+            DBOS.register_queue(
+                jobs.JOB_QUEUE, worker_concurrency=self.job_concurrency, polling_interval_sec=0.5
+            )
+        except BaseException:  # leave no DBOS threads behind a worker that did not start
+            DBOS.destroy()
+            _worker_db = None
+            with Worker._lock:
+                Worker._running = None
+            raise
         jobs.set_stop(self._stop)
         self._thread = threading.Thread(target=self._loop, name="reeldb-worker", daemon=True)
         self._thread.start()
