@@ -650,7 +650,8 @@ class _Runner:
         return partition.cursor
 
     def _backoff(self, attempt: int) -> float:
-        return float(self.spec.limits.backoff * 2 ** max(0, attempt - 1) * _JITTER.uniform(0.5, 1.5))
+        jitter = _JITTER.uniform(0.5, 1.5)
+        return float(self.spec.limits.backoff * 2 ** max(0, attempt - 1) * jitter)
 
     def _whole(self, job: JobRecord, partition: PartitionRecord, owner: str) -> None:
         def renew(done: int, total: int) -> None:
