@@ -297,3 +297,41 @@ export function dsPath(datastore: string): string {
   const [ns, type, version] = datastore.split("/");
   return `/namespaces/${enc(ns)}/datastores/${enc(type)}/${enc(version)}`;
 }
+
+export interface JobProgress {
+  total: number;
+  done: number;
+  changed: number;
+  skipped: number;
+  failed: number;
+  partitions: number;
+  partitions_done: number;
+  running: number;
+}
+
+/** A reprocessing job, as `GET /v1/namespaces/{ns}/jobs` lists it. */
+export interface JobOut {
+  id: string;
+  namespace: string;
+  name: string;
+  state: string;
+  round: number;
+  dry_run: boolean;
+  processor: string;
+  sink: string;
+  progress: JobProgress;
+  error: string | null;
+  created_by: string;
+  created_at: string;
+  updated_at: string;
+  spec: Record<string, unknown>;
+}
+
+export interface DeadLetterOut {
+  item: string;
+  partition: number;
+  attempts: number;
+  state: string;
+  at: string;
+  error: string;
+}

@@ -70,7 +70,7 @@ function Routed({ hash, who }: { hash: string; who: Whoami }) {
     if (c === "schemas" && d) return <SchemaView namespace={b} name={d} />;
     if (c === "annotations" && d) return <AnnotationEditor namespace={b} id={d} />;
     if (c === "annotations") return <AnnotationSearch namespace={b} />;
-    if (c === "requests") return <RequestsView namespace={b} />;
+    if (c === "requests") return <RequestsView namespace={b} who={who} />;
     return <NamespaceView namespace={b} />;
   }
   return <Home who={who} />;

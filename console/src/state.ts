@@ -33,6 +33,8 @@ export interface ConsoleState {
   frame: { width: number; height: number; normalized: boolean } | null;
   boxes: DrawnBox[];
   query: { rows: number; error: { message: string; line?: number; column?: number } | null } | null;
+  /** The reprocessing jobs listed on the writes-and-jobs screen (null elsewhere). */
+  jobs: { id: string; state: string; done: number; total: number; dead: number | null }[] | null;
   /** Set by the timeline so a test or benchmark can pan it. */
   setWindow?: (t0: number, t1: number) => void;
   select?: (t: number) => void;
@@ -54,6 +56,7 @@ export const pageState: ConsoleState = {
   frame: null,
   boxes: [],
   query: null,
+  jobs: null,
 };
 window.__reeldbConsole = pageState;
 

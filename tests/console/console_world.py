@@ -56,6 +56,8 @@ class Console:
     admin_key: str
     reader_key: str
     document_ids: list[str]
+    db_url: str = ""
+    """The served database (tests run reprocessing jobs on it, as a worker would)."""
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.admin_key}"}
