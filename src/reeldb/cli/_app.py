@@ -250,7 +250,8 @@ def serve(
     state.out.line(
         f"reeldb {__version__} serving {redact_url(db.url)} on "
         f"http://{settings.host}:{settings.port} "
-        f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); API docs at /docs"
+        f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); "
+        "the console at /, API docs at /docs"
     )
     options: dict[str, Any] = {
         "host": settings.host,
