@@ -110,7 +110,12 @@ def test_schema_versions_side_by_side_with_a_diff_and_the_compatibility_mode(
     assert any('"emotion"' in line for line in added), added
     assert page.locator("[data-testid=schema-diff] .removed").count() == 0
     screenshot(page, "schema", tmp_path)
-    page.select_option("[data-testid=compatibility]", "FULL")
+    # The select changes at once; the mode is stored when the page's PUT is answered.
+    with page.expect_response(
+        lambda r: r.request.method == "PUT" and r.url.endswith("/compatibility")
+    ) as answered:
+        page.select_option("[data-testid=compatibility]", "FULL")
+    assert answered.value.ok, answered.value.text()
     page.wait_for_function(
         "document.querySelector('[data-testid=compatibility]').value === 'FULL' && "
         "!document.querySelector('.error')"
