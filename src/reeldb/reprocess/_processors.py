@@ -30,7 +30,7 @@ from reeldb import _json
 from reeldb.annotations._service import _annotation
 from reeldb.annotations.model import Annotation, TypeRef
 from reeldb.auth.model import AuditEntry
-from reeldb.database import Database, PreparedWrite
+from reeldb.database import Database, PreparedWrite, _mid
 from reeldb.errors import (
     ConfigError,
     NotFoundError,
@@ -407,11 +407,6 @@ def _body(db: Database, record: DocumentRecord) -> bytes:
 
 def _document_data(db: Database, record: DocumentRecord) -> Any:
     return _json.loads(_body(db, record), what="document")
-
-
-def _mid(mid_key: str) -> dict[str, str]:
-    value: dict[str, str] = _json.loads(mid_key)
-    return value
 
 
 def _document_context(record: DocumentRecord) -> dict[str, Any]:
