@@ -31,7 +31,7 @@ from test_ingest_service import (
 
 import reeldb
 from reeldb.errors import ConflictError, NotFoundError
-from reeldb.index.sqlite import SQLiteIndex
+from reeldb.index.sqlite import SQLiteIndex, build_b_tree
 
 ROLLOVER = 40  # a document of 20 rows or more is staged alone
 
@@ -316,3 +316,35 @@ def test_b_trees_built_before_a_crash_are_kept(db: reeldb.Database, tmp_path: Pa
     assert indexes(tmp_path, own.id) == indexes(tmp_path, shared.id)
     written = db.put_document(DS2, {"id": "m1"}, copy.deepcopy(doc))
     assert_same_answers(db, streamed.id, written.id)
+
+
+def test_b_trees_are_sorted_in_small_runs_and_the_connection_gets_its_settings_back() -> None:
+    with contextlib.closing(sqlite3.connect(":memory:")) as conn:
+        conn.execute("PRAGMA cache_size = -65536")
+        conn.execute("CREATE TABLE t (v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(f"v{i % 97}",) for i in range(1000)])
+        seen: list[tuple[int, int]] = []
+
+        def trace(statement: str) -> None:
+            if statement.startswith("CREATE INDEX"):
+                # What the statement runs with, read on a second cursor of the same connection.
+                seen.append(
+                    (
+                        conn.execute("PRAGMA cache_size").fetchone()[0],
+                        conn.execute("PRAGMA threads").fetchone()[0],
+                    )
+                )
+
+        conn.set_trace_callback(trace)
+        build_b_tree(conn, "CREATE INDEX t_v ON t (v)")
+        conn.set_trace_callback(None)
+        assert seen == [(-2048, 2)]
+        assert conn.execute("SELECT count(*) FROM t INDEXED BY t_v WHERE v = 'v5'").fetchone() == (
+            11,
+        )
+        assert conn.execute("PRAGMA cache_size").fetchone() == (-65536,)
+        assert conn.execute("PRAGMA threads").fetchone() == (0,)
+        with pytest.raises(sqlite3.OperationalError):
+            build_b_tree(conn, "CREATE INDEX t_v ON t (v)")  # exists: the settings still return
+        assert conn.execute("PRAGMA cache_size").fetchone() == (-65536,)
+        assert conn.execute("PRAGMA threads").fetchone() == (0,)

@@ -35,7 +35,7 @@ from reeldb.index.model import EventHit, Generation
 from reeldb.index.rows import Column, DocumentRows, space_column
 from reeldb.query.ast import BoxTest, Expr, Overlaps
 
-__all__ = ["SQLiteIndex", "fts_token"]
+__all__ = ["SQLiteIndex", "build_b_tree", "fts_token"]
 
 _NO_BOX: Final = 3.0e38
 """The R*Tree box of an event without boxes: beyond any box a query names (exact tests decide)."""
@@ -47,6 +47,28 @@ _ROWS_PER_STATEMENT: Final = 64
 Measured: faster than a statement per row into a table without secondary B-trees, slower
 into one with them.
 """
+
+
+_SORT_CACHE_KIB: Final = 2048
+"""The page cache (KiB) while a B-tree is built over a full table (`build_b_tree`)."""
+
+
+def build_b_tree(conn: sqlite3.Connection, statement: str) -> None:
+    """Run a ``CREATE INDEX`` over a table already full, sorting in small runs on two threads.
+
+    SQLite sorts the new index's keys in runs the size of the page cache, then merges them.
+    Measured on 1M and 5M rows of a text column (the region-level keyword of a document of
+    its own): runs of 2 MiB, which stay in the CPU's caches, sort about twice as fast as
+    runs of the connection's 64 MiB; a second sorting thread saves another 5-15%.
+    """
+    cache = int(conn.execute("PRAGMA cache_size").fetchone()[0])
+    conn.execute(f"PRAGMA cache_size = -{_SORT_CACHE_KIB}")
+    conn.execute("PRAGMA threads = 2")
+    try:
+        conn.execute(statement)
+    finally:
+        conn.execute("PRAGMA threads = 0")
+        conn.execute(f"PRAGMA cache_size = {cache}")
 
 
 def _insert_rows(
@@ -491,7 +513,7 @@ class SQLiteIndex(IndexBase[sqlite3.Connection]):
         """
         if gen.state == "staging":
             for statement in self.staged_b_trees(gen):
-                conn.execute(statement)
+                build_b_tree(conn, statement)
             conn.execute(
                 "INSERT INTO index_alias (datastore_id, generation_id) "
                 "SELECT datastore_id, id FROM index_generations WHERE id = ?",

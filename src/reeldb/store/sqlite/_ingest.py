@@ -25,7 +25,7 @@ from reeldb.auth.model import AuditEntry
 from reeldb.errors import ConflictError, NotFoundError
 from reeldb.index.model import Generation
 from reeldb.index.rows import DocumentRows
-from reeldb.index.sqlite import SQLiteIndex
+from reeldb.index.sqlite import SQLiteIndex, build_b_tree
 from reeldb.model.datastore import DataStoreRef
 from reeldb.model.requests import FINAL_STATES, WriteRequest, WriteState
 from reeldb.store._common import (
@@ -344,7 +344,7 @@ class SQLiteIngest:
                 ).fetchone()
                 if still is None:  # dropped by a rebuild: publishing will say so
                     return False
-                conn.execute(statement)
+                build_b_tree(conn, statement)
                 return True
 
             return run
