@@ -19,6 +19,7 @@ condition on each candidate row.
 from __future__ import annotations
 
 import sqlite3
+import struct
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -144,6 +145,14 @@ class SQLiteAnnotations:
         *,
         refresh: bool = False,
     ) -> None:
+        """Store writes: each one's version (unless ``refresh``) and what search reads of it.
+
+        Only the search rows that change are rewritten: an update that keeps an
+        annotation's time, box, links or text (a backfilled keyword, say) leaves those rows
+        as they are, and so does a ``refresh`` (a reindex) whose rows, read back, are
+        already what its version derives. An R*Tree row, an FTS5 row and a link each cost
+        several times more to delete and insert again than to read and compare.
+        """
         check_distinct(writes)
         types = self._type_ids(conn, writes)
         keys = self._key_ids(conn, writes)
@@ -157,36 +166,25 @@ class SQLiteAnnotations:
         links_in: list[tuple[int, float, int, float | None]] = []
         space_out: list[tuple[int]] = []
         space_in: list[tuple[Any, ...]] = []
-        text_out: list[tuple[int, int]] = []
+        text_out: list[tuple[int]] = []
         text_in: list[tuple[int, str]] = []
         new_heads: list[tuple[Any, ...]] = []
         head_updates: list[tuple[Any, ...]] = []
+        narrow_updates: list[tuple[Any, ...]] = []
         next_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM annotations").fetchone()[0]
         for w in writes:
             type_id = types[w.namespace, w.type_name, w.type_version]
             ident = w.id.bytes
-            head = heads.get(ident)
-            if w.expected_version == 0:
-                next_pk += 1
-                pk = next_pk
-                heads[ident] = (pk, w.namespace, 1, int(w.deleted), type_id, None, None)
-            else:
-                if head is None or head[1] != w.namespace:
-                    raise NotFoundError(f"annotation {w.id} does not exist")
-                pk, _, current, was_deleted, old_type, old_t0, old_links = head
-                check_head(w, current, was_deleted)
-                # The current version leaves the index.
-                live_types[old_type] = live_types.get(old_type, 0) - 1
-                for key in old_links:
-                    live_keys[key] = live_keys.get(key, 0) - 1
-                    links_out.append((key, old_t0, pk))
-                space_out.append((pk,))
-                text_out.append((pk << _FIELD_BITS, ((pk + 1) << _FIELD_BITS) - 1))
-            version = w.expected_version + (0 if refresh else 1)
             t0 = NO_TIME if w.time is None else w.time[0]
             t1 = None if w.time is None else w.time[1]
             box = w.box or (None, None, None, None)
-            link_keys = [keys[w.namespace, kind, ident] for kind, ident in w.associations]
+            link_keys = [] if w.deleted else [keys[w.namespace, k, i] for k, i in w.associations]
+            space = None
+            if not w.deleted and (w.time is not None or w.box is not None):
+                lo, hi = w.time if w.time is not None else (_FAR, _FAR)
+                x0, y0, x1, y1 = w.box if w.box is not None else (_FAR,) * 4
+                space = (lo, hi, x0, x1, y0, y1)
+            version = w.expected_version + (0 if refresh else 1)
             row = (
                 version,
                 int(w.deleted),
@@ -196,13 +194,24 @@ class SQLiteAnnotations:
                 *box,
                 w.facets.decode(),
                 _words(w.texts),
-                pk,
             )
             if w.expected_version == 0:
-                new_heads.append((pk, ident, w.namespace, *row[:-1]))
+                next_pk += 1
+                pk = next_pk
+                new_heads.append((pk, ident, w.namespace, *row))
+                old: _Head | None = None
             else:
-                head_updates.append(row)
-            heads[ident] = (pk, w.namespace, version, int(w.deleted), type_id, t0, [])
+                old = heads.get(ident)
+                if old is None or old.namespace != w.namespace:
+                    raise NotFoundError(f"annotation {w.id} does not exist")
+                check_head(w, old.version, old.deleted)  # so the current version is live
+                pk = old.pk
+                if refresh and old.row == row:
+                    pass  # what search reads of the head row is already right
+                elif old.row[1:4] == row[1:4]:  # deleted, type and start kept: no B-tree moves
+                    narrow_updates.append((version, *row[4:], pk))
+                else:
+                    head_updates.append((*row, pk))
             if not refresh:  # a reindex keeps the version and rewrites what search reads
                 versions.append(
                     (
@@ -215,23 +224,52 @@ class SQLiteAnnotations:
                         w.body,
                     )
                 )
-            if w.deleted:
-                continue
-            heads[ident] = (pk, w.namespace, version, 0, type_id, t0, link_keys)
-            live_types[type_id] = live_types.get(type_id, 0) + 1
-            length = 0.0 if w.time is None else w.time[1] - w.time[0]
-            for key in link_keys:
-                live_keys[key] = live_keys.get(key, 0) + 1
-                links_in.append((key, t0, pk, t1))
-                if length > spans.get(key, 0.0):
-                    spans[key] = length
-            if w.time is not None or w.box is not None:
-                lo, hi = w.time if w.time is not None else (_FAR, _FAR)
-                x0, y0, x1, y1 = w.box if w.box is not None else (_FAR,) * 4
-                space_in.append((pk, lo, hi, x0, x1, y0, y1))
+            if old is not None:
+                live_types[old.row[2]] = live_types.get(old.row[2], 0) - 1
+            if not w.deleted:
+                live_types[type_id] = live_types.get(type_id, 0) + 1
+            # Links: kept when the keys, start and end are; a reindex checks that they exist.
+            kept = (
+                old is not None
+                and old.links == link_keys
+                and old.row[3:5] == (t0, t1)
+                and (not refresh or self._links_exist(conn, link_keys, t0, t1, pk))
+            )
+            if not kept:
+                for key in old.links if old is not None else ():
+                    live_keys[key] = live_keys.get(key, 0) - 1
+                    links_out.append((key, old.row[3], pk))  # type: ignore[union-attr]
+                length = 0.0 if w.time is None else w.time[1] - w.time[0]
+                for key in link_keys:
+                    live_keys[key] = live_keys.get(key, 0) + 1
+                    links_in.append((key, t0, pk, t1))
+                    if length > spans.get(key, 0.0):
+                        spans[key] = length
+            # Time and box: kept when equal to what is stored (read back by a reindex).
+            if old is not None:
+                stored = self._space_row(conn, pk) if refresh else old.space
+                if space is not None and stored == (_rtree_box(space) if refresh else space):
+                    space = None
+                elif stored is not None:
+                    space_out.append((pk,))
+            if space is not None:
+                space_in.append((pk, *space))
+            # Text: the FTS5 rows of its fields, read back and compared.
             when = "" if w.time is None else " " + " ".join(time_tokens(*w.time))
-            for name, body in w.texts:
-                text_in.append(((pk << _FIELD_BITS) | fields[name], body + when))
+            texts = [((pk << _FIELD_BITS) | fields[name], body + when) for name, body in w.texts]
+            if w.deleted:
+                texts = []
+            if old is not None:
+                present = conn.execute(
+                    "SELECT rowid, body FROM annotation_text WHERE rowid BETWEEN ? AND ? "
+                    "ORDER BY rowid",
+                    (pk << _FIELD_BITS, ((pk + 1) << _FIELD_BITS) - 1),
+                ).fetchall()
+                if present == sorted(texts):
+                    texts = []
+                else:
+                    text_out += [(rowid,) for rowid, _ in present]
+            text_in += texts
         try:
             conn.executemany(
                 "INSERT INTO annotations (pk, id, namespace, version, deleted, type_id, t0, "
@@ -251,6 +289,12 @@ class SQLiteAnnotations:
             "x0 = ?, y0 = ?, x1 = ?, y1 = ?, facets = ?, words = ? WHERE pk = ?",
             head_updates,
         )
+        # Neither indexed column changes: SQLite leaves both B-trees of the table alone.
+        conn.executemany(
+            "UPDATE annotations SET version = ?, t1 = ?, x0 = ?, y0 = ?, x1 = ?, y1 = ?, "
+            "facets = ?, words = ? WHERE pk = ?",
+            narrow_updates,
+        )
         conn.executemany(
             "INSERT INTO annotation_versions (pk, version, type_id, deleted, created_at, "
             "created_by, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -262,18 +306,8 @@ class SQLiteAnnotations:
         conn.executemany("INSERT INTO annotation_links VALUES (?, ?, ?, ?)", links_in)
         conn.executemany("DELETE FROM annotation_space WHERE pk = ?", space_out)
         conn.executemany("INSERT INTO annotation_space VALUES (?, ?, ?, ?, ?, ?, ?)", space_in)
-        # FTS5 deletes one exact rowid several times faster than a rowid range: the rows of
-        # the annotations' fields are looked up first.
-        conn.executemany(
-            "DELETE FROM annotation_text WHERE rowid = ?",
-            [
-                row
-                for lo, hi in text_out
-                for row in conn.execute(
-                    "SELECT rowid FROM annotation_text WHERE rowid BETWEEN ? AND ?", (lo, hi)
-                )
-            ],
-        )
+        # FTS5 deletes one exact rowid several times faster than a rowid range.
+        conn.executemany("DELETE FROM annotation_text WHERE rowid = ?", text_out)
         conn.executemany("INSERT INTO annotation_text (rowid, body) VALUES (?, ?)", text_in)
         conn.executemany(
             "UPDATE annotation_types SET live = live + ? WHERE id = ?",
@@ -281,10 +315,32 @@ class SQLiteAnnotations:
         )
         conn.executemany(
             "UPDATE annotation_keys SET live = live + ?, span = max(span, ?) WHERE id = ?",
-            [(n, spans.get(i, 0.0), i) for i, n in live_keys.items()],
+            [(n, spans.get(i, 0.0), i) for i, n in live_keys.items() if n or i in spans],
         )
         if audit:
             self._append_audit(conn, audit)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _links_exist(
+        conn: sqlite3.Connection, keys: Sequence[int], t0: float, t1: float | None, pk: int
+    ) -> bool:
+        """Whether an annotation's links are all stored as they should be."""
+        return all(
+            conn.execute(
+                "SELECT t1 FROM annotation_links WHERE key = ? AND t0 = ? AND pk = ?",
+                (key, t0, pk),
+            ).fetchone()
+            == (t1,)
+            for key in keys
+        )
+
+    @staticmethod
+    def _space_row(conn: sqlite3.Connection, pk: int) -> tuple[float, ...] | None:
+        """An annotation's R*Tree row as stored (32-bit bounds), if it has one."""
+        found = conn.execute(
+            "SELECT t0, t1, x0, x1, y0, y1 FROM annotation_space WHERE pk = ?", (pk,)
+        ).fetchone()
+        return None if found is None else tuple(found)
 
     @staticmethod
     def _type_ids(
@@ -335,37 +391,34 @@ class SQLiteAnnotations:
         }
 
     @staticmethod
-    def _heads(
-        conn: sqlite3.Connection, writes: Sequence[AnnotationWrite]
-    ) -> dict[bytes, tuple[Any, ...]]:
-        """The current state of each annotation the writes touch (and, if live, its links)."""
-        out: dict[bytes, tuple[Any, ...]] = {}
+    def _heads(conn: sqlite3.Connection, writes: Sequence[AnnotationWrite]) -> dict[bytes, _Head]:
+        """The current state of each annotation the writes update (and, if live, its links)."""
+        out: dict[bytes, _Head] = {}
         for w in writes:
             if w.expected_version == 0:
                 continue  # a taken id fails the insert (UNIQUE), and is reported then
             key = w.id.bytes
-            if key in out:
-                continue
-            row = conn.execute(
-                "SELECT a.pk, a.namespace, a.version, a.deleted, a.type_id, a.t0, v.body "
-                "FROM annotations a JOIN annotation_versions v ON v.pk = a.pk "
-                "AND v.version = a.version WHERE a.id = ?",
+            found = conn.execute(
+                "SELECT a.pk, a.namespace, a.version, a.deleted, a.type_id, a.t0, a.t1, a.x0, "
+                "a.y0, a.x1, a.y1, a.facets, a.words, v.body FROM annotations a "
+                "JOIN annotation_versions v ON v.pk = a.pk AND v.version = a.version "
+                "WHERE a.id = ?",
                 (key,),
             ).fetchone()
-            if row is None:
+            if found is None:
                 continue
             links: list[int] = []
-            if not row[3]:
+            if not found[3]:
                 for kind, ident in (
-                    (a["type"], a["id"]) for a in _json.loads(row[6])["associations"]
+                    (a["type"], a["id"]) for a in _json.loads(found[13])["associations"]
                 ):
-                    found = conn.execute(
+                    link = conn.execute(
                         "SELECT id FROM annotation_keys WHERE namespace = ? AND type = ? "
                         "AND value = ?",
-                        (row[1], kind, ident),
+                        (found[1], kind, ident),
                     ).fetchone()
-                    links.append(found[0])
-            out[key] = (*row[:6], links)
+                    links.append(link[0])
+            out[key] = _Head(found[0], found[1], bool(found[3]), tuple(found[2:13]), links)
         return out
 
     # -- reads ----------------------------------------------------------------------------
@@ -716,6 +769,63 @@ def _words(texts: Sequence[tuple[str, str]]) -> str | None:
     if not texts:
         return None
     return " " + " | ".join(tokens for _, tokens in texts) + " "
+
+
+class _Head:
+    """An annotation's head row as a write finds it, and its links' keys (if live)."""
+
+    __slots__ = ("deleted", "links", "namespace", "pk", "row")
+
+    def __init__(
+        self, pk: int, namespace: str, deleted: bool, row: tuple[Any, ...], links: list[int]
+    ) -> None:
+        self.pk = pk
+        self.namespace = namespace
+        self.deleted = deleted
+        self.row = row
+        """``version, deleted, type_id, t0, t1, x0, y0, x1, y1, facets, words``."""
+        self.links = links
+
+    @property
+    def version(self) -> int:
+        return int(self.row[0])
+
+    @property
+    def space(self) -> tuple[float, ...] | None:
+        """Its R*Tree row's values (exact), if it has one: the order `_put` writes."""
+        t0, t1, x0, y0, x1, y1 = self.row[3:9]
+        if t0 == NO_TIME and x0 is None:
+            return None
+        lo, hi = (t0, t1) if t0 != NO_TIME else (_FAR, _FAR)
+        if x0 is None:
+            x0 = y0 = x1 = y1 = _FAR
+        return (lo, hi, x0, x1, y0, y1)
+
+
+_F32: Final = struct.Struct("<f")
+_TOWARDS: Final = 1.0 - 1.0 / 8388608.0
+_AWAY: Final = 1.0 + 1.0 / 8388608.0
+
+
+def _f32(value: float) -> float:
+    return float(_F32.unpack(_F32.pack(value))[0])
+
+
+def _rtree_box(space: tuple[float, ...]) -> tuple[float, ...]:
+    """What SQLite's R*Tree stores of a row's bounds (``rtree.c``).
+
+    32-bit floats, each low bound rounded down and each high bound up (``rtreeValueDown``,
+    ``rtreeValueUp``).
+    """
+    out = []
+    for i, d in enumerate(space):
+        f = _f32(d)
+        if i % 2 == 0 and f > d:
+            f = _f32(d * (_AWAY if d < 0 else _TOWARDS))
+        elif i % 2 == 1 and f < d:
+            f = _f32(d * (_TOWARDS if d < 0 else _AWAY))
+        out.append(f)
+    return tuple(out)
 
 
 def _text_exists(pk: str, fields: list[int] | None) -> str:
