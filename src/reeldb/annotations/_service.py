@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import functools
 import math
 import re
@@ -652,7 +651,9 @@ class Annotations:
         )
         return PreparedAnnotations((write,), (annotation,), audit)
 
-    def replay(self, namespace: str, records: Sequence[AnnotationRecord]) -> list[AnnotationWrite]:
+    def replay(
+        self, namespace: str, records: Sequence[AnnotationRecord], *, again: bool = False
+    ) -> list[AnnotationWrite]:
         """The writes that store versions copied from another installation, as they were.
 
         For ``reeldb migrate-backend``: same id, version, type, time and author.
@@ -664,6 +665,8 @@ class Annotations:
         Args:
             namespace: The namespace (here).
             records: Versions from `AnnotationStore.annotation_history`, with bodies.
+            again: Versions stored here already (a reindex): each write expects its own
+                version, not the one before.
 
         Returns:
             One write per version, in order.
@@ -679,7 +682,7 @@ class Annotations:
                 namespace,
                 self._db.schemas.get(namespace, record.type_name, record.type_version),
                 record.id,
-                record.version - 1,
+                record.version if again else record.version - 1,
                 parse_associations(list(payload["associations"])),
                 payload["data"],
                 record.created_at,
@@ -708,10 +711,7 @@ class Annotations:
         Raises:
             VersionConflictError: An annotation is no longer at the version read.
         """
-        writes = [
-            dataclasses.replace(write, expected_version=write.expected_version + 1)
-            for write in self.replay(namespace, [r for r in records if not r.deleted])
-        ]
+        writes = self.replay(namespace, [r for r in records if not r.deleted], again=True)
         self._db.store.reindex_annotations(writes)
         return len(writes)
 

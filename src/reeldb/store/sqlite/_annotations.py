@@ -157,7 +157,7 @@ class SQLiteAnnotations:
         types = self._type_ids(conn, writes)
         keys = self._key_ids(conn, writes)
         fields = self._field_ids(conn, writes)
-        heads = self._heads(conn, writes)
+        heads = self._heads(conn, writes, keys if refresh else None)
         versions = []
         live_types: dict[int, int] = {}
         live_keys: dict[int, int] = {}
@@ -391,16 +391,25 @@ class SQLiteAnnotations:
         }
 
     @staticmethod
-    def _heads(conn: sqlite3.Connection, writes: Sequence[AnnotationWrite]) -> dict[bytes, _Head]:
-        """The current state of each annotation the writes update (and, if live, its links)."""
+    def _heads(
+        conn: sqlite3.Connection,
+        writes: Sequence[AnnotationWrite],
+        keys: dict[tuple[str, str, str], int] | None = None,
+    ) -> dict[bytes, _Head]:
+        """The current state of each annotation the writes update (and, if live, its links).
+
+        Given ``keys`` (a reindex: each write is of the current version), an annotation's
+        links are its write's: no version is read.
+        """
         out: dict[bytes, _Head] = {}
+        body = "x''" if keys is not None else "v.body"
         for w in writes:
             if w.expected_version == 0:
                 continue  # a taken id fails the insert (UNIQUE), and is reported then
             key = w.id.bytes
             found = conn.execute(
                 "SELECT a.pk, a.namespace, a.version, a.deleted, a.type_id, a.t0, a.t1, a.x0, "
-                "a.y0, a.x1, a.y1, a.facets, a.words, v.body FROM annotations a "
+                f"a.y0, a.x1, a.y1, a.facets, a.words, {body} FROM annotations a "
                 "JOIN annotation_versions v ON v.pk = a.pk AND v.version = a.version "
                 "WHERE a.id = ?",
                 (key,),
@@ -408,7 +417,11 @@ class SQLiteAnnotations:
             if found is None:
                 continue
             links: list[int] = []
-            if not found[3]:
+            if found[3]:
+                pass
+            elif keys is not None:
+                links = [keys[w.namespace, kind, ident] for kind, ident in w.associations]
+            else:
                 for kind, ident in (
                     (a["type"], a["id"]) for a in _json.loads(found[13])["associations"]
                 ):
