@@ -399,3 +399,63 @@ def test_statistics_are_gathered_as_annotations_grow(postgres_url: str) -> None:
         db.annotations.create_many("vision", [{**note, "data": {"comment": "glove"}}] * 450)
         assert stats(db) == (550, 0)
         assert len(db.annotations.search("vision", text="glove", limit=500).items) == 450
+
+
+def _versions_of_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Each search row as stored, with the transaction that wrote it (``xmin``)."""
+    with psycopg.connect(url) as conn:
+        return {
+            "links": conn.execute(
+                "SELECT key, t0, t1, xmin::text FROM annotation_links ORDER BY key"
+            ).fetchall(),
+            "text": conn.execute(
+                "SELECT field, words, xmin::text FROM annotation_text ORDER BY field"
+            ).fetchall(),
+            "totals": conn.execute(
+                "SELECT (SELECT sum(rows) FROM annotation_text_totals), "
+                "(SELECT count(*) FROM annotation_text)"
+            ).fetchall(),
+        }
+
+
+def test_an_update_rewrites_only_the_search_rows_that_change(postgres_url: str) -> None:
+    store = load_store(postgres_url)
+    try:
+        store.create_namespace(NS, "", NOW)
+        a = uuid7()
+        store.put_annotations([write(a, time=(1, 2), texts={"comment": "red car"})])
+        first = _versions_of_rows(postgres_url)
+        # A new version with the same links, time and text (a backfilled keyword, say).
+        store.put_annotations([write(a, 1, time=(1, 2), texts={"comment": "red car"})])
+        kept = _versions_of_rows(postgres_url)
+        assert kept == first
+        # New text: its rows are rewritten, the links stay.
+        store.put_annotations([write(a, 2, time=(1, 2), texts={"comment": "blue car"})])
+        text = _versions_of_rows(postgres_url)
+        assert text["links"] == first["links"]
+        assert [r[1] for r in text["text"]] != [r[1] for r in first["text"]]
+        assert text["text"][0][2] != first["text"][0][2]
+        # Another time in the same minute moves the links only; in another minute, the text
+        # too (its time tokens are the minutes it touches).
+        store.put_annotations([write(a, 3, time=(2, 3), texts={"comment": "blue car"})])
+        nudged = _versions_of_rows(postgres_url)
+        assert [r[1:3] for r in nudged["links"]] == [(2.0, 3.0)]
+        assert nudged["text"] == text["text"]
+        store.put_annotations([write(a, 4, time=(600, 601), texts={"comment": "blue car"})])
+        moved = _versions_of_rows(postgres_url)
+        assert [r[1:3] for r in moved["links"]] == [(600.0, 601.0)]
+        assert moved["text"][0][2] != text["text"][0][2]
+        assert moved["totals"] == [(1, 1)]
+        # A reindex of what is right rewrites no text row; of a lost one, restores it.
+        current = write(a, 5, time=(600, 601), texts={"comment": "blue car"})
+        store.reindex_annotations([current])
+        assert _versions_of_rows(postgres_url)["text"] == moved["text"]
+        with psycopg.connect(postgres_url) as conn:
+            conn.execute("DELETE FROM annotation_text")
+        store.reindex_annotations([current])
+        restored = _versions_of_rows(postgres_url)
+        assert [r[:2] for r in restored["text"]] == [r[:2] for r in moved["text"]]
+        [hit] = pages(store, AnnotationQuery(NS, text=tuple(tokens("blue").split())))
+        assert hit.id == a
+    finally:
+        store.close()

@@ -548,10 +548,17 @@ def _put(
     live_types: dict[int, int] = defaultdict(int)
     live_keys: dict[tuple[str, int], int] = defaultdict(int)
     spans: dict[tuple[str, int], float] = {}
+    # The text rows of updated annotations, compared with the stored ones after the loop.
+    texts: dict[str, dict[int, list[tuple[Any, ...]]]] = defaultdict(dict)
     for w in writes:
         ns = w.namespace
         out = rows[ns]
         type_id = types[ns, w.type_name, w.type_version]
+        # Doubles throughout (an array of parameters holds one type).
+        t0 = NO_TIME if w.time is None else float(w.time[0])
+        t1 = None if w.time is None else float(w.time[1])
+        links = [] if w.deleted else [(kind, ident) for kind, ident in w.associations]
+        kept = False  # the links as they are
         if w.expected_version == 0:
             pk = next(pks)
             ids.append((w.id, ns, pk))
@@ -559,19 +566,18 @@ def _put(
             head = heads.get((ns, w.id))
             if head is None:
                 raise NotFoundError(f"annotation {w.id} does not exist")
-            pk, current, was_deleted, old_type, old_t0, old_links = head
+            pk, current, was_deleted, old_type, old_t0, old_t1, old_links = head
             check_head(w, current, was_deleted)
-            # The current version leaves the index.
+            # The current version leaves the index; its links stay if nothing of them changes
+            # (a reindex rewrites them all the same).
             live_types[old_type] -= 1
-            for kind, ident in old_links:
+            kept = not refresh and old_links == links and (old_t0, old_t1) == (t0, t1)
+            for kind, ident in () if kept else old_links:
                 key = keys[ns, kind, ident]
                 live_keys[ns, key] -= 1
                 out["links_out"].append((key, old_t0, pk))
-            out["text_out"].append((pk,))
+            texts[ns][pk] = []
         version = w.expected_version + (0 if refresh else 1)
-        # Doubles throughout (an array of parameters holds one type).
-        t0 = NO_TIME if w.time is None else float(w.time[0])
-        t1 = None if w.time is None else float(w.time[1])
         box = (None,) * 4 if w.box is None else tuple(float(v) for v in w.box)
         head_row = (pk, w.id, version, w.deleted, type_id, t0, t1, *box, w.facets.decode())
         out["new" if w.expected_version == 0 else "update"].append(head_row)
@@ -583,15 +589,20 @@ def _put(
             continue
         live_types[type_id] += 1
         length = 0.0 if w.time is None else w.time[1] - w.time[0]
-        for kind, ident in w.associations:
+        for kind, ident in () if kept else links:
             key = keys[ns, kind, ident]
             live_keys[ns, key] += 1
             out["links_in"].append((key, t0, pk, t1))
             if length > spans.get((ns, key), 0.0):
                 spans[ns, key] = length
         when = [] if w.time is None else time_tokens(*w.time)
-        for name, body in w.texts:
-            out["text_in"].append((pk, fields[name], *_text_row(body, when)))
+        text = [(pk, fields[name], *_text_row(body, when)) for name, body in w.texts]
+        if pk in texts[ns]:
+            texts[ns][pk] = text
+        else:
+            out["text_in"] += text
+    for ns, changed in texts.items():
+        _changed_texts(conn, ns, changed, rows[ns])
     if ids:
         taken = {
             row[0]
@@ -650,6 +661,34 @@ def _put(
     append_audit(conn, audit)
     if drawn and any(drawn[0] <= at <= drawn[-1] for at in _ANALYZE_AT):
         _maintain(conn)
+
+
+def _changed_texts(
+    conn: psycopg.Connection[Any],
+    ns: str,
+    new: dict[int, list[tuple[Any, ...]]],
+    out: dict[str, list[tuple[Any, ...]]],
+) -> None:
+    """Queue the text rows of updated annotations that differ from the stored ones.
+
+    An annotation whose rows are all as stored (same fields, words, length and lexemes) keeps
+    them: deleting and inserting them again costs a GIN index update each. Only annotations
+    whose text changed go to ``text_out`` and ``text_in``.
+    """
+    stored: dict[int, set[tuple[Any, ...]]] = defaultdict(set)
+    for pk, field, words, length, lexemes in conn.execute(
+        "SELECT pk, field, words, length, array_to_string(tsvector_to_array(lexemes), ' ') "
+        "FROM annotation_text WHERE namespace = %s AND pk = ANY(%s)",
+        (ns, list(new)),
+    ):
+        stored[pk].add((field, words, length, frozenset(lexemes.split(" ")) - {""}))
+    for pk, rows in new.items():
+        wanted = {(f, w, n, frozenset(lex.split(" ")) - {""}) for _, f, w, n, lex in rows}
+        if wanted == stored.get(pk, set()) and len(wanted) == len(rows):
+            continue
+        if pk in stored:
+            out["text_out"].append((pk,))
+        out["text_in"] += rows
 
 
 def _maintain(conn: psycopg.Connection[Any]) -> None:
@@ -726,7 +765,8 @@ def _heads(
     """The current state of each annotation the writes update, locked until commit.
 
     Returns:
-        ``(pk, version, deleted, type_id, t0, associations if live)`` by namespace and id.
+        ``(pk, version, deleted, type_id, t0, t1, associations if live)`` by namespace and
+        id.
     """
     wanted: dict[str, list[UUID]] = defaultdict(list)
     for w in writes:
@@ -737,7 +777,7 @@ def _heads(
         # The head rows alone: locking re-reads a row another writer changed meanwhile (a
         # join would be re-checked against the version row it read before, and miss).
         locked = conn.execute(
-            "SELECT id, pk, version, deleted, type_id, t0 FROM annotations "
+            "SELECT id, pk, version, deleted, type_id, t0, t1 FROM annotations "
             "WHERE namespace = %s AND id = ANY(%s) ORDER BY id FOR UPDATE",
             (ns, sorted(ids)),
         ).fetchall()
@@ -750,13 +790,13 @@ def _heads(
                 ([row[1] for row in live], [row[2] for row in live], ns),
             ).fetchall()
         )
-        for ident, pk, version, deleted, type_id, t0 in locked:
+        for ident, pk, version, deleted, type_id, t0, t1 in locked:
             links = (
                 []
                 if deleted
                 else [(a["type"], a["id"]) for a in _json.loads(bytes(bodies[pk]))["associations"]]
             )
-            out[ns, ident] = (pk, version, deleted, type_id, t0, links)
+            out[ns, ident] = (pk, version, deleted, type_id, t0, t1, links)
     return out
 
 
@@ -801,7 +841,7 @@ def _key_ids(
 ) -> dict[tuple[str, str, str], int]:
     """Ids of the associations of the writes and of the versions they replace."""
     wanted = {(w.namespace, kind, ident) for w in writes for kind, ident in w.associations}
-    wanted |= {(ns, kind, ident) for (ns, _), head in heads.items() for kind, ident in head[5]}
+    wanted |= {(ns, kind, ident) for (ns, _), head in heads.items() for kind, ident in head[6]}
     by_namespace: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for ns, kind, ident in sorted(wanted):
         by_namespace[ns].append((kind, ident))
