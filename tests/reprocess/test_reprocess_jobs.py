@@ -136,6 +136,43 @@ def test_a_filter_picks_the_documents_a_job_changes(mdb: reeldb.Database) -> Non
             )
 
 
+def test_a_filter_picks_the_annotations_of_a_type_a_job_changes(mdb: reeldb.Database) -> None:
+    labels = [f"{'cat' if n % 3 == 0 else 'dog'} {n}" for n in range(24)]
+    tags = dict(zip(add_tags(mdb, labels), labels, strict=True))
+    add_boxes(mdb, 4)  # another type
+    before = history(mdb)
+    where = 'data.label in ("cat 0", "cat 3", "dog 4") or data.label = "dog 23"'
+    job = _run(
+        mdb,
+        _spec(
+            {"kind": "backfill", "function": FN + "add_source"},
+            {"annotation_type": "TAG", "filter": where},
+        ),
+    )
+    assert _counts(job) == (28, 28, 4, 24, 0)  # the boxes are filtered out by type
+    after = history(mdb)
+    changed = {ident for ident in tags if after[ident] != before[ident]}
+    assert {tags[i] for i in changed} == {"cat 0", "cat 3", "dog 4", "dog 23"}
+    # A filter on what a backfill wrote: the four are found again, and not changed twice.
+    again = _spec(
+        {"kind": "backfill", "function": FN + "add_source", "options": {"value": "again"}},
+        {"annotation_type": "TAG", "filter": 'data.source = "job" and not data.label = "dog 4"'},
+    )
+    assert _counts(_run(mdb, again)) == (28, 28, 3, 25, 0)
+    for bad, message in (
+        ("data.label =", "expected"),
+        ("data.nothing = 1", "nothing"),
+        ("asset.title = 1", "no field asset.title"),
+    ):
+        with pytest.raises(QueryError, match=message):
+            mdb.reprocess.submit(
+                _spec(
+                    {"kind": "backfill", "function": FN + "add_source"},
+                    {"annotation_type": "TAG", "filter": bad},
+                )
+            )
+
+
 # -- migrate --------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import functools
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -19,6 +19,7 @@ from uuid_utils.compat import uuid7
 from reeldb import _json
 from reeldb._ids import ANNOTATION_ID_ERROR, parse_uuid
 from reeldb.annotations import _exchange
+from reeldb.annotations._filter import holds
 from reeldb.annotations.model import (
     ASSOCIATION_TYPE,
     MAX_BATCH,
@@ -375,33 +376,9 @@ class Annotations:
         if problems:
             raise ValidationError(f"the annotation breaks {schema.ref}", problems)
         data = dict(data)
-        facets: dict[str, Any] = {}
-        for name, kind in layout.kinds.items():
-            value = data.get(name)
-            if value is None:
-                continue
-            if kind == "time_range":
-                start, end = value.get("start"), value.get("end")
-                if type(start) in (int, float) and type(end) in (int, float):
-                    facets[name] = [float(start), float(end)]  # seconds: the common case
-                else:
-                    facets[name] = convert(kind, value)
-            elif kind == "bounding_box":
-                x, y = float(value["x"]), float(value["y"])
-                facets[name] = [x, y, x + value["w"], y + value["h"]]
-            else:
-                found = scalar(kind, value)
-                if found is not None:
-                    facets[name] = found
+        facets, texts = _derived(layout, data)
         time = facets.get(layout.time) if layout.time is not None else None
         box = facets.get(layout.box) if layout.box is not None else None
-        texts = []
-        for name in layout.texts:
-            value = data.get(name)
-            if isinstance(value, str):
-                tokens = " ".join(fts_token(s) for s in stems(value))
-                if tokens:
-                    texts.append((name, tokens))
         body = _json.dumps({"associations": [a.to_json() for a in associations], "data": data})
         write = AnnotationWrite(
             id=ident,
@@ -714,6 +691,40 @@ class Annotations:
         writes = self.replay(namespace, [r for r in records if not r.deleted], again=True)
         self._db.store.reindex_annotations(writes)
         return len(writes)
+
+    def matcher(
+        self,
+        namespace: str,
+        type: str | TypeRef | Mapping[str, Any],
+        where: str | Mapping[str, Any],
+    ) -> Callable[[AnnotationRecord], bool]:
+        """A test of stored versions against a ``where`` condition, as `search` applies it.
+
+        For a job that reads annotations in batches (`reeldb.reprocess`): the condition is
+        checked against the type now (a clear error), then each version's data is tested in
+        Python, with the rules of the stores' SQL (`reeldb.annotations._filter`).
+
+        Args:
+            namespace: The namespace.
+            type: ``NAME`` or ``NAME@2``: whose properties the condition names.
+            where: A condition in the query language on ``data.*`` fields.
+
+        Returns:
+            ``matches(record)``: whether a version (with its body) meets the condition.
+
+        Raises:
+            QueryError: The condition is malformed or names no property of the type.
+        """
+        query = self._query(namespace, type=type, where=where)
+        expr, kinds = query.where, query.kinds or {}
+        assert expr is not None
+
+        def matches(record: AnnotationRecord) -> bool:
+            schema = self._db.schemas.get(namespace, record.type_name, record.type_version)
+            facets, texts = _derived(self._layout(schema), _json.loads(record.body)["data"])
+            return holds(expr, kinds, facets, dict(texts))
+
+        return matches
 
     def commit(self, prepared: Sequence[PreparedAnnotations]) -> list[list[Annotation] | ReelError]:
         """Store prepared writes in one transaction, each all or none (group commit).
@@ -1093,6 +1104,38 @@ class Annotations:
             after=None if cursor is None else _decode_cursor(cursor, sort),
             limit=limit,
         )
+
+
+def _derived(
+    layout: _Layout, data: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """What search reads of an annotation's data: facets, and indexed text fields' tokens."""
+    facets: dict[str, Any] = {}
+    for name, kind in layout.kinds.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if kind == "time_range":
+            start, end = value.get("start"), value.get("end")
+            if type(start) in (int, float) and type(end) in (int, float):
+                facets[name] = [float(start), float(end)]  # seconds: the common case
+            else:
+                facets[name] = convert(kind, value)
+        elif kind == "bounding_box":
+            x, y = float(value["x"]), float(value["y"])
+            facets[name] = [x, y, x + value["w"], y + value["h"]]
+        else:
+            found = scalar(kind, value)
+            if found is not None:
+                facets[name] = found
+    texts = []
+    for name in layout.texts:
+        value = data.get(name)
+        if isinstance(value, str):
+            tokens = " ".join(fts_token(s) for s in stems(value))
+            if tokens:
+                texts.append((name, tokens))
+    return facets, texts
 
 
 def _type_key(value: Any) -> Any:

@@ -18,7 +18,7 @@ both sort as their values do.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
@@ -217,9 +217,14 @@ class AnnotationSource(Source):
         super().__init__(db, spec, job_principal)
         self.namespace = spec.source.namespace
         self._type: tuple[str, int | None] | None = None
+        self._matches: Callable[[AnnotationRecord], bool] | None = None
         if spec.source.annotation_type is not None:
             self._type = parse_type(spec.source.annotation_type)
             db.schemas.get(self.namespace, self._type[0], self._type[1])  # exists?
+            if spec.source.filter is not None:  # checked against the type now: a clear error
+                self._matches = db.annotations.matcher(
+                    self.namespace, spec.source.annotation_type, spec.source.filter
+                )
 
     def plan(self) -> tuple[dict[str, Any], int, list[tuple[str, str, str]]]:
         """See `Source.plan`."""
@@ -321,6 +326,8 @@ class AnnotationSource(Source):
             record.type_name != self._type[0]
             or (self._type[1] is not None and record.type_version != self._type[1])
         ):
+            return Item(key, record, current, skip="filtered")
+        if self._matches is not None and not self._matches(record):
             return Item(key, record, current, skip="filtered")
         return Item(key, record, current)
 

@@ -6,7 +6,7 @@ name = "add-colorspace"
 [source]
 namespace = "vision"
 datastore = "vision/object_detection/1"   # or annotation_type = "BOX@0", or annotations = true
-filter = "asset.title contains 'cat'"     # documents only: the query language
+filter = "asset.title contains 'cat'"     # the query language (annotations: data.* fields)
 catch_up = true                           # also process what is written while the job runs
 
 [processor]
@@ -79,8 +79,9 @@ class SourceSpec(_Strict):
         annotation_type: The annotations of one type (``NAME``, or ``NAME@2`` for one
             version).
         annotations: Every annotation of the namespace.
-        filter: Documents only: a DataStore-level filter in the query language; a
-            document that does not match is skipped.
+        filter: A condition in the query language; an item that does not meet it is
+            skipped. Documents: a DataStore-level filter. Annotations of one type: a
+            condition on ``data.*`` fields, as a search's ``where``.
         catch_up: After the snapshot, also process what was written while the job ran,
             in rounds, until a round finds nothing new (or ``catch_up_rounds``).
         catch_up_rounds: At most this many catch-up rounds.
@@ -107,8 +108,11 @@ class SourceSpec(_Strict):
             ref = DataStoreRef.parse(self.datastore)
             if ref.namespace != self.namespace:
                 raise ValueError(f"datastore {ref} is not in namespace {self.namespace}")
-        if self.filter is not None and self.datastore is None:
-            raise ValueError("filter applies to a datastore source only")
+        if self.filter is not None and self.annotations:
+            raise ValueError(
+                "filter needs a datastore or an annotation_type source: a condition on "
+                "data.* fields names properties of one type"
+            )
         return self
 
     @property
