@@ -256,11 +256,12 @@ def test_reprocess_bench_smoke(tmp_path: Path) -> None:
     result = _run(
         "reprocess_bench.py",
         *("--count", "1500", "--batch", "400", "--live-seconds", "0.5", "--live-batch", "200"),
-        *("--tmpdir", str(tmp_path)),
+        *("--workers", "2", "--tmpdir", str(tmp_path)),
         timeout=120,
     )
     assert result["benchmark"] == "reprocess"
     assert result["sizes"]["annotations"] == 1500
+    assert result["sizes"]["workers"] == 2  # the jobs ran in a second process too
     run = result["backends"]["sqlite"]
     assert run["load"]["per_s"] > 0
     export = run["export_iceberg"]
