@@ -63,6 +63,8 @@ __all__ = ["NO_TIME", "SQLiteAnnotations"]
 _FAR: Final = 3.0e38
 """R*Tree coordinate of a missing time or box: beyond any window a query names."""
 _FIELD_BITS: Final = 12
+_HEADS_AT_ONCE: Final = 500
+"""Head rows read by one statement (``id IN (...)``) when a write reads what it updates."""
 _OPS: Final = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ROW: Final = (
     "a.id, a.namespace, v.version, t.name, t.version, v.deleted, v.created_at, v.created_by, "
@@ -157,7 +159,7 @@ class SQLiteAnnotations:
         types = self._type_ids(conn, writes)
         keys = self._key_ids(conn, writes)
         fields = self._field_ids(conn, writes)
-        heads = self._heads(conn, writes, keys if refresh else None)
+        heads = self._heads(conn, writes, keys, refresh=refresh)
         versions = []
         live_types: dict[int, int] = {}
         live_keys: dict[int, int] = {}
@@ -394,44 +396,52 @@ class SQLiteAnnotations:
     def _heads(
         conn: sqlite3.Connection,
         writes: Sequence[AnnotationWrite],
-        keys: dict[tuple[str, str, str], int] | None = None,
+        keys: dict[tuple[str, str, str], int],
+        *,
+        refresh: bool = False,
     ) -> dict[bytes, _Head]:
         """The current state of each annotation the writes update (and, if live, its links).
 
-        Given ``keys`` (a reindex: each write is of the current version), an annotation's
-        links are its write's: no version is read.
+        Read `_HEADS_AT_ONCE` at a time. With ``refresh`` (a reindex: each write is of the
+        current version), an annotation's links are its write's: no version is read.
+        ``keys`` holds the writes' association ids; an older version's others are looked up.
         """
         out: dict[bytes, _Head] = {}
-        body = "x''" if keys is not None else "v.body"
-        for w in writes:
-            if w.expected_version == 0:
-                continue  # a taken id fails the insert (UNIQUE), and is reported then
-            key = w.id.bytes
-            found = conn.execute(
-                "SELECT a.pk, a.namespace, a.version, a.deleted, a.type_id, a.t0, a.t1, a.x0, "
-                f"a.y0, a.x1, a.y1, a.facets, a.words, {body} FROM annotations a "
-                "JOIN annotation_versions v ON v.pk = a.pk AND v.version = a.version "
-                "WHERE a.id = ?",
-                (key,),
-            ).fetchone()
-            if found is None:
-                continue
-            links: list[int] = []
-            if found[3]:
-                pass
-            elif keys is not None:
-                links = [keys[w.namespace, kind, ident] for kind, ident in w.associations]
-            else:
-                for kind, ident in (
-                    (a["type"], a["id"]) for a in _json.loads(found[13])["associations"]
-                ):
-                    link = conn.execute(
-                        "SELECT id FROM annotation_keys WHERE namespace = ? AND type = ? "
-                        "AND value = ?",
-                        (found[1], kind, ident),
-                    ).fetchone()
-                    links.append(link[0])
-            out[key] = _Head(found[0], found[1], bool(found[3]), tuple(found[2:13]), links)
+        writes_by_id = {w.id.bytes: w for w in writes if w.expected_version != 0}
+        # (A taken id of a new annotation fails the insert (UNIQUE), and is reported then.)
+        wanted = list(writes_by_id)
+        source = (
+            "annotations a"
+            if refresh
+            else "annotations a JOIN annotation_versions v ON v.pk = a.pk AND v.version = a.version"
+        )
+        known = dict(keys)
+        for at in range(0, len(wanted), _HEADS_AT_ONCE):
+            chunk = wanted[at : at + _HEADS_AT_ONCE]
+            rows = conn.execute(
+                "SELECT a.id, a.pk, a.namespace, a.version, a.deleted, a.type_id, a.t0, a.t1, "
+                f"a.x0, a.y0, a.x1, a.y1, a.facets, a.words, {'NULL' if refresh else 'v.body'} "
+                f"FROM {source} WHERE a.id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for found in rows:
+                w = writes_by_id[found[0]]
+                links: list[int] = []
+                if found[4]:
+                    pass
+                elif refresh:
+                    links = [keys[w.namespace, kind, ident] for kind, ident in w.associations]
+                else:
+                    for a in _json.loads(found[14])["associations"]:
+                        key = (found[2], a["type"], a["id"])
+                        if key not in known:
+                            known[key] = conn.execute(
+                                "SELECT id FROM annotation_keys WHERE namespace = ? "
+                                "AND type = ? AND value = ?",
+                                key,
+                            ).fetchone()[0]
+                        links.append(known[key])
+                out[found[0]] = _Head(found[1], found[2], bool(found[4]), tuple(found[3:14]), links)
         return out
 
     # -- reads ----------------------------------------------------------------------------
