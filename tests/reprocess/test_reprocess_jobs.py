@@ -622,6 +622,33 @@ def test_a_broken_partition_is_retried_then_fails_the_job(
         mdb.reprocess.resume(failed.id)
 
 
+def test_a_batch_written_but_not_checkpointed_counts_as_changed_when_done_again(
+    mdb: reeldb.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crash between a batch's writes and its checkpoint: the next try reads the batch
+    # again, finds each item already as the function makes it (written by this job), writes
+    # nothing, and still counts it as changed.
+    tags = add_tags(mdb, [f"c{n}" for n in range(12)])
+    checkpoint = type(mdb.store).checkpoint_partition
+    lost = {"left": 1}
+
+    def crashing(self: Any, job_id: Any, number: int, owner: str, **kwargs: Any) -> Any:
+        if kwargs["progress"].changed and lost["left"]:
+            lost["left"] -= 1
+            raise OSError("the machine went down before the checkpoint")
+        return checkpoint(self, job_id, number, owner, **kwargs)
+
+    monkeypatch.setattr(type(mdb.store), "checkpoint_partition", crashing)
+    spec = {**BACKFILL, "limits": {**LIMITS, "partitions": 2, "backoff": 0.01}}
+    job = _run(mdb, spec)
+    assert lost["left"] == 0
+    assert _counts(job) == (12, 12, 12, 0, 0)
+    assert sorted(p.attempts for p in job.partitions) == [1, 2]
+    assert all(len(v) == 2 for k, v in history(mdb).items() if k in tags)  # written once
+    # Another job finds them done by someone else: skipped.
+    assert _counts(_run(mdb, spec)) == (12, 12, 0, 12, 0)
+
+
 def test_an_export_that_cannot_write_fails_the_job_at_once(
     fdb: reeldb.Database, tmp_path: Path
 ) -> None:
