@@ -29,7 +29,7 @@ from reeldb._ids import parse_uuid
 from reeldb.database import _data_dir
 from reeldb.errors import ConflictError, PermissionDeniedError, ReelError, ValidationError
 from reeldb.model.names import check_namespace
-from reeldb.reprocess._limits import AdaptiveLimit, RateLimit
+from reeldb.reprocess._limits import AdaptiveLimit, RateLimit, quick_handoff
 from reeldb.reprocess._processors import PERMANENT, Processor, job_principal, open_processor
 from reeldb.reprocess._sources import Item, Source, open_source
 from reeldb.reprocess._spec import JobSpec, load_spec
@@ -503,17 +503,18 @@ class Reprocessing:
         runner = _Runner(
             self, record, spec, stop or threading.Event(), progress, wait, poll, threads=count
         )
-        if count == 1:
-            runner.loop(f"{name}:0")
-        else:
-            pool = [
-                threading.Thread(target=runner.loop, args=(f"{name}:{n}",), daemon=True)
-                for n in range(count)
-            ]
-            for thread in pool:
-                thread.start()
-            for thread in pool:
-                thread.join()
+        with quick_handoff():  # live requests in this process wait less for the GIL
+            if count == 1:
+                runner.loop(f"{name}:0")
+            else:
+                pool = [
+                    threading.Thread(target=runner.loop, args=(f"{name}:{n}",), daemon=True)
+                    for n in range(count)
+                ]
+                for thread in pool:
+                    thread.start()
+                for thread in pool:
+                    thread.join()
         if runner.error is not None:
             raise runner.error
         return self.get(key)
