@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,24 @@ from reeldb.testing import BOUNDING_BOX
 RUNNER = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None})
 
 FUNCTIONS = """
+import os
 import pathlib
+import time
+
+
+def two_processes(data, context):
+    # Each process's first item waits (up to 25 s) until another process has logged one.
+    log = pathlib.Path(context["options"]["log"])
+    with log.open("a") as out:
+        out.write("%d\\n" % os.getpid())
+    deadline = time.monotonic() + 25
+    while len(set(log.read_text().split())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if "label" in data:
+        return None
+    data["label"] = "p"
+    return data
+
 
 def add_label(data, context):
     if "label" in data:
@@ -170,3 +188,45 @@ def test_an_unknown_job_is_one_line(world: tuple[str, Path]) -> None:
     assert result.exit_code == 1 and "no reprocessing job" in result.output
     result = invoke(url, "reprocess", "status", "nope")
     assert result.exit_code == 1 and "job id" in result.output
+
+
+def test_processes_share_a_job_from_one_command(
+    world: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, work = world
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(work), *sys.path]))
+    log = work / "pids.log"
+    job = work / "two.toml"
+    job.write_text(
+        f"""
+name = "two"
+[source]
+namespace = "vision"
+annotation_type = "BOUNDING_BOX"
+[processor]
+kind = "migrate"
+target_version = 1
+function = "cli_reprocess_functions:two_processes"
+options = {{ log = "{log}" }}
+[limits]
+partitions = 4
+batch = 2
+concurrency = 2
+"""
+    )
+    ran = invoke(url, "-o", "json", "reprocess", "run", str(job), "--processes", "2")
+    assert ran.exit_code == 0, ran.output
+    done = json.loads(ran.stdout[ran.stdout.index("{") :])
+    assert (done["state"], done["progress"]["changed"]) == ("done", 8)
+    assert len(set(log.read_text().split())) == 2  # this process and the one it started
+    with reeldb.connect(url) as db:
+        assert {h.annotation.type.version for h in db.annotations.search("vision").items} == {1}
+
+
+def test_processes_need_a_database_others_can_open(world: tuple[str, Path]) -> None:
+    _, work = world
+    result = invoke("memory:", "reprocess", "run", str(work / "label.toml"), "--processes", "2")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: --processes needs a database other processes can open (a file or a server)"
+    )

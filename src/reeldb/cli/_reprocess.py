@@ -6,8 +6,13 @@ calls and shows the results.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +20,7 @@ import typer
 
 from reeldb.cli._common import get_state, progress_bar
 from reeldb.cli._output import Output
+from reeldb.errors import ConfigError
 from reeldb.reprocess import Job
 from reeldb.reprocess._service import dead_letter_json
 
@@ -28,6 +34,15 @@ JobArg = Annotated[str, typer.Argument(help="The job id.")]
 WorkerOpt = Annotated[
     str | None,
     typer.Option(help="This runner's name (default: host and process id)."),
+]
+ProcessesOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Processes working on the job from here, this one included (one partition at "
+        "a time each; the job's limits.concurrency caps how many work at once).",
+    ),
 ]
 
 
@@ -69,8 +84,66 @@ def _show(out: Output, job: Job, *, partitions: bool = False) -> None:
         )
 
 
-def _work(ctx: typer.Context, job: Job, worker: str | None, threads: int | None) -> Job:
+@contextlib.contextmanager
+def _helpers(ctx: typer.Context, job: Job, worker: str | None, processes: int) -> Iterator[str]:
+    """Start ``processes - 1`` more ``reeldb reprocess work`` processes on the job.
+
+    Yields this process's runner name; on the way out, waits for the others (they stop when
+    the job is done, or at a checkpoint after Ctrl-C, which reaches them too).
+    """
+    state = get_state(ctx)
+    name = worker or f"{os.uname().nodename}-{os.getpid()}"
+    if processes == 1:
+        yield name
+        return
+    if job.spec.limits.concurrency < processes:
+        state.out.line(
+            f"note: the job's limits.concurrency is {job.spec.limits.concurrency}: at most "
+            "that many of the processes work at once"
+        )
+    # The URL goes by environment, not argv: a password in it stays out of process lists.
+    env = {**os.environ, "REELDB_DATABASE": state.db.url}
+    others = [
+        subprocess.Popen(
+            [sys.executable, "-m", "reeldb", "-o", "json", "reprocess", "work", str(job.id)]
+            + ["--threads", "1", "--worker", f"{name}-p{n}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(1, processes)
+    ]
+    try:
+        yield name
+    finally:
+        failed = []
+        for other in others:
+            _, err = other.communicate()
+            if other.returncode not in (0, 130):
+                failed.append((err.strip().splitlines() or ["no message"])[-1])
+        if failed:
+            state.out.line(f"{len(failed)} helper process(es) failed: {failed[0]}")
+
+
+def _check_processes(ctx: typer.Context, processes: int) -> None:
+    """Refuse more processes on a database only this one can open."""
+    state = get_state(ctx)
+    if processes > 1 and state.db.url.startswith("memory:"):
+        raise ConfigError(
+            "--processes needs a database other processes can open (a file or a server)"
+        )
+
+
+def _work(
+    ctx: typer.Context, job: Job, worker: str | None, threads: int | None, processes: int = 1
+) -> Job:
     """Run a job here with a progress bar (rate and time left); Ctrl-C stops at a checkpoint."""
+    with _helpers(ctx, job, worker, processes) as name:
+        return _run_here(ctx, job, name, 1 if processes > 1 and threads is None else threads)
+
+
+def _run_here(ctx: typer.Context, job: Job, worker: str, threads: int | None) -> Job:
     state = get_state(ctx)
     stop = threading.Event()
     started, first = time.monotonic(), job.progress.done
@@ -123,9 +196,11 @@ def run(
         int | None,
         typer.Option(help="Partitions processed at once here (default: the job's concurrency)."),
     ] = None,
+    processes: ProcessesOpt = 1,
 ) -> None:
     """Submit a job and run it here with a progress bar (or only submit it: --detach)."""
     state = get_state(ctx)
+    _check_processes(ctx, processes)
     overrides: dict[str, Any] = {"dry_run": True} if dry_run else {}
     job = state.db.reprocess.submit(spec, **overrides)
     if detach:
@@ -134,7 +209,7 @@ def run(
     state.out.line(
         f"job {job.id} submitted: {job.progress.total} items, {job.progress.partitions} partitions"
     )
-    _finish(ctx, _work(ctx, job, worker, threads))
+    _finish(ctx, _work(ctx, job, worker, threads, processes))
 
 
 @reprocess_app.command("work")
@@ -143,10 +218,12 @@ def work(
     job_id: JobArg,
     worker: WorkerOpt = None,
     threads: Annotated[int | None, typer.Option(help="Partitions processed at once here.")] = None,
+    processes: ProcessesOpt = 1,
 ) -> None:
     """Join a running job: process its partitions no one else holds, until it finishes."""
     state = get_state(ctx)
-    _finish(ctx, _work(ctx, state.db.reprocess.get(job_id), worker, threads))
+    _check_processes(ctx, processes)
+    _finish(ctx, _work(ctx, state.db.reprocess.get(job_id), worker, threads, processes))
 
 
 @reprocess_app.command("status")
