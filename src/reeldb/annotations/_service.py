@@ -628,9 +628,7 @@ class Annotations:
         )
         return PreparedAnnotations((write,), (annotation,), audit)
 
-    def replay(
-        self, namespace: str, records: Sequence[AnnotationRecord], *, again: bool = False
-    ) -> list[AnnotationWrite]:
+    def replay(self, namespace: str, records: Sequence[AnnotationRecord]) -> list[AnnotationWrite]:
         """The writes that store versions copied from another installation, as they were.
 
         For ``reeldb migrate-backend``: same id, version, type, time and author.
@@ -642,8 +640,6 @@ class Annotations:
         Args:
             namespace: The namespace (here).
             records: Versions from `AnnotationStore.annotation_history`, with bodies.
-            again: Versions stored here already (a reindex): each write expects its own
-                version, not the one before.
 
         Returns:
             One write per version, in order.
@@ -659,7 +655,7 @@ class Annotations:
                 namespace,
                 self._db.schemas.get(namespace, record.type_name, record.type_version),
                 record.id,
-                record.version if again else record.version - 1,
+                record.version - 1,
                 parse_associations(list(payload["associations"])),
                 payload["data"],
                 record.created_at,
@@ -688,9 +684,39 @@ class Annotations:
         Raises:
             VersionConflictError: An annotation is no longer at the version read.
         """
-        writes = self.replay(namespace, [r for r in records if not r.deleted], again=True)
+        writes = [self._search_rows(namespace, r) for r in records if not r.deleted]
         self._db.store.reindex_annotations(writes)
         return len(writes)
+
+    def _search_rows(self, namespace: str, record: AnnotationRecord) -> AnnotationWrite:
+        """A stored version as a write of what search reads of it (for `reindex`).
+
+        Derived as `_write` derives it, without validating again: the version was valid
+        against its type version (immutable) when it was stored.
+        """
+        payload = _json.loads(record.body)
+        schema = self._db.schemas.get(namespace, record.type_name, record.type_version)
+        layout = self._layout(schema)
+        facets, texts = _derived(layout, payload["data"])
+        time = facets.get(layout.time) if layout.time is not None else None
+        box = facets.get(layout.box) if layout.box is not None else None
+        return AnnotationWrite(
+            id=record.id,
+            namespace=namespace,
+            expected_version=record.version,
+            type_name=schema.name,
+            type_version=schema.version,
+            lineage=schema.lineage,
+            deleted=False,
+            created_at=record.created_at,
+            created_by=record.created_by,
+            body=record.body,
+            associations=tuple((a["type"], a["id"]) for a in payload["associations"]),
+            time=None if time is None else (time[0], time[1]),
+            box=None if box is None else (box[0], box[1], box[2], box[3]),
+            texts=tuple(texts),
+            facets=_json.dumps(facets),
+        )
 
     def matcher(
         self,

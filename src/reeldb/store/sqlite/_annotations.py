@@ -174,6 +174,8 @@ class SQLiteAnnotations:
         head_updates: list[tuple[Any, ...]] = []
         narrow_updates: list[tuple[Any, ...]] = []
         next_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM annotations").fetchone()[0]
+        # A reindex compares with the R*Tree rows as stored (an update, with its head row).
+        stored_space = self._space_rows(conn, [h.pk for h in heads.values()]) if refresh else {}
         for w in writes:
             type_id = types[w.namespace, w.type_name, w.type_version]
             ident = w.id.bytes
@@ -249,7 +251,7 @@ class SQLiteAnnotations:
                         spans[key] = length
             # Time and box: kept when equal to what is stored (read back by a reindex).
             if old is not None:
-                stored = self._space_row(conn, pk) if refresh else old.space
+                stored = stored_space.get(pk) if refresh else old.space
                 if space is not None and stored == (_rtree_box(space) if refresh else space):
                     space = None
                 elif stored is not None:
@@ -337,12 +339,18 @@ class SQLiteAnnotations:
         )
 
     @staticmethod
-    def _space_row(conn: sqlite3.Connection, pk: int) -> tuple[float, ...] | None:
-        """An annotation's R*Tree row as stored (32-bit bounds), if it has one."""
-        found = conn.execute(
-            "SELECT t0, t1, x0, x1, y0, y1 FROM annotation_space WHERE pk = ?", (pk,)
-        ).fetchone()
-        return None if found is None else tuple(found)
+    def _space_rows(conn: sqlite3.Connection, pks: Sequence[int]) -> dict[int, tuple[float, ...]]:
+        """Annotations' R*Tree rows as stored (32-bit bounds), of those that have one."""
+        out: dict[int, tuple[float, ...]] = {}
+        for at in range(0, len(pks), _HEADS_AT_ONCE):
+            chunk = pks[at : at + _HEADS_AT_ONCE]
+            for pk, *bounds in conn.execute(
+                "SELECT pk, t0, t1, x0, x1, y0, y1 FROM annotation_space "
+                f"WHERE pk IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ):
+                out[pk] = tuple(bounds)
+        return out
 
     @staticmethod
     def _type_ids(
