@@ -48,6 +48,26 @@ def add_label(data, context):
 """
 
 
+def migrate_job(path: Path, function: str, options: str, limits: str) -> Path:
+    """A TOML job moving BOUNDING_BOX annotations to version 1 with a function of the module."""
+    path.write_text(
+        f"""
+name = "{path.stem}"
+[source]
+namespace = "vision"
+annotation_type = "BOUNDING_BOX"
+[processor]
+kind = "migrate"
+target_version = 1
+function = "cli_reprocess_functions:{function}"
+options = {{ {options} }}
+[limits]
+{limits}
+"""
+    )
+    return path
+
+
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     url = f"sqlite:///{tmp_path / 'd' / 'reel.db'}"
@@ -70,24 +90,11 @@ def world(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                     "boxTimeRange": {"start": x, "end": x + 1},
                 },
             )
-    job = tmp_path / "label.toml"
-    job.write_text(
-        f"""
-name = "label"
-[source]
-namespace = "vision"
-annotation_type = "BOUNDING_BOX"
-[processor]
-kind = "migrate"
-target_version = 1
-function = "cli_reprocess_functions:add_label"
-options = {{ fixed = "{tmp_path / "fixed"}" }}
-[limits]
-partitions = 2
-batch = 3
-max_attempts = 2
-backoff = 0.01
-"""
+    migrate_job(
+        tmp_path / "label.toml",
+        "add_label",
+        f'fixed = "{tmp_path / "fixed"}"',
+        "partitions = 2\nbatch = 3\nmax_attempts = 2\nbackoff = 0.01",
     )
     yield url, tmp_path
     sys.path.remove(str(tmp_path))
@@ -196,23 +203,11 @@ def test_processes_share_a_job_from_one_command(
     url, work = world
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(work), *sys.path]))
     log = work / "pids.log"
-    job = work / "two.toml"
-    job.write_text(
-        f"""
-name = "two"
-[source]
-namespace = "vision"
-annotation_type = "BOUNDING_BOX"
-[processor]
-kind = "migrate"
-target_version = 1
-function = "cli_reprocess_functions:two_processes"
-options = {{ log = "{log}" }}
-[limits]
-partitions = 4
-batch = 2
-concurrency = 2
-"""
+    job = migrate_job(
+        work / "two.toml",
+        "two_processes",
+        f'log = "{log}"',
+        "partitions = 4\nbatch = 2\nconcurrency = 2",
     )
     ran = invoke(url, "-o", "json", "reprocess", "run", str(job), "--processes", "2")
     assert ran.exit_code == 0, ran.output
