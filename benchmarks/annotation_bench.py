@@ -61,11 +61,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import sqlite3
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -75,7 +73,7 @@ from uuid import UUID
 import psycopg
 
 import reeldb
-from measure import each_backend, percentiles, timed
+from measure import each_backend, environment, percentiles, timed
 from reeldb.annotations import Association, NewAnnotation
 from reeldb.index.sqlite import fts_token
 from reeldb.query.fulltext import stems
@@ -158,11 +156,7 @@ def main() -> int:
         args.videos = max(1, args.count // (3600 * FPS))
     out: dict[str, Any] = {
         "benchmark": "annotations",
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "reeldb": reeldb.__version__,
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **environment(),
         "sizes": {"annotations": args.count, "videos": args.videos, "batch": args.batch},
     }
     if "postgresql" in args.backends:
@@ -188,23 +182,25 @@ def main() -> int:
     return 0
 
 
+LABELED: dict[str, Any] = {"name": "LABELED", "properties": {"label": {"type": "keyword"}}}
+CHARACTER_IN_FRAME: dict[str, Any] = {
+    "name": "CHARACTER_IN_FRAME",
+    "extends": ["TEMPORAL_SPATIAL_BASE", "LABELED"],
+    "properties": {
+        "characterName": {"type": "text", "mandatory": True},
+        "comment": {"type": "text"},
+    },
+}
+"""The annotation type the benchmark writes (it extends `LABELED`)."""
+
+
 def run(backend: str, url: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Create, then read, on one backend's fresh database (the same seeds on each)."""
     out: dict[str, Any] = {}
     with reeldb.connect(url) as db:
         db.create_namespace(NS)
-        db.add_schema(NS, {"name": "LABELED", "properties": {"label": {"type": "keyword"}}})
-        db.add_schema(
-            NS,
-            {
-                "name": "CHARACTER_IN_FRAME",
-                "extends": ["TEMPORAL_SPATIAL_BASE", "LABELED"],
-                "properties": {
-                    "characterName": {"type": "text", "mandatory": True},
-                    "comment": {"type": "text"},
-                },
-            },
-        )
+        db.add_schema(NS, LABELED)
+        db.add_schema(NS, CHARACTER_IN_FRAME)
         out["create"] = create(db, random.Random(7), args)
         if backend == "sqlite":
             files = [p for p in work.iterdir() if p.name.startswith("reel.db")]

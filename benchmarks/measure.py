@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import sqlite3
 import statistics
 import time
 import uuid
@@ -12,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+
+import reeldb
 
 
 def percentiles(samples: list[float], digits: int = 2) -> dict[str, float]:
@@ -66,3 +71,14 @@ def each_backend(
             with database(backend, work, server) as url:
                 results[backend] = run(backend, url, work)
     return results
+
+
+def environment() -> dict[str, str]:
+    """Where a benchmark ran: Python, SQLite and reeldb versions, the machine, the time."""
+    return {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "reeldb": reeldb.__version__,
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import sqlite3
@@ -72,8 +71,8 @@ import pyarrow.parquet as pq
 
 import reeldb
 import reeldb.analytics._iceberg  # noqa: F401  # pyiceberg's import (~1 s) before any timing
-from annotation_bench import items
-from measure import each_backend, percentiles, timed
+from annotation_bench import CHARACTER_IN_FRAME, LABELED, items
+from measure import each_backend, environment, percentiles, timed
 from reeldb.reprocess import LIVE
 from reeldb.testing import POSTGRES_SERVER_URL
 
@@ -102,18 +101,11 @@ def stamp(data: dict[str, Any], context: dict[str, Any]) -> dict[str, Any] | Non
 def load(db: reeldb.Database, count: int, videos: int) -> tuple[dict[str, Any], list[UUID]]:
     """The annotations, stored in batches; a sample of their ids for the live reads."""
     db.create_namespace(NS)
-    db.add_schema(NS, {"name": "LABELED", "properties": {"label": {"type": "keyword"}}})
+    db.add_schema(NS, LABELED)
+    # The annotation benchmark's type, with the keyword the backfill sets.
+    source = {"source": {"type": "keyword"}}
     db.add_schema(
-        NS,
-        {
-            "name": "CHARACTER_IN_FRAME",
-            "extends": ["TEMPORAL_SPATIAL_BASE", "LABELED"],
-            "properties": {
-                "characterName": {"type": "text", "mandatory": True},
-                "comment": {"type": "text"},
-                "source": {"type": "keyword"},
-            },
-        },
+        NS, {**CHARACTER_IN_FRAME, "properties": {**CHARACTER_IN_FRAME["properties"], **source}}
     )
     rng = random.Random(7)
     seconds, done = 0.0, 0
@@ -146,15 +138,6 @@ def spec(
     }
 
 
-HELPER = r"""
-import sys
-import reeldb
-url, job, name = sys.argv[1:4]
-with reeldb.connect(url) as db:
-    db.reprocess.run(job, worker=name, threads=1)
-"""
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -165,18 +148,21 @@ def run_job(
 ) -> tuple[float, float, Any]:
     """Submit a job and run it to the end here (and in ``workers - 1`` more processes): wall
     and CPU seconds (submit included; every process's CPU), and the job."""
+    here = str(Path(__file__).parent)  # the backfill function's module
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
-        ),
+        "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]),
+        "REELDB_DATABASE": url,
     }
 
     def go() -> Any:
         submitted = db.reprocess.submit(job)
-        helpers = [
+        helpers = [  # what `reeldb reprocess run --processes N` starts
             subprocess.Popen(
-                [sys.executable, "-c", HELPER, url, str(submitted.id), f"helper-{n}"], env=env
+                [sys.executable, "-m", "reeldb", "-o", "json", "reprocess", "work"]
+                + [str(submitted.id), "--threads", "1", "--worker", f"helper-{n}"],
+                env=env,
+                stdout=subprocess.DEVNULL,
             )
             for n in range(1, workers)
         ]
@@ -555,11 +541,7 @@ def main() -> int:
         json.dumps(
             {
                 "benchmark": "reprocess",
-                "python": platform.python_version(),
-                "sqlite": sqlite3.sqlite_version,
-                "reeldb": reeldb.__version__,
-                "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **environment(),
                 "sizes": {
                     "annotations": args.count,
                     "videos": args.videos,

@@ -50,12 +50,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import sqlite3
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +60,7 @@ from typing import Any
 import psycopg
 
 import reeldb
-from measure import each_backend, percentiles, timed
+from measure import each_backend, environment, percentiles, timed
 from reeldb.testing import POSTGRES_SERVER_URL
 
 DS = "bench/detections/1"
@@ -150,11 +147,7 @@ def main() -> int:
         args.docs, args.events, args.big_events, args.repeat = 4, 500, 2000, 5
     out: dict[str, Any] = {
         "benchmark": "search",
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "reeldb": reeldb.__version__,
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **environment(),
         "sizes": {
             "documents": args.docs + 1,
             "regions_per_event": args.regions,

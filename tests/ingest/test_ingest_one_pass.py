@@ -70,6 +70,20 @@ def tables(path: Path) -> set[str]:
         return {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
 
 
+def refused(db: reeldb.Database, doc: dict[str, Any], tmp_path: Path) -> list[Any]:
+    """Stream ``doc`` in one pass: the violations (those of a synchronous write of it), with
+    its ingest discarded and no index table left behind."""
+    request = uuid4()
+    with pytest.raises(ValidationError) as streamed:
+        validate(db, doc, request)
+    with pytest.raises(ValidationError) as written:
+        db.put_document(DS2, {"id": "m1"}, copy.deepcopy(doc))
+    assert streamed.value.violations == written.value.violations
+    assert db.store.get_ingest(request).state == "discarded"
+    assert not any(name.startswith("ix") for name in tables(tmp_path))
+    return list(streamed.value.violations)
+
+
 def test_the_default_threshold() -> None:
     assert ONE_PASS_BYTES == 64 * 1024 * 1024
     with reeldb.connect("memory:") as db:
@@ -186,16 +200,8 @@ def test_an_invalid_document_leaves_nothing(db: reeldb.Database, tmp_path: Path)
     events = doc["tracks"][1]["components"][0]["events"]
     events[5]["confidence"] = 7  # late in the document: most rows are cut before it
     del events[6]["label"]
-    request = uuid4()
-    with pytest.raises(ValidationError) as streamed:
-        validate(db, doc, request)
-    with pytest.raises(ValidationError) as written:
-        db.put_document(DS2, {"id": "m1"}, copy.deepcopy(doc))
-    assert streamed.value.violations == written.value.violations
-    assert len(streamed.value.violations) == 2
-    assert db.store.get_ingest(request).state == "discarded"
+    assert len(refused(db, doc, tmp_path)) == 2
     assert db.index_status(DS) == []
-    assert not any(name.startswith("ix") for name in tables(tmp_path))
 
 
 @pytest.mark.parametrize("asset", ["a string", [1], 7, None])
@@ -204,27 +210,13 @@ def test_an_asset_of_another_type_is_reported(
 ) -> None:
     doc = rich_document()
     doc["asset"] = asset  # before the tracks: rows are cut with it until the end says no
-    request = uuid4()
-    with pytest.raises(ValidationError) as streamed:
-        validate(db, doc, request)
-    with pytest.raises(ValidationError) as written:
-        db.put_document(DS2, {"id": "m1"}, copy.deepcopy(doc))
-    assert streamed.value.violations == written.value.violations
-    assert db.store.get_ingest(request).state == "discarded"
-    assert not any(name.startswith("ix") for name in tables(tmp_path))
+    refused(db, doc, tmp_path)
 
 
 def test_a_timing_violation_leaves_nothing(db: reeldb.Database, tmp_path: Path) -> None:
     doc = rich_document()
     doc["tracks"][0]["frame_rate"] = "0"  # frames at no rate: found at the track's end
-    request = uuid4()
-    with pytest.raises(ValidationError) as streamed:
-        validate(db, doc, request)
-    with pytest.raises(ValidationError) as written:
-        db.put_document(DS2, {"id": "m1"}, copy.deepcopy(doc))
-    assert streamed.value.violations == written.value.violations
-    assert db.store.get_ingest(request).state == "discarded"
-    assert not any(name.startswith("ix") for name in tables(tmp_path))
+    refused(db, doc, tmp_path)
 
 
 def test_truncated_json_after_staged_batches_leaves_nothing(

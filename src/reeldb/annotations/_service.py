@@ -376,9 +376,6 @@ class Annotations:
         if problems:
             raise ValidationError(f"the annotation breaks {schema.ref}", problems)
         data = dict(data)
-        facets, texts = _derived(layout, data)
-        time = facets.get(layout.time) if layout.time is not None else None
-        box = facets.get(layout.box) if layout.box is not None else None
         body = _json.dumps({"associations": [a.to_json() for a in associations], "data": data})
         write = AnnotationWrite(
             id=ident,
@@ -392,10 +389,7 @@ class Annotations:
             created_by=by,
             body=body,
             associations=tuple((a.type, a.id) for a in associations),
-            time=None if time is None else (time[0], time[1]),
-            box=None if box is None else (box[0], box[1], box[2], box[3]),
-            texts=tuple(texts),
-            facets=_json.dumps(facets),
+            **_search_fields(layout, data),
         )
         annotation = Annotation(
             ident,
@@ -696,10 +690,6 @@ class Annotations:
         """
         payload = _json.loads(record.body)
         schema = self._db.schemas.get(namespace, record.type_name, record.type_version)
-        layout = self._layout(schema)
-        facets, texts = _derived(layout, payload["data"])
-        time = facets.get(layout.time) if layout.time is not None else None
-        box = facets.get(layout.box) if layout.box is not None else None
         return AnnotationWrite(
             id=record.id,
             namespace=namespace,
@@ -712,10 +702,7 @@ class Annotations:
             created_by=record.created_by,
             body=record.body,
             associations=tuple((a["type"], a["id"]) for a in payload["associations"]),
-            time=None if time is None else (time[0], time[1]),
-            box=None if box is None else (box[0], box[1], box[2], box[3]),
-            texts=tuple(texts),
-            facets=_json.dumps(facets),
+            **_search_fields(self._layout(schema), payload["data"]),
         )
 
     def matcher(
@@ -1162,6 +1149,19 @@ def _derived(
             if tokens:
                 texts.append((name, tokens))
     return facets, texts
+
+
+def _search_fields(layout: _Layout, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an `AnnotationWrite` that search reads: time, box, texts and facets."""
+    facets, texts = _derived(layout, data)
+    time = facets.get(layout.time) if layout.time is not None else None
+    box = facets.get(layout.box) if layout.box is not None else None
+    return {
+        "time": None if time is None else (time[0], time[1]),
+        "box": None if box is None else (box[0], box[1], box[2], box[3]),
+        "texts": tuple(texts),
+        "facets": _json.dumps(facets),
+    }
 
 
 def _type_key(value: Any) -> Any:

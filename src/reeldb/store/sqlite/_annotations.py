@@ -183,11 +183,7 @@ class SQLiteAnnotations:
             t1 = None if w.time is None else w.time[1]
             box = w.box or (None, None, None, None)
             link_keys = [] if w.deleted else [keys[w.namespace, k, i] for k, i in w.associations]
-            space = None
-            if not w.deleted and (w.time is not None or w.box is not None):
-                lo, hi = w.time if w.time is not None else (_FAR, _FAR)
-                x0, y0, x1, y1 = w.box if w.box is not None else (_FAR,) * 4
-                space = (lo, hi, x0, x1, y0, y1)
+            space = None if w.deleted else _space(w.time, w.box)
             version = w.expected_version + (0 if refresh else 1)
             row = (
                 version,
@@ -260,9 +256,10 @@ class SQLiteAnnotations:
                 space_in.append((pk, *space))
             # Text: the FTS5 rows of its fields, read back and compared.
             when = "" if w.time is None else " " + " ".join(time_tokens(*w.time))
-            texts = [((pk << _FIELD_BITS) | fields[name], body + when) for name, body in w.texts]
-            if w.deleted:
-                texts = []
+            texts = [
+                ((pk << _FIELD_BITS) | fields[name], body + when)
+                for name, body in ([] if w.deleted else w.texts)
+            ]
             if old is not None:
                 present = conn.execute(
                     "SELECT rowid, body FROM annotation_text WHERE rowid BETWEEN ? AND ? "
@@ -435,11 +432,9 @@ class SQLiteAnnotations:
             for found in rows:
                 w = writes_by_id[found[0]]
                 links: list[int] = []
-                if found[4]:
-                    pass
-                elif refresh:
+                if refresh and not found[4]:
                     links = [keys[w.namespace, kind, ident] for kind, ident in w.associations]
-                else:
+                elif not found[4]:
                     for a in _json.loads(found[14])["associations"]:
                         key = (found[2], a["type"], a["id"])
                         if key not in known:
@@ -449,7 +444,7 @@ class SQLiteAnnotations:
                                 key,
                             ).fetchone()[0]
                         links.append(known[key])
-                out[found[0]] = _Head(found[1], found[2], bool(found[4]), tuple(found[3:14]), links)
+                out[found[0]] = _Head(found[1], found[2], tuple(found[3:14]), links)
         return out
 
     # -- reads ----------------------------------------------------------------------------
@@ -805,14 +800,11 @@ def _words(texts: Sequence[tuple[str, str]]) -> str | None:
 class _Head:
     """An annotation's head row as a write finds it, and its links' keys (if live)."""
 
-    __slots__ = ("deleted", "links", "namespace", "pk", "row")
+    __slots__ = ("links", "namespace", "pk", "row")
 
-    def __init__(
-        self, pk: int, namespace: str, deleted: bool, row: tuple[Any, ...], links: list[int]
-    ) -> None:
+    def __init__(self, pk: int, namespace: str, row: tuple[Any, ...], links: list[int]) -> None:
         self.pk = pk
         self.namespace = namespace
-        self.deleted = deleted
         self.row = row
         """``version, deleted, type_id, t0, t1, x0, y0, x1, y1, facets, words``."""
         self.links = links
@@ -822,15 +814,28 @@ class _Head:
         return int(self.row[0])
 
     @property
+    def deleted(self) -> bool:
+        return bool(self.row[1])
+
+    @property
     def space(self) -> tuple[float, ...] | None:
-        """Its R*Tree row's values (exact), if it has one: the order `_put` writes."""
+        """Its R*Tree row's values (exact), if it has one (`_space`)."""
         t0, t1, x0, y0, x1, y1 = self.row[3:9]
-        if t0 == NO_TIME and x0 is None:
-            return None
-        lo, hi = (t0, t1) if t0 != NO_TIME else (_FAR, _FAR)
-        if x0 is None:
-            x0 = y0 = x1 = y1 = _FAR
-        return (lo, hi, x0, x1, y0, y1)
+        return _space(None if t0 == NO_TIME else (t0, t1), None if x0 is None else (x0, y0, x1, y1))
+
+
+def _space(
+    time: tuple[float, float] | None, box: tuple[float, float, float, float] | None
+) -> tuple[float, ...] | None:
+    """An annotation's R*Tree row ``(lo, hi, x0, x1, y0, y1)`` (None: no time and no box).
+
+    A missing time or box lies far beyond any query's window (`_FAR`).
+    """
+    if time is None and box is None:
+        return None
+    lo, hi = time if time is not None else (_FAR, _FAR)
+    x0, y0, x1, y1 = box if box is not None else (_FAR,) * 4
+    return (lo, hi, x0, x1, y0, y1)
 
 
 _F32: Final = struct.Struct("<f")
