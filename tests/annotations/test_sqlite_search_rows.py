@@ -144,6 +144,7 @@ def test_a_reindex_repairs_damaged_rows_and_then_writes_nothing(
         (-3.3, -1.1, -0.7, 0.7, 1e-30, 3e38),
         (1e10 + 0.1, 1e10 + 0.2, -5e-8, 5e-8, 123456.789, 123456.79),
         (4.0, 4.0, 0.0, 0.0, -0.0, 1.0),
+        (1e39, 2e39, -1e300, 1e300, 3.4028235e38, 3.4028236e38),  # beyond 32 bits
     ],
 )
 def test_rtree_rounding_is_what_sqlite_stores(bounds: tuple[float, ...]) -> None:

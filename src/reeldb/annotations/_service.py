@@ -678,18 +678,28 @@ class Annotations:
         Raises:
             VersionConflictError: An annotation is no longer at the version read.
         """
-        writes = [self._search_rows(namespace, r) for r in records if not r.deleted]
+        layouts: dict[tuple[str, int], _Layout] = {}  # the few type versions of a batch
+        writes = [self._search_rows(namespace, r, layouts) for r in records if not r.deleted]
         self._db.store.reindex_annotations(writes)
         return len(writes)
 
-    def _search_rows(self, namespace: str, record: AnnotationRecord) -> AnnotationWrite:
+    def _search_rows(
+        self, namespace: str, record: AnnotationRecord, layouts: dict[tuple[str, int], _Layout]
+    ) -> AnnotationWrite:
         """A stored version as a write of what search reads of it (for `reindex`).
 
         Derived as `_write` derives it, without validating again: the version was valid
-        against its type version (immutable) when it was stored.
+        against its type version (immutable) when it was stored. ``layouts`` keeps the
+        type versions met so far.
         """
         payload = _json.loads(record.body)
-        schema = self._db.schemas.get(namespace, record.type_name, record.type_version)
+        layout = layouts.get((record.type_name, record.type_version))
+        if layout is None:
+            layout = self._layout(
+                self._db.schemas.get(namespace, record.type_name, record.type_version)
+            )
+            layouts[record.type_name, record.type_version] = layout
+        schema = layout.schema
         return AnnotationWrite(
             id=record.id,
             namespace=namespace,
@@ -702,7 +712,7 @@ class Annotations:
             created_by=record.created_by,
             body=record.body,
             associations=tuple((a["type"], a["id"]) for a in payload["associations"]),
-            **_search_fields(self._layout(schema), payload["data"]),
+            **_search_fields(layout, payload["data"]),
         )
 
     def matcher(

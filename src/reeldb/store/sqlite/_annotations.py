@@ -19,9 +19,9 @@ condition on each candidate row.
 from __future__ import annotations
 
 import sqlite3
-import struct
 import threading
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -72,9 +72,11 @@ _ROW: Final = (
 )
 
 
-def _record(row: Sequence[Any], score: float | None = None) -> AnnotationRecord:
+def _record(
+    row: Sequence[Any], score: float | None = None, *, ident: UUID | None = None
+) -> AnnotationRecord:
     return AnnotationRecord(
-        UUID(bytes=row[0]),
+        UUID(bytes=row[0]) if ident is None else ident,
         row[1],
         row[2],
         row[3],
@@ -174,8 +176,13 @@ class SQLiteAnnotations:
         head_updates: list[tuple[Any, ...]] = []
         narrow_updates: list[tuple[Any, ...]] = []
         next_pk = conn.execute("SELECT coalesce(max(pk), 0) FROM annotations").fetchone()[0]
-        # A reindex compares with the R*Tree rows as stored (an update, with its head row).
-        stored_space = self._space_rows(conn, [h.pk for h in heads.values()]) if refresh else {}
+        # What is stored of the updated annotations, read for the whole batch at once: their
+        # text rows, and for a reindex their R*Tree rows and links (an update compares with
+        # its head row, which its own writes keep right).
+        updated = [h.pk for h in heads.values()]
+        stored_texts = self._text_rows(conn, updated)
+        stored_space = self._space_rows(conn, updated) if refresh else {}
+        stored_links = self._link_rows(conn, heads.values()) if refresh else {}
         for w in writes:
             type_id = types[w.namespace, w.type_name, w.type_version]
             ident = w.id.bytes
@@ -233,7 +240,7 @@ class SQLiteAnnotations:
                 old is not None
                 and old.links == link_keys
                 and old.row[3:5] == (t0, t1)
-                and (not refresh or self._links_exist(conn, link_keys, t0, t1, pk))
+                and (not refresh or all(stored_links.get((k, pk)) == (t0, t1) for k in link_keys))
             )
             if not kept:
                 for key in old.links if old is not None else ():
@@ -261,11 +268,7 @@ class SQLiteAnnotations:
                 for name, body in ([] if w.deleted else w.texts)
             ]
             if old is not None:
-                present = conn.execute(
-                    "SELECT rowid, body FROM annotation_text WHERE rowid BETWEEN ? AND ? "
-                    "ORDER BY rowid",
-                    (pk << _FIELD_BITS, ((pk + 1) << _FIELD_BITS) - 1),
-                ).fetchall()
+                present = stored_texts.get(pk, [])
                 if present == sorted(texts):
                     texts = []
                 else:
@@ -322,32 +325,56 @@ class SQLiteAnnotations:
             self._append_audit(conn, audit)  # type: ignore[attr-defined]
 
     @staticmethod
-    def _links_exist(
-        conn: sqlite3.Connection, keys: Sequence[int], t0: float, t1: float | None, pk: int
-    ) -> bool:
-        """Whether an annotation's links are all stored as they should be."""
-        return all(
-            conn.execute(
-                "SELECT t1 FROM annotation_links WHERE key = ? AND t0 = ? AND pk = ?",
-                (key, t0, pk),
-            ).fetchone()
-            == (t1,)
-            for key in keys
-        )
+    def _link_rows(
+        conn: sqlite3.Connection, heads: Iterable[_Head]
+    ) -> dict[tuple[int, int], tuple[float, float | None]]:
+        """The links of live annotations as stored: ``(key, pk) -> (t0, t1)``.
+
+        Each link is sought by its primary key ``(key, t0, pk)`` from a JSON array, the
+        whole batch in one statement. ``t0`` passes through JSON text, so it is matched
+        within a hair and compared exactly by the caller.
+        """
+        wanted = [
+            (key, head.row[3], head.pk) for head in heads if not head.row[1] for key in head.links
+        ]
+        return {
+            (key, pk): (t0, t1)
+            for key, t0, pk, t1 in conn.execute(
+                "SELECT l.key, l.t0, l.pk, l.t1 FROM json_each(?) j CROSS JOIN annotation_links l "
+                "ON l.key = j.value ->> 0 AND l.t0 BETWEEN (j.value ->> 1) - 1e-9 "
+                "AND (j.value ->> 1) + 1e-9 AND l.pk = j.value ->> 2",
+                (_json.dumps(wanted).decode(),),
+            )
+        }
+
+    @staticmethod
+    def _text_rows(conn: sqlite3.Connection, pks: Sequence[int]) -> dict[int, list[Any]]:
+        """Annotations' FTS5 rows ``(rowid, body)`` as stored, in rowid order, by ``pk``.
+
+        One statement for the batch: FTS5 walks each annotation's rowid range (``CROSS
+        JOIN`` keeps the JSON array outside, so each range is one seek).
+        """
+        out: dict[int, list[Any]] = {}
+        for rowid, body in conn.execute(
+            "SELECT t.rowid, t.body FROM json_each(?) j CROSS JOIN annotation_text t "
+            f"ON t.rowid BETWEEN j.value << {_FIELD_BITS} "
+            f"AND ((j.value + 1) << {_FIELD_BITS}) - 1",
+            (_json.dumps(list(pks)).decode(),),
+        ):
+            out.setdefault(rowid >> _FIELD_BITS, []).append((rowid, body))
+        return out
 
     @staticmethod
     def _space_rows(conn: sqlite3.Connection, pks: Sequence[int]) -> dict[int, tuple[float, ...]]:
         """Annotations' R*Tree rows as stored (32-bit bounds), of those that have one."""
-        out: dict[int, tuple[float, ...]] = {}
-        for at in range(0, len(pks), _HEADS_AT_ONCE):
-            chunk = pks[at : at + _HEADS_AT_ONCE]
+        return {
+            pk: tuple(bounds)
             for pk, *bounds in conn.execute(
-                "SELECT pk, t0, t1, x0, x1, y0, y1 FROM annotation_space "
-                f"WHERE pk IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            ):
-                out[pk] = tuple(bounds)
-        return out
+                "SELECT s.pk, s.t0, s.t1, s.x0, s.x1, s.y0, s.y1 FROM json_each(?) j "
+                "CROSS JOIN annotation_space s ON s.pk = j.value",
+                (_json.dumps(list(pks)).decode(),),
+            )
+        }
 
     @staticmethod
     def _type_ids(
@@ -484,15 +511,25 @@ class SQLiteAnnotations:
     ) -> list[AnnotationRecord]:
         """See `AnnotationStore.annotation_history`."""
         row = _ROW if bodies else _ROW.replace("v.body", "x''")
+        start = b"" if after is None else after.bytes
         with self._db.read() as conn:
+            # The page's last id first, then one walk of the id index up to it: rows come in
+            # (id, version) order with no sort.
             rows = conn.execute(
                 f"SELECT {row} FROM annotations a JOIN annotation_versions v ON v.pk = a.pk "
-                "JOIN annotation_types t ON t.id = v.type_id WHERE a.pk IN (SELECT pk FROM "
-                "annotations WHERE namespace = ? AND id > ? ORDER BY id LIMIT ?) "
+                "JOIN annotation_types t ON t.id = v.type_id "
+                "WHERE a.namespace = ? AND a.id > ? AND a.id <= (SELECT max(id) FROM (SELECT id "
+                "FROM annotations WHERE namespace = ? AND id > ? ORDER BY id LIMIT ?)) "
                 "ORDER BY a.id, v.version",
-                (namespace, b"" if after is None else after.bytes, limit),
+                (namespace, start, namespace, start, limit),
             ).fetchall()
-        return [_record(row) for row in rows]
+        out: list[AnnotationRecord] = []
+        raw, ident = None, None
+        for found in rows:
+            if found[0] != raw:  # an annotation's versions share its id
+                raw, ident = found[0], UUID(bytes=found[0])
+            out.append(_record(found, ident=ident))
+        return out
 
     def annotation_columns(
         self,
@@ -838,13 +875,12 @@ def _space(
     return (lo, hi, x0, x1, y0, y1)
 
 
-_F32: Final = struct.Struct("<f")
 _TOWARDS: Final = 1.0 - 1.0 / 8388608.0
 _AWAY: Final = 1.0 + 1.0 / 8388608.0
 
 
 def _f32(value: float) -> float:
-    return float(_F32.unpack(_F32.pack(value))[0])
+    return array("f", (value,))[0]
 
 
 def _rtree_box(space: tuple[float, ...]) -> tuple[float, ...]:
@@ -853,14 +889,15 @@ def _rtree_box(space: tuple[float, ...]) -> tuple[float, ...]:
     32-bit floats, each low bound rounded down and each high bound up (``rtreeValueDown``,
     ``rtreeValueUp``).
     """
-    out = []
-    for i, d in enumerate(space):
-        f = _f32(d)
+    out = array("f", space).tolist()  # the nearest: right unless it lies inside the bounds
+    for i, (d, f) in enumerate(zip(space, out, strict=True)):
+        if f == d:
+            continue
         if i % 2 == 0 and f > d:
             f = _f32(d * (_AWAY if d < 0 else _TOWARDS))
         elif i % 2 == 1 and f < d:
             f = _f32(d * (_TOWARDS if d < 0 else _AWAY))
-        out.append(f)
+        out[i] = f
     return tuple(out)
 
 
