@@ -678,3 +678,44 @@ def test_history_lists_every_version_of_every_annotation_in_id_order(ns: Store) 
     assert store.annotation_history(NS, after=ids[-1], limit=10) == []
     assert len(store.annotation_history("other", after=None, limit=10)) == 1
     assert store.annotation_history("nobody", after=None, limit=10) == []
+
+
+def test_heads_pair_each_current_version_with_the_one_of_an_instant(ns: Store) -> None:
+    """Version ``v`` of these writes is stored at ``NOW + (v - 1)`` seconds."""
+    store = ns
+    ids = sorted(uuid7() for _ in range(4))
+    for a in ids:
+        put(store, write(a, data={"n": 1}))
+    for v in (1, 2):  # ids[1] reaches version 3, ids[2] is deleted at version 2
+        put(store, write(ids[1], v, data={"n": v + 1}))
+    put(store, write(ids[2], 1, deleted=True))
+    put(store, write(uuid7(), namespace="other"))
+
+    def heads(at: Any, after: UUID | None = None, limit: int = 100) -> list[Any]:
+        return [
+            (c.id, c.version, None if r is None else r.version, c.deleted)
+            for c, r in store.annotation_heads(NS, after=after, limit=limit, at=at)
+        ]
+
+    now = [
+        (ids[0], 1, 1, False), (ids[1], 3, 3, False), (ids[2], 2, 2, True), (ids[3], 1, 1, False)
+    ]  # fmt: skip
+    assert heads(None) == now
+    assert heads(NOW + timedelta(seconds=5)) == now
+    # At NOW + 1 s, ids[1] was at version 2 and ids[2] was live; before NOW, nothing was.
+    assert heads(NOW + timedelta(seconds=1)) == [
+        (ids[0], 1, 1, False), (ids[1], 3, 2, False), (ids[2], 2, 2, True), (ids[3], 1, 1, False)
+    ]  # fmt: skip
+    assert heads(NOW + timedelta(microseconds=999_999)) == [
+        (ids[0], 1, 1, False), (ids[1], 3, 1, False), (ids[2], 2, 1, True), (ids[3], 1, 1, False)
+    ]  # fmt: skip
+    assert heads(NOW - timedelta(microseconds=1)) == [(a, v, None, d) for a, v, _, d in now]
+    # The older version is read whole; pages follow the cursor.
+    [(current, then)] = store.annotation_heads(
+        NS, after=ids[0], limit=1, at=NOW + timedelta(seconds=1)
+    )
+    assert then == store.get_annotation(NS, ids[1], 2)
+    assert current == store.get_annotation(NS, ids[1])
+    assert heads(None, after=ids[1], limit=1) == [now[2]]
+    assert heads(None, after=ids[-1]) == []
+    assert len(store.annotation_heads("other", after=None, limit=10, at=None)) == 1

@@ -284,41 +284,45 @@ class AnnotationSource(Source):
         else:
             after = None
         upto = _instant(partition.hi if changes else _json.loads(job.snapshot)["at"])
-        since = _instant(partition.lo) if changes else None
         found: list[Item] = []
         while len(found) < limit:
-            versions = self.db.store.annotation_history(self.namespace, after=after, limit=limit)
-            if not versions:
+            if changes:  # who wrote each version since the last round: the whole history
+                versions = self.db.store.annotation_history(
+                    self.namespace, after=after, limit=limit
+                )
+                pairs = [
+                    (group[-1], self._since(group, upto, _instant(partition.lo)))
+                    for group in (list(g) for _, g in groupby(versions, key=lambda v: v.id))
+                ]
+            else:  # the current version, and the one of the snapshot
+                pairs = self.db.store.annotation_heads(
+                    self.namespace, after=after, limit=limit, at=upto
+                )
+            if not pairs:
                 return found, None
-            for ident, group in groupby(versions, key=lambda v: v.id):
-                if hi is not None and ident >= hi:
+            for current, record in pairs:
+                if hi is not None and current.id >= hi:
                     return found, None
-                item = self._item(list(group), upto, since)
-                if item is not None:
-                    found.append(item)
-                after = ident
+                if record is not None:  # else not in this round
+                    found.append(self._item(record, current))
+                after = current.id
         return found, None if after is None else str(after)
 
-    def _item(
-        self, versions: list[AnnotationRecord], upto: datetime | None, since: datetime | None
-    ) -> Item | None:
-        """The item of one annotation's versions; None if not in the round at all.
+    def _since(
+        self, versions: list[AnnotationRecord], upto: datetime, since: datetime
+    ) -> AnnotationRecord | None:
+        """A catch-up round's version of an annotation, or None if it is not in the round.
 
-        Args:
-            versions: Its versions, oldest first.
-            upto: The round's end (None: now): later versions are not in it.
-            since: A catch-up round's start: only an annotation with a version in
-                ``(since, upto]`` written by someone other than the job is in it.
+        Of its versions (oldest first), the last one up to ``upto``, if a version in
+        ``(since, upto]`` was written by someone other than the job.
         """
-        current = versions[-1]
-        seen = versions if upto is None else [v for v in versions if v.created_at <= upto]
-        if since is not None and not any(
-            v.created_at > since and v.created_by != self.principal for v in seen
-        ):
+        seen = [v for v in versions if v.created_at <= upto]
+        if not any(v.created_at > since and v.created_by != self.principal for v in seen):
             return None
-        if not seen:
-            return None  # created after the snapshot: a catch-up round's
-        record = seen[-1]
+        return seen[-1]
+
+    def _item(self, record: AnnotationRecord, current: AnnotationRecord) -> Item:
+        """The item of an annotation: its version in the round, and its current one."""
         key = str(record.id)
         if record.deleted:
             return Item(key, record, current, skip="deleted")
@@ -344,9 +348,7 @@ class AnnotationSource(Source):
             except NotFoundError:
                 continue
             if versions:
-                item = self._item(versions, None, None)
-                if item is not None:
-                    found.append(item)
+                found.append(self._item(versions[-1], versions[-1]))
         return found
 
 

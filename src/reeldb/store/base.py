@@ -1610,6 +1610,29 @@ class AnnotationStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def annotation_heads(
+        self, namespace: str, *, after: UUID | None, limit: int, at: datetime | None
+    ) -> list[tuple[AnnotationRecord, AnnotationRecord | None]]:
+        """The current versions of a page of annotations, each with its version of an instant.
+
+        The first ``limit`` annotations of a namespace, in id order: what a reprocessing
+        job reads of each (`reeldb.reprocess`). Unlike `annotation_history`, its cost does
+        not grow with the annotations' histories.
+        Deleted annotations are included.
+
+        Args:
+            namespace: The namespace.
+            after: Only annotations whose id is greater (the cursor), or None.
+            limit: At most this many annotations.
+            at: The instant (a job's snapshot), or None for now.
+
+        Returns:
+            Per annotation: its current version, and the last version stored at or before
+            ``at`` (the current one itself if nothing was stored since; None if the
+            annotation was created after ``at``).
+        """
+
+    @abc.abstractmethod
     def annotation_columns(
         self,
         namespace: str,

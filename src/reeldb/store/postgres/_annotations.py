@@ -72,6 +72,7 @@ import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final, LiteralString
 from uuid import UUID
 
@@ -408,6 +409,48 @@ class PostgresAnnotations(PostgresBase):
             ).fetchall()
         )
         return [_record(row) for row in rows]
+
+    def annotation_heads(
+        self, namespace: str, *, after: UUID | None, limit: int, at: datetime | None
+    ) -> list[tuple[AnnotationRecord, AnnotationRecord | None]]:
+        """See `AnnotationStore.annotation_heads`."""
+        params = {"namespace": namespace, "after": after, "limit": limit, "at": at}
+
+        def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+            rows = conn.execute(
+                f"SELECT {_ROW}, a.pk, (SELECT max(w.version) FROM annotation_versions w "
+                "WHERE w.namespace = a.namespace AND w.pk = a.pk "
+                "AND (%(at)s::timestamptz IS NULL OR w.created_at <= %(at)s)) "
+                "FROM annotations a JOIN annotation_versions v ON v.namespace = a.namespace "
+                "AND v.pk = a.pk AND v.version = a.version "
+                "JOIN annotation_types t ON t.id = v.type_id "
+                "WHERE a.namespace = %(namespace)s "
+                "AND (%(after)s::uuid IS NULL OR a.id > %(after)s) ORDER BY a.id LIMIT %(limit)s",
+                params,
+            ).fetchall()
+            changed = [row for row in rows if row[-1] not in (None, row[2])]
+            if not changed:
+                return rows, []
+            older = conn.execute(  # changed since ``at``: few while a job runs
+                f"SELECT {_ROW} FROM annotations a JOIN annotation_versions v "
+                "ON v.namespace = a.namespace AND v.pk = a.pk "
+                "JOIN annotation_types t ON t.id = v.type_id "
+                "WHERE a.namespace = %s AND v.namespace = %s "
+                "AND (v.pk, v.version) IN (SELECT * FROM unnest(%s::bigint[], %s::int[]))",
+                (namespace, namespace, [r[-2] for r in changed], [r[-1] for r in changed]),
+            ).fetchall()
+            return rows, older
+
+        rows, older = self._pg.read(read)
+        then = {(r.id, r.version): r for r in map(_record, older)}
+        out: list[tuple[AnnotationRecord, AnnotationRecord | None]] = []
+        for row in rows:
+            current, version = _record(row), row[-1]
+            if version is None or version == current.version:
+                out.append((current, None if version is None else current))
+            else:
+                out.append((current, then[current.id, version]))
+        return out
 
     def annotation_columns(
         self,

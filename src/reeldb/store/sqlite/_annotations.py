@@ -531,6 +531,41 @@ class SQLiteAnnotations:
             out.append(_record(found, ident=ident))
         return out
 
+    def annotation_heads(
+        self, namespace: str, *, after: UUID | None, limit: int, at: datetime | None
+    ) -> list[tuple[AnnotationRecord, AnnotationRecord | None]]:
+        """See `AnnotationStore.annotation_heads`."""
+        params = {
+            "namespace": namespace,
+            "after": b"" if after is None else after.bytes,
+            "limit": limit,
+            # As the writer stores ``created_at``: fixed-width UTC text, ordered as times are.
+            "at": None if at is None else at.astimezone(UTC).isoformat(timespec="microseconds"),
+        }
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {_ROW}, a.pk, (SELECT max(w.version) FROM annotation_versions w "
+                "WHERE w.pk = a.pk AND (:at IS NULL OR w.created_at <= :at)) "
+                "FROM annotations a JOIN annotation_versions v ON v.pk = a.pk "
+                "AND v.version = a.version JOIN annotation_types t ON t.id = v.type_id "
+                "WHERE a.namespace = :namespace AND a.id > :after ORDER BY a.id LIMIT :limit",
+                params,
+            ).fetchall()
+            out: list[tuple[AnnotationRecord, AnnotationRecord | None]] = []
+            for found in rows:
+                current, then = _record(found), found[-1]
+                if then is None or then == current.version:
+                    out.append((current, None if then is None else current))
+                    continue
+                older = conn.execute(  # changed since ``at``: rare while a job runs
+                    f"SELECT {_ROW} FROM annotations a JOIN annotation_versions v "
+                    "ON v.pk = a.pk AND v.version = ? JOIN annotation_types t "
+                    "ON t.id = v.type_id WHERE a.pk = ?",
+                    (then, found[-2]),
+                ).fetchone()
+                out.append((current, _record(older, ident=current.id)))
+        return out
+
     def annotation_columns(
         self,
         namespace: str,
