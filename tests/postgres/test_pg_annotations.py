@@ -418,6 +418,14 @@ def _versions_of_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
+def _heads_as_stored(url: str) -> list[tuple[Any, ...]]:
+    """Head rows' search columns, with the transaction that wrote each (``xmin``)."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT t0, t1, x0, facets::text, xmin::text FROM annotations ORDER BY pk"
+        ).fetchall()
+
+
 def test_an_update_rewrites_only_the_search_rows_that_change(postgres_url: str) -> None:
     store = load_store(postgres_url)
     try:
@@ -446,16 +454,25 @@ def test_an_update_rewrites_only_the_search_rows_that_change(postgres_url: str) 
         assert [r[1:3] for r in moved["links"]] == [(600.0, 601.0)]
         assert moved["text"][0][2] != text["text"][0][2]
         assert moved["totals"] == [(1, 1)]
-        # A reindex of what is right rewrites no text row; of a lost one, restores it.
+        # A reindex of what is right rewrites nothing: no head row, link or text row.
         current = write(a, 5, time=(600, 601), texts={"comment": "blue car"})
+        heads = _heads_as_stored(postgres_url)
         store.reindex_annotations([current])
-        assert _versions_of_rows(postgres_url)["text"] == moved["text"]
+        assert _versions_of_rows(postgres_url) == moved
+        assert _heads_as_stored(postgres_url) == heads
+        # Of rows lost or changed behind reeldb's back, it restores them.
         with psycopg.connect(postgres_url) as conn:
             conn.execute("DELETE FROM annotation_text")
+            conn.execute("DELETE FROM annotation_links")
+            conn.execute("UPDATE annotations SET x0 = 0.5, facets = '{\"n\": 1}'")
         store.reindex_annotations([current])
         restored = _versions_of_rows(postgres_url)
-        assert [r[:2] for r in restored["text"]] == [r[:2] for r in moved["text"]]
+        for rows in ("text", "links"):
+            assert [r[:-1] for r in restored[rows]] == [r[:-1] for r in moved[rows]]
+        assert [r[:-1] for r in _heads_as_stored(postgres_url)] == [r[:-1] for r in heads]
         [hit] = pages(store, AnnotationQuery(NS, text=tuple(tokens("blue").split())))
+        assert hit.id == a
+        [hit] = pages(store, AnnotationQuery(NS, associations=(V1,), time=(600, 601)))
         assert hit.id == a
     finally:
         store.close()

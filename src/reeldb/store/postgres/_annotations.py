@@ -417,15 +417,22 @@ class PostgresAnnotations(PostgresBase):
         params = {"namespace": namespace, "after": after, "limit": limit, "at": at}
 
         def read(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+            # The page's head rows first (one walk of the id index), then each one's
+            # versions by primary key (LATERAL: however stale the statistics, the planner
+            # cannot join the whole namespace and sort it). Its estimate, one subquery per
+            # row, would have it compiled (JIT) for longer than it runs.
+            conn.execute("SET LOCAL jit = off")
             rows = conn.execute(
+                "WITH a AS MATERIALIZED (SELECT id, namespace, pk, version FROM annotations "
+                "WHERE namespace = %(namespace)s AND (%(after)s::uuid IS NULL OR id > %(after)s) "
+                "ORDER BY id LIMIT %(limit)s) "
                 f"SELECT {_ROW}, a.pk, (SELECT max(w.version) FROM annotation_versions w "
-                "WHERE w.namespace = a.namespace AND w.pk = a.pk "
+                "WHERE w.namespace = %(namespace)s AND w.pk = a.pk "
                 "AND (%(at)s::timestamptz IS NULL OR w.created_at <= %(at)s)) "
-                "FROM annotations a JOIN annotation_versions v ON v.namespace = a.namespace "
-                "AND v.pk = a.pk AND v.version = a.version "
-                "JOIN annotation_types t ON t.id = v.type_id "
-                "WHERE a.namespace = %(namespace)s "
-                "AND (%(after)s::uuid IS NULL OR a.id > %(after)s) ORDER BY a.id LIMIT %(limit)s",
+                "FROM a CROSS JOIN LATERAL (SELECT * FROM annotation_versions v "
+                "WHERE v.namespace = %(namespace)s AND v.pk = a.pk AND v.version = a.version "
+                "LIMIT 1) v "
+                "JOIN annotation_types t ON t.id = v.type_id ORDER BY a.id",
                 params,
             ).fetchall()
             changed = [row for row in rows if row[-1] not in (None, row[2])]
@@ -577,6 +584,8 @@ def _put(
     types = _type_ids(conn, writes)
     keys = _key_ids(conn, writes, heads)
     fields = _field_ids(conn, writes)
+    # A reindex rewrites a head row or links only where they differ from what is stored.
+    present = _present_links(conn, heads, keys) if refresh else set()
     fresh = sum(1 for w in writes if w.expected_version == 0)
     drawn = sorted(
         row[0]
@@ -601,7 +610,9 @@ def _put(
         t0 = NO_TIME if w.time is None else float(w.time[0])
         t1 = None if w.time is None else float(w.time[1])
         links = [] if w.deleted else [(kind, ident) for kind, ident in w.associations]
+        box = (None,) * 4 if w.box is None else tuple(float(v) for v in w.box)
         kept = False  # the links as they are
+        same_head = False  # a reindex's head row as it is
         if w.expected_version == 0:
             pk = next(pks)
             ids.append((w.id, ns, pk))
@@ -609,21 +620,34 @@ def _put(
             head = heads.get((ns, w.id))
             if head is None:
                 raise NotFoundError(f"annotation {w.id} does not exist")
-            pk, current, was_deleted, old_type, old_t0, old_t1, old_links = head
+            pk, current, was_deleted, old_type, old_t0, old_t1, old_links, old_box, facets = head
             check_head(w, current, was_deleted)
             # The current version leaves the index; its links stay if nothing of them changes
-            # (a reindex rewrites them all the same).
+            # (and, for a reindex, they are all stored as they should be).
             live_types[old_type] -= 1
-            kept = not refresh and old_links == links and (old_t0, old_t1) == (t0, t1)
+            kept = (
+                old_links == links
+                and (old_t0, old_t1) == (t0, t1)
+                and (
+                    not refresh
+                    or all((ns, keys[ns, k, i], t0, pk, t1) in present for k, i in links)
+                )
+            )
+            same_head = (
+                refresh
+                and (was_deleted, old_type, old_t0, old_t1, old_box)
+                == (w.deleted, type_id, t0, t1, box)
+                and facets == _json.loads(w.facets)
+            )
             for kind, ident in () if kept else old_links:
                 key = keys[ns, kind, ident]
                 live_keys[ns, key] -= 1
                 out["links_out"].append((key, old_t0, pk))
             texts[ns][pk] = []
         version = w.expected_version + (0 if refresh else 1)
-        box = (None,) * 4 if w.box is None else tuple(float(v) for v in w.box)
         head_row = (pk, w.id, version, w.deleted, type_id, t0, t1, *box, w.facets.decode())
-        out["new" if w.expected_version == 0 else "update"].append(head_row)
+        if not same_head:
+            out["new" if w.expected_version == 0 else "update"].append(head_row)
         if not refresh:
             out["versions"].append(
                 (pk, version, type_id, w.deleted, w.created_at, w.created_by, w.body)
@@ -820,8 +844,8 @@ def _heads(
         # The head rows alone: locking re-reads a row another writer changed meanwhile (a
         # join would be re-checked against the version row it read before, and miss).
         locked = conn.execute(
-            "SELECT id, pk, version, deleted, type_id, t0, t1 FROM annotations "
-            "WHERE namespace = %s AND id = ANY(%s) ORDER BY id FOR UPDATE",
+            "SELECT id, pk, version, deleted, type_id, t0, t1, x0, y0, x1, y1, facets "
+            "FROM annotations WHERE namespace = %s AND id = ANY(%s) ORDER BY id FOR UPDATE",
             (ns, sorted(ids)),
         ).fetchall()
         live = [row for row in locked if not row[3]]
@@ -833,14 +857,39 @@ def _heads(
                 ([row[1] for row in live], [row[2] for row in live], ns),
             ).fetchall()
         )
-        for ident, pk, version, deleted, type_id, t0, t1 in locked:
+        for ident, pk, version, deleted, type_id, t0, t1, *box, facets in locked:
             links = (
                 []
                 if deleted
                 else [(a["type"], a["id"]) for a in _json.loads(bytes(bodies[pk]))["associations"]]
             )
-            out[ns, ident] = (pk, version, deleted, type_id, t0, t1, links)
+            out[ns, ident] = (pk, version, deleted, type_id, t0, t1, links, tuple(box), facets)
     return out
+
+
+def _present_links(
+    conn: psycopg.Connection[Any],
+    heads: dict[tuple[str, UUID], tuple[Any, ...]],
+    keys: dict[tuple[str, str, str], int],
+) -> set[tuple[Any, ...]]:
+    """The links of live annotations that are stored: ``(namespace, key, t0, pk, t1)``."""
+    wanted: dict[str, list[tuple[int, float, int]]] = defaultdict(list)
+    for (ns, _), (pk, _, deleted, _, t0, _, links, *_) in heads.items():
+        if not deleted:
+            wanted[ns] += [(keys[ns, kind, ident], t0, pk) for kind, ident in links]
+    found: set[tuple[Any, ...]] = set()
+    for ns, triples in sorted(wanted.items()):
+        if triples:
+            found.update(
+                (ns, *row)
+                for row in conn.execute(
+                    "SELECT l.key, l.t0, l.pk, l.t1 FROM annotation_links l "
+                    "JOIN unnest(%s::bigint[], %s::float8[], %s::bigint[]) AS u (key, t0, pk) "
+                    "ON l.key = u.key AND l.t0 = u.t0 AND l.pk = u.pk WHERE l.namespace = %s",
+                    (*_arrays(triples).values(), ns),
+                )
+            )
+    return found
 
 
 def _type_ids(
