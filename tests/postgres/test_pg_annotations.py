@@ -371,6 +371,17 @@ def test_an_annotation_lives_in_its_namespace_partition(postgres_url: str) -> No
         assert len({home.rsplit("_p", 1)[1] for home in homes}) == 1, homes
 
 
+def test_head_rows_leave_room_on_their_pages_for_updates(postgres_url: str) -> None:
+    with reeldb.connect(postgres_url) as db:
+        options = db.store._pg.read(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT array_to_string(reloptions, ',') FROM pg_class "
+                "WHERE relname ~ '^annotations_p[0-9]+$' AND relkind = 'r'"
+            ).fetchall()
+        )
+    assert options == [("fillfactor=80",)]
+
+
 def test_statistics_are_gathered_as_annotations_grow(postgres_url: str) -> None:
     # Autovacuum may be off (it is on the test machines) and never analyzes a partitioned
     # parent: without statistics a namespace of a million annotations plans like an empty one.
@@ -380,6 +391,11 @@ def test_statistics_are_gathered_as_annotations_grow(postgres_url: str) -> None:
                 "SELECT sum(greatest(reltuples, 0)) FROM pg_class "
                 "WHERE relname ~ '^annotations_p' AND relkind = 'r'"
             ).fetchone()[0]
+            versions = conn.execute(
+                "SELECT sum(greatest(reltuples, 0)) FROM pg_class "
+                "WHERE relname ~ '^annotation_versions_p' AND relkind = 'r'"
+            ).fetchone()[0]
+            assert versions == tuples  # one version each here
             # Pages merged now from the full-text index's pending list (none: it was merged).
             pending = conn.execute(
                 "SELECT coalesce(sum(gin_clean_pending_list(i.inhrelid::regclass)), 0) "

@@ -261,6 +261,16 @@ _TEXT_VS_NUMBER: Final = {op: "TRUE" if op in ("!=", ">", ">=") else "FALSE" for
 _REGEX_SPECIAL: Final = frozenset("\\^$.|?*+()[]{}")
 
 
+HEAD_ROOM: Final = tuple(
+    f"ALTER TABLE annotations_p{r} SET (fillfactor = 80)" for r in range(PARTITIONS)
+)
+"""Migration ``0003``: room on each page of head rows for the new row of an update.
+
+Every new version of an annotation updates its head row. With room on its page, and when no
+indexed column changes (a backfilled property, say), PostgreSQL writes the new row there
+without touching the six indexes (a heap-only update); full pages make every update insert
+into each of them, the two GiST indexes included."""
+
 _ROW: Final = (  # of annotations a, annotation_versions v, annotation_types t
     "a.id, a.namespace, v.version, t.name, t.version, v.deleted, v.created_at, v.created_by, "
     "v.body, a.version"
@@ -765,7 +775,13 @@ def _maintain(conn: psycopg.Connection[Any]) -> None:
     GIN index takes new entries into a pending list that every search scans until a vacuum
     merges it (tens of ms per search at a million annotations); merge it now.
     """
-    for table in ("annotations", "annotation_links", "annotation_text", "annotation_keys"):
+    for table in (
+        "annotations",
+        "annotation_versions",
+        "annotation_links",
+        "annotation_text",
+        "annotation_keys",
+    ):
         conn.execute(f"ANALYZE {table}")
     conn.execute(
         "SELECT gin_clean_pending_list(i.inhrelid::regclass) FROM pg_inherits i "

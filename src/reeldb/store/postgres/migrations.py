@@ -44,6 +44,7 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ),
     # Reprocessing jobs, their partitions and dead letters (reeldb.reprocess).
     ("0002_reprocess_jobs", _jobs.DDL),
+    ("0003_annotation_head_room", _annotations.HEAD_ROOM),
 )
 
 
