@@ -290,8 +290,9 @@ class AnnotationSource(Source):
                 versions = self.db.store.annotation_history(
                     self.namespace, after=after, limit=limit
                 )
+                since = _instant(partition.lo)
                 pairs = [
-                    (group[-1], self._since(group, upto, _instant(partition.lo)))
+                    (group[-1], self._since(group, upto, since))
                     for group in (list(g) for _, g in groupby(versions, key=lambda v: v.id))
                 ]
             else:  # the current version, and the one of the snapshot

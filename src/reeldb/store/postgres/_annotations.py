@@ -590,7 +590,7 @@ def _put(
     reads of it is rewritten and no version is added.
     """
     check_distinct(writes)
-    heads = _heads(conn, writes)
+    heads = _heads(conn, writes, refresh=refresh)
     types = _type_ids(conn, writes)
     keys = _key_ids(conn, writes, heads)
     fields = _field_ids(conn, writes)
@@ -843,14 +843,16 @@ def _arrays(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
 
 
 def _heads(
-    conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite]
+    conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite], *, refresh: bool
 ) -> dict[tuple[str, UUID], tuple[Any, ...]]:
     """The current state of each annotation the writes update, locked until commit.
 
     Returns:
-        ``(pk, version, deleted, type_id, t0, t1, associations if live)`` by namespace and
-        id.
+        ``(pk, version, deleted, type_id, t0, t1, associations if live, box, facets)`` by
+        namespace and id; the box and facets, which a reindex compares, only with
+        ``refresh`` (else None).
     """
+    compared = "x0, y0, x1, y1, facets" if refresh else "NULL, NULL, NULL, NULL, NULL"
     wanted: dict[str, list[UUID]] = defaultdict(list)
     for w in writes:
         if w.expected_version != 0:  # a taken id fails its insert, and is reported then
@@ -860,7 +862,7 @@ def _heads(
         # The head rows alone: locking re-reads a row another writer changed meanwhile (a
         # join would be re-checked against the version row it read before, and miss).
         locked = conn.execute(
-            "SELECT id, pk, version, deleted, type_id, t0, t1, x0, y0, x1, y1, facets "
+            f"SELECT id, pk, version, deleted, type_id, t0, t1, {compared} "
             "FROM annotations WHERE namespace = %s AND id = ANY(%s) ORDER BY id FOR UPDATE",
             (ns, sorted(ids)),
         ).fetchall()

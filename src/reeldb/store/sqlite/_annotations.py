@@ -72,11 +72,9 @@ _ROW: Final = (
 )
 
 
-def _record(
-    row: Sequence[Any], score: float | None = None, *, ident: UUID | None = None
-) -> AnnotationRecord:
+def _record(row: Sequence[Any], score: float | None = None) -> AnnotationRecord:
     return AnnotationRecord(
-        UUID(bytes=row[0]) if ident is None else ident,
+        UUID(bytes=row[0]),
         row[1],
         row[2],
         row[3],
@@ -337,6 +335,8 @@ class SQLiteAnnotations:
         wanted = [
             (key, head.row[3], head.pk) for head in heads if not head.row[1] for key in head.links
         ]
+        if not wanted:
+            return {}
         return {
             (key, pk): (t0, t1)
             for key, t0, pk, t1 in conn.execute(
@@ -355,6 +355,8 @@ class SQLiteAnnotations:
         JOIN`` keeps the JSON array outside, so each range is one seek).
         """
         out: dict[int, list[Any]] = {}
+        if not pks:  # a batch of new annotations
+            return out
         for rowid, body in conn.execute(
             "SELECT t.rowid, t.body FROM json_each(?) j CROSS JOIN annotation_text t "
             f"ON t.rowid BETWEEN j.value << {_FIELD_BITS} "
@@ -523,13 +525,7 @@ class SQLiteAnnotations:
                 "ORDER BY a.id, v.version",
                 (namespace, start, namespace, start, limit),
             ).fetchall()
-        out: list[AnnotationRecord] = []
-        raw, ident = None, None
-        for found in rows:
-            if found[0] != raw:  # an annotation's versions share its id
-                raw, ident = found[0], UUID(bytes=found[0])
-            out.append(_record(found, ident=ident))
-        return out
+        return [_record(row) for row in rows]
 
     def annotation_heads(
         self, namespace: str, *, after: UUID | None, limit: int, at: datetime | None
@@ -563,7 +559,7 @@ class SQLiteAnnotations:
                     "ON t.id = v.type_id WHERE a.pk = ?",
                     (then, found[-2]),
                 ).fetchone()
-                out.append((current, _record(older, ident=current.id)))
+                out.append((current, _record(older)))
         return out
 
     def annotation_columns(
