@@ -1,8 +1,9 @@
 """A large blob is validated and staged in one pass (SQLite): its JSON is decoded once.
 
-Here ``one_pass_bytes`` is 0, so every write that names its request is written in one
-pass: validation cuts and stages the rows as it goes, into an index generation of its
-own; `begin` and `stage` find the work done. The index is the one a synchronous write
+Every write that names its request is written in one pass (``one_pass_bytes`` is 0), and
+here ``own_generation_bytes`` is 0 too: validation cuts and stages the rows as it goes,
+into an index generation of its own (``test_ingest_one_pass_shared`` stages into the
+shared one); `begin` and `stage` find the work done. The index is the one a synchronous write
 makes; a crash resumes; an invalid document leaves nothing; a document whose members come
 after their lists is staged again by the second pass.
 """
@@ -33,13 +34,13 @@ from test_ingest_service import (
 import reeldb
 from reeldb.errors import NotFoundError, ValidationError
 from reeldb.ingest import ValidatedBlob
-from reeldb.ingest._service import ONE_PASS_BYTES
+from reeldb.ingest._service import OWN_GENERATION_BYTES
 from reeldb.store.sqlite._ingest import UNSIZED
 
 
 def connect(path: Path) -> reeldb.Database:
     db = reeldb.connect(f"sqlite:///{path / 'reel.db'}", index_chunk_bytes=200)
-    db._ingest.one_pass_bytes = 0
+    db._ingest.own_generation_bytes = 0
     return db
 
 
@@ -84,10 +85,11 @@ def refused(db: reeldb.Database, doc: dict[str, Any], tmp_path: Path) -> list[An
     return list(streamed.value.violations)
 
 
-def test_the_default_threshold() -> None:
-    assert ONE_PASS_BYTES == 64 * 1024 * 1024
+def test_the_default_thresholds() -> None:
+    assert OWN_GENERATION_BYTES == 64 * 1024 * 1024
     with reeldb.connect("memory:") as db:
-        assert db._ingest.one_pass_bytes == ONE_PASS_BYTES
+        assert db._ingest.one_pass_bytes == 0
+        assert db._ingest.own_generation_bytes == OWN_GENERATION_BYTES
 
 
 def test_validation_stages_every_row(db: reeldb.Database, tmp_path: Path) -> None:

@@ -472,6 +472,46 @@ class SQLiteIndex(IndexBase[sqlite3.Connection]):
             )
         return gen, base, chunk_base
 
+    def resize(
+        self,
+        conn: sqlite3.Connection,
+        gen: Generation,
+        seq: int,
+        rows: tuple[int, int, int],
+        chunks: tuple[int, int, int],
+    ) -> None:
+        """Fit a range of the shared generation's ids to a document's size, once it is known.
+
+        The sentinels at the end of the reserved range (`reserve`) go; new ones end the
+        document's range instead, unless its last row (chunk) is staged already. The ids
+        past it stay unused.
+
+        Args:
+            conn: The writer connection, in a transaction.
+            gen: The generation.
+            seq: The document's sequence number.
+            rows: ``(first id, ids reserved, rows of the document)``.
+            chunks: Likewise for its chunks.
+        """
+        (base, reserved, count), (chunk_base, chunks_reserved, chunk_count) = rows, chunks
+        conn.execute(
+            f"DELETE FROM ix{gen.id}_rows WHERE id = ? AND e IS NULL", (base + reserved - 1,)
+        )
+        conn.execute(
+            f"INSERT OR IGNORE INTO ix{gen.id}_rows (id, doc) VALUES (?, ?)",
+            (base + count - 1, seq),
+        )
+        if chunks_reserved:
+            conn.execute(
+                f"DELETE FROM ix{gen.id}_chunks WHERE id = ? AND head = x''",
+                (chunk_base + chunks_reserved - 1,),
+            )
+        if chunk_count:
+            conn.execute(
+                f"INSERT OR IGNORE INTO ix{gen.id}_chunks (id, head, events) VALUES (?, x'', x'')",
+                (chunk_base + chunk_count - 1,),
+            )
+
     def stage(
         self,
         conn: sqlite3.Connection,

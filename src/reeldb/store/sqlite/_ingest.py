@@ -7,9 +7,10 @@ same transaction): staged rows are invisible. Each batch commits with its checkp
 (``rows_done``), so a resumed ingest stages each row exactly once.
 
 A one-pass write (`reeldb.ingest`) begins its ingest before its size is known
-(`begin_unsized_ingest`: an index generation of its own, no ids to reserve) and fixes the
-counts at the end (`size_ingest`). Staging commits are not synced to disk (`_unsynced`);
-the commits a reader or client may see are.
+(`begin_unsized_ingest`) and fixes the counts at the end (`size_ingest`): a large document
+in an index generation of its own (no ids to reserve), any other in the shared generation,
+which reserves as many ids as the blob's size allows rows (`unsized_bound`). Staging
+commits are not synced to disk (`_unsynced`); the commits a reader or client may see are.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ UNSIZED: Final = 1 << 62
 
 _STATE: Final = "id, document_id, doc_seq, rows, chunks, rows_done, chunks_done, events_done, state"
 _BLOB: Final = "id, namespace, declared_size, size, sha256, state, created_at, created_by"
+
+
+def unsized_bound(size: int) -> int:
+    """The most rows, and chunks, that a document of ``size`` bytes of JSON can cut into.
+
+    A row stands for a node of the document (the asset, a track, a component, an event, a
+    region); each node but the asset is an object in a list (at least ``{}`` and a comma),
+    and a chunk holds at least one event. An ingest begun unsized in a shared generation
+    reserves this many ids: ids are 64-bit, so those it leaves unused cost nothing.
+    """
+    return size // 2 + 2
 
 
 def _state(row: Sequence[Any]) -> IngestState:
@@ -114,17 +126,20 @@ class SQLiteIngest:
 
     def begin_ingest(self, start: IngestStart) -> IngestState:
         """See `DocumentStore.begin_ingest`."""
-        return self._begin_ingest(start, alone=False)
+        return self._begin_ingest(start)
 
-    def begin_unsized_ingest(self, start: IngestStart) -> IngestState:
+    def begin_unsized_ingest(self, start: IngestStart, *, alone: bool = True) -> IngestState:
         """Begin an ingest whose size is not known yet (a one-pass write; idempotent).
 
-        Its rows go to an index generation of their own (`SQLiteIndex.reserve`), so no
-        ids need reserving: ``start.rows`` and ``start.chunks`` are ignored, and the
-        ingest takes any number of rows until `size_ingest` fixes its counts.
+        ``start.rows`` and ``start.chunks`` are ignored: the ingest takes rows until
+        `size_ingest` fixes its counts. ``alone``, its rows go to an index generation of
+        their own (`SQLiteIndex.reserve`), which needs no ids reserved; else to the shared
+        generation, where `unsized_bound` ids of ``start.size`` are reserved (a sentinel
+        row at the end of the range), and a batch beyond them is refused.
 
         Args:
             start: The document (its counts unused).
+            alone: In a generation of its own (a large document).
 
         Returns:
             The ingest's state (an existing ingest's, unchanged, if it was begun before).
@@ -133,10 +148,13 @@ class SQLiteIngest:
             NotFoundError: No such DataStore.
             StaleSchemaError: The DataStore moved to another schema version.
         """
-        return self._begin_ingest(start, alone=True)
+        return self._begin_ingest(start, unsized=True, alone=alone)
 
-    def _begin_ingest(self, start: IngestStart, *, alone: bool) -> IngestState:
-        rows, chunks = (UNSIZED, UNSIZED) if alone else (start.rows, start.chunks)
+    def _begin_ingest(
+        self, start: IngestStart, *, unsized: bool = False, alone: bool = False
+    ) -> IngestState:
+        rows, chunks = (UNSIZED, UNSIZED) if unsized else (start.rows, start.chunks)
+        reserve = (rows, chunks) if alone or not unsized else (unsized_bound(start.size),) * 2
         with self._db.write(changes_access=False) as conn:
             row = conn.execute(
                 f"SELECT {_STATE} FROM ingests WHERE id = ?", (start.id.bytes,)
@@ -151,7 +169,7 @@ class SQLiteIngest:
             )
             seq = self._reserve_seq(conn)
             gen, base, chunk_base = self._index.reserve(
-                conn, start.datastore_id, start.columns, seq, rows, chunks, alone=alone
+                conn, start.datastore_id, start.columns, seq, *reserve, alone=alone
             )
             conn.execute(
                 "INSERT INTO ingests (id, datastore_id, schema_version, document_id, doc_seq, "
@@ -185,8 +203,9 @@ class SQLiteIngest:
             ingest_id: The ingest.
             rows: Its rows in all.
             chunks: Its chunks in all.
-            restart: Forget what was staged (an empty generation of its own replaces the
-                one staged into), for a second pass to stage it all.
+            restart: Forget what was staged, for a second pass to stage it all: the
+                staged rows are discarded and new ones reserved (a new generation of its
+                own, or a new range of the shared generation's ids).
 
         Returns:
             The ingest's state.
@@ -197,25 +216,28 @@ class SQLiteIngest:
         """
         with self._db.write(changes_access=False) as conn:
             found = self._ingest(conn, ingest_id)
-            state, gid, done, chunks_done, ds = found[0], found[1], found[7], found[8], found[9]
+            state, gid, seq, base, _, chunk_base, _, done, chunks_done, ds = found[:10]
             if state != "staging":
                 raise ConflictError(f"ingest {ingest_id} is {state}, not staging")
             gen = self._generation(conn, ds, gid)
+            reserved = self._reserved(found, gen)
             if restart:
-                if gen.state != "staging":  # pragma: no cover - only unsized ingests restart
-                    raise ConflictError(f"ingest {ingest_id} has no generation of its own")
-                self._index.drop(conn, gen)
-                fresh = self._index.open_generation(
-                    conn, ds, gen.columns, alias=False, state="staging"
+                self._index.discard(conn, gid, (base, reserved[0]), (chunk_base, reserved[1]))
+                gen, base, chunk_base = self._index.reserve(
+                    conn, ds, gen.columns, seq, rows, chunks, alone=gen.state == "staging"
                 )
                 conn.execute(
-                    "UPDATE ingests SET generation_id = ?, rows_done = 0, chunks_done = 0, "
-                    "events_done = 0 WHERE id = ?",
-                    (fresh.id, ingest_id.bytes),
+                    "UPDATE ingests SET generation_id = ?, row_base = ?, chunk_base = ?, "
+                    "rows_done = 0, chunks_done = 0, events_done = 0 WHERE id = ?",
+                    (gen.id, base, chunk_base, ingest_id.bytes),
                 )
             elif done > rows or chunks_done > chunks:
                 raise ConflictError(
                     f"ingest {ingest_id} has {done} rows staged, more than its {rows}"
+                )
+            elif reserved[0] != UNSIZED and found[4] == UNSIZED:
+                self._index.resize(
+                    conn, gen, seq, (base, reserved[0], rows), (chunk_base, reserved[1], chunks)
                 )
             conn.execute(
                 "UPDATE ingests SET rows = ?, chunks = ? WHERE id = ?",
@@ -225,6 +247,17 @@ class SQLiteIngest:
                 f"SELECT {_STATE} FROM ingests WHERE id = ?", (ingest_id.bytes,)
             ).fetchone()
         return _state(row)
+
+    @staticmethod
+    def _reserved(found: Sequence[Any], gen: Generation) -> tuple[int, int]:
+        """The rows and chunks an ingest has ids for (`_ingest`'s row, its generation).
+
+        An ingest begun unsized in the shared generation has `unsized_bound` of its size.
+        """
+        rows, chunks = found[4], found[6]
+        if rows == UNSIZED and gen.state != "staging":
+            return (unsized_bound(found[14]),) * 2
+        return rows, chunks
 
     @staticmethod
     def _reserve_seq(conn: sqlite3.Connection) -> int:
@@ -263,9 +296,11 @@ class SQLiteIngest:
 
         def stage(conn: sqlite3.Connection) -> IngestState:
             found = self._ingest(conn, ingest_id)
-            check_stage(ingest_id, found, batch, rows_at, chunks_at)
             _, gid, seq, base, _, chunk_base, _, _, _, ds = found[:10]
             gen = self._generation(conn, ds, gid)
+            rows, chunks = self._reserved(found, gen)
+            check_stage(ingest_id, (*found[:4], rows, found[5], chunks, *found[7:]), batch,
+                        rows_at, chunks_at)  # fmt: skip
             self._index.stage(conn, gen, seq, batch, (base, rows_at), (chunk_base, chunks_at))
             conn.execute(
                 "UPDATE ingests SET rows_done = ?, chunks_done = ?, events_done = ? WHERE id = ?",
@@ -387,10 +422,13 @@ class SQLiteIngest:
                 found = self._ingest(conn, ingest_id)
             except NotFoundError:
                 return
-            state, gid, _seq, base, rows, chunk_base, chunks = found[:7]
+            state, gid, _seq, base, _, chunk_base, _, _, _, ds = found[:10]
             if state != "staging":
                 return
-            self._index.discard(conn, gid, (base, rows), (chunk_base, chunks))
+            generations = {g.id: g for g in self._index.generations(conn, ds)}
+            if gid in generations:  # else dropped (by a rebuild): nothing is left
+                rows, chunks = self._reserved(found, generations[gid])
+                self._index.discard(conn, gid, (base, rows), (chunk_base, chunks))
             conn.execute("UPDATE ingests SET state = 'discarded' WHERE id = ?", (ingest_id.bytes,))
 
     def get_ingest(self, ingest_id: UUID) -> IngestState:
