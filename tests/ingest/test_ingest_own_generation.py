@@ -3,7 +3,9 @@
 Its generation is created outside the alias and without B-trees; publishing the document
 builds them and adds the generation to the alias in the same transaction. Until then the
 document and its rows are invisible; a crash resumes; a discarded write drops the generation.
-Here ``index_rollover_rows`` is small, so a 22-row document counts as large.
+Here ``index_rollover_rows`` is small, so a 22-row document counts as large, and writes take
+two passes (``one_pass_bytes`` is out of reach): the row count the first pass finds decides
+(a one-pass write decides by the blob's size: ``test_ingest_one_pass``).
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from reeldb.index.sqlite import SQLiteIndex, build_b_tree
 ROLLOVER = 40  # a document of 20 rows or more is staged alone
 
 
-def connect(path: Path) -> reeldb.Database:
-    return reeldb.connect(
-        f"sqlite:///{path / 'reel.db'}", index_chunk_bytes=200, index_rollover_rows=ROLLOVER
+def connect(path: Path, rollover: int = ROLLOVER) -> reeldb.Database:
+    db = reeldb.connect(
+        f"sqlite:///{path / 'reel.db'}", index_chunk_bytes=200, index_rollover_rows=rollover
     )
+    db._ingest.one_pass_bytes = 1 << 62
+    return db
 
 
 @pytest.fixture
@@ -223,9 +227,7 @@ def test_a_reopened_database_publishes_a_staged_document(tmp_path: Path) -> None
 def alone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[reeldb.Database]:
     """Every streamed document is staged alone here (a rollover of 2 rows: 1 row is large)."""
     path = tmp_path_factory.mktemp("alone")
-    with reeldb.connect(
-        f"sqlite:///{path / 'reel.db'}", index_chunk_bytes=200, index_rollover_rows=2
-    ) as database:
+    with connect(path, rollover=2) as database:
         setup(database, DS, DS2)
         yield database
 

@@ -428,7 +428,7 @@ class SQLiteIndex(IndexBase[sqlite3.Connection]):
         rows: int,
         chunks: int,
         *,
-        alone: bool = False,
+        alone: bool | None = None,
     ) -> tuple[Generation, int, int]:
         """Reserve ids for a document indexed in batches over several transactions.
 
@@ -450,13 +450,15 @@ class SQLiteIndex(IndexBase[sqlite3.Connection]):
             seq: The document's (reserved) sequence number.
             rows: How many rows the document cuts into (at least 1).
             chunks: How many chunks of events it has.
-            alone: A generation of its own whatever its size (a one-pass write, whose
-                size is not known yet).
+            alone: True: a generation of its own whatever its size (a one-pass write of a
+                large blob, whose size is not known yet); False: the shared one whatever
+                its size (a one-pass write of a smaller blob, reserving an upper bound);
+                None: by ``rows``.
 
         Returns:
             The generation, the first row id and the first chunk id.
         """
-        if alone or rows >= self.own_generation_rows:
+        if alone or (alone is None and rows >= self.own_generation_rows):
             own = self.open_generation(conn, datastore_id, columns, alias=False, state="staging")
             return own, 1, 1
         gen = self._writable(conn, datastore_id, columns)

@@ -151,7 +151,7 @@ class SQLiteIngest:
         return self._begin_ingest(start, unsized=True, alone=alone)
 
     def _begin_ingest(
-        self, start: IngestStart, *, unsized: bool = False, alone: bool = False
+        self, start: IngestStart, *, unsized: bool = False, alone: bool | None = None
     ) -> IngestState:
         rows, chunks = (UNSIZED, UNSIZED) if unsized else (start.rows, start.chunks)
         reserve = (rows, chunks) if alone or not unsized else (unsized_bound(start.size),) * 2
@@ -224,7 +224,7 @@ class SQLiteIngest:
             if restart:
                 self._index.discard(conn, gid, (base, reserved[0]), (chunk_base, reserved[1]))
                 gen, base, chunk_base = self._index.reserve(
-                    conn, ds, gen.columns, seq, rows, chunks, alone=gen.state == "staging"
+                    conn, ds, gen.columns, seq, rows, chunks, alone=gen.state == "staging" or None
                 )
                 conn.execute(
                     "UPDATE ingests SET generation_id = ?, row_base = ?, chunk_base = ?, "
