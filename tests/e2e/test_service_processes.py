@@ -228,3 +228,47 @@ def test_serve_runs_asynchronous_writes_without_a_separate_worker(
             done = client.wait_write_request(request.id, timeout=30)
             assert done.state.value == "INDEXED", done.error
             assert client.get_document(done.document_id).data == document
+
+
+def children(pid: int) -> dict[int, str]:
+    """The live processes whose parent is ``pid``: their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode()
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_serve_runs_its_worker_in_a_process_that_dies_with_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'reel.db'}"
+    key = init(url)
+    with serving(url, "--demo") as (base, process):
+        [(worker, command)] = children(process.pid).items()
+        assert " worker --name " in command and str(tmp_path) not in command  # URL by env
+        document = demo_document(base, key)
+        with reeldb.client.Client(base, key) as client:
+            request, _ = client.submit_write("demo/face_detection/1", DEMO_MID, document=document)
+            done = client.wait_write_request(request.id, timeout=30)
+            assert done.state.value == "INDEXED", done.error
+        process.send_signal(signal.SIGKILL)  # the service alone, not its process group
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{worker}").exists() and "Z" not in _state(worker):
+            assert time.monotonic() < deadline, "the worker outlived the service"
+            time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

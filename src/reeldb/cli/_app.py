@@ -24,6 +24,7 @@ from reeldb.cli._export import export_app
 from reeldb.cli._output import Output, OutputFormat, plain
 from reeldb.cli._reprocess import reprocess_app
 from reeldb.cli._writes import (
+    WorkerProcess,
     blob_app,
     request_app,
     show_request,
@@ -224,7 +225,8 @@ def serve(
         bool,
         typer.Option(
             "--worker/--no-worker",
-            help="Run asynchronous writes in this process too (off: run `reeldb worker`s).",
+            help="Run asynchronous writes and reprocessing jobs in a worker process of this "
+            "service's own (off: run `reeldb worker`s).",
         ),
     ] = True,
 ) -> None:
@@ -259,12 +261,16 @@ def serve(
         "access_log": access_log,
         "log_level": "info",
     }
-    runner = None
+    runner: Any = None
     if embedded_worker:
-        from reeldb.workflows.writes import Worker
-
         # A stable name: restarted, the service resumes the writes it was running.
-        runner = Worker(db, name=f"{os.uname().nodename}-serve-{settings.port}").start()
+        name = f"{os.uname().nodename}-serve-{settings.port}"
+        if infer_backend(settings.database) == "memory":  # no other process can open it
+            from reeldb.workflows.writes import Worker
+
+            runner = Worker(db, name=name).start()
+        else:
+            runner = WorkerProcess(settings.database, name)
     try:
         if settings.workers == 1:
             uvicorn.run(create_app(db), **options)
