@@ -26,13 +26,14 @@ server ``--postgres`` names, dropped afterwards), in one run:
 6. **Live reads**: a reader thread in this process (as the service's request handlers
    are) alternates a get by id and the first page (20) of a video's annotations
    (`Annotations.search` by association), recording each duration in
-   `reeldb.reprocess.LIVE` as the HTTP service does for every request. p50/p99 over
+   `reeldb.reprocess.LIVE` as the HTTP service does for every request, and publishing its
+   p99 in the database as the service does (`LatencyPublisher`). p50/p99 over
    ``--live-seconds`` each: with no job; with a backfill job running with
    ``latency_budget_ms`` (the adaptive limit; default budget: 1.2 x the idle p99); with
    the same job unlimited; both in batches of ``--live-batch`` (500, the spec's default:
    the adaptive limit adjusts after each batch). The jobs run in a worker process
    (``reeldb reprocess work``), as ``reeldb serve`` runs its worker, where the adaptive
-   limit times a small read of its own; the window opens once the job has made progress.
+   limit reads the published p99; the window opens once the job has made progress.
    ``in_thread`` repeats both with the job in a thread of this process, beside the reader
    (as a library user's ``db.reprocess.run`` would, or the worker of a ``memory:`` service),
    for comparison (``--no-in-thread``: skipped). The jobs are stopped after the window
@@ -81,7 +82,7 @@ import reeldb
 import reeldb.analytics._iceberg  # noqa: F401  # pyiceberg's import (~1 s) before any timing
 from annotation_bench import CHARACTER_IN_FRAME, LABELED, items
 from measure import each_backend, environment, percentiles, timed
-from reeldb.reprocess import LIVE
+from reeldb.reprocess import LIVE, LatencyPublisher
 from reeldb.testing import POSTGRES_SERVER_URL
 
 NS = "bench"
@@ -422,6 +423,7 @@ def live(
 ) -> dict[str, Any]:
     reader = Reader(db, sample, args.videos)
     reader.start()
+    publisher = LatencyPublisher(db.store).start()  # as the HTTP service does
     time.sleep(min(1.0, args.live_seconds / 2))  # warm up
     idle = percentiles(reader.window(args.live_seconds), 3)
     budget = args.budget_ms or round(max(idle["p99_ms"] * 1.2, 1.0), 2)
@@ -432,6 +434,7 @@ def live(
             found[name] = _beside(db, reader, idle, url, args, f"live-{name}-{where}", limits)
     reader.done.set()
     reader.join()
+    publisher.stop()
     return out
 
 

@@ -476,3 +476,17 @@ def test_races_between_workers(store_url: str) -> None:
     """Claims and round closings from several connections at once."""
     _claims_racing_from_threads_respect_the_limit(store_url)
     _next_round_racing_from_threads_is_won_once(store_url)
+
+
+def test_live_latency_is_the_highest_fresh_one_published(store: Store) -> None:
+    assert store.live_latency(T0) is None  # nothing published
+    store.publish_live_latency("host:1", 0.004, 120, T0)
+    store.publish_live_latency("host:2", 0.0125, 80, T0 + timedelta(seconds=1))
+    assert store.live_latency(T0) == pytest.approx(0.0125)
+    assert store.live_latency(T0 + timedelta(seconds=2)) is None  # both stale by then
+    store.publish_live_latency("host:2", 0.002, 90, T0 + timedelta(seconds=3))  # replaced
+    assert store.live_latency(T0) == pytest.approx(0.004)
+    assert store.live_latency(T0 + timedelta(seconds=3)) == pytest.approx(0.002)
+    # A source silent for an hour is forgotten when another one publishes.
+    store.publish_live_latency("host:3", 0.001, 30, T0 + timedelta(hours=1, seconds=2))
+    assert store.live_latency(T0) == pytest.approx(0.002)  # host:1 went, host:2 stays

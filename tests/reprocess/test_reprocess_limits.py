@@ -13,7 +13,14 @@ from reprocess_support import NS, add_tags
 
 import reeldb
 from reeldb.reprocess import Job, LatencyWindow
-from reeldb.reprocess._limits import SWITCH_INTERVAL, AdaptiveLimit, RateLimit, quick_handoff
+from reeldb.reprocess._limits import (
+    SWITCH_INTERVAL,
+    AdaptiveLimit,
+    LatencyPublisher,
+    RateLimit,
+    published_latency,
+    quick_handoff,
+)
 
 
 @pytest.fixture
@@ -67,6 +74,46 @@ def test_the_adaptive_limit_probes_when_no_request_is_measured() -> None:
     assert limit.observed() == 0.2
     limit.after_batch(0.1)
     assert limit.duty == 0.5
+
+
+def test_the_adaptive_limit_reads_what_serving_processes_publish(
+    mdb: reeldb.Database,
+) -> None:
+    window = LatencyWindow()
+    publisher = LatencyPublisher(mdb.store, window)
+    assert not publisher.publish()  # too few requests: nothing to publish
+    for _ in range(50):
+        window.record(0.040)
+    assert publisher.publish()
+    probes: list[float] = []
+    limit = AdaptiveLimit(
+        0.010,
+        window=LatencyWindow(),  # this process serves nothing
+        published=published_latency(mdb.store),
+        probe=lambda: probes.append(0.0) or 0.0,
+        sleep=id,
+    )
+    assert limit.observed() == pytest.approx(0.040)
+    limit.after_batch(0.1)
+    assert limit.duty == 0.5 and probes == []  # the published p99, not a probe
+    own = LatencyWindow()
+    for _ in range(50):
+        own.record(0.001)
+    limit.window = own  # a process that serves requests reads its own first
+    assert limit.observed() == pytest.approx(0.001)
+
+
+def test_the_publisher_publishes_in_the_background_until_stopped(mdb: reeldb.Database) -> None:
+    window = LatencyWindow()
+    for _ in range(30):
+        window.record(0.003)
+    publisher = LatencyPublisher(mdb.store, window, every=0.01).start()
+    deadline = time.monotonic() + 10
+    while published_latency(mdb.store)() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    publisher.stop()
+    assert published_latency(mdb.store)() == pytest.approx(0.003)
 
 
 def test_the_rate_limit_spaces_batches_out() -> None:

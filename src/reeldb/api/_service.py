@@ -48,7 +48,7 @@ from reeldb.config import Settings, load_settings
 from reeldb.console import console_routes
 from reeldb.database import Database
 from reeldb.errors import ReelError
-from reeldb.reprocess._limits import LIVE
+from reeldb.reprocess._limits import LIVE, LatencyPublisher
 
 __all__ = ["create_app"]
 
@@ -453,6 +453,8 @@ def create_app(db: Database | None = None, *, settings: Settings | None = None) 
             db if db is not None else connect(effective.database, **_overrides(effective))
         )
         app.state.committer = GroupCommitter()
+        # For the adaptive limit of reprocessing jobs in other processes (the worker's).
+        publisher = LatencyPublisher(app.state.db.store).start()
         # What exists now (modules, the app, its routes and models) lives as long as the
         # process: move it out of the collector's reach. Otherwise every full collection
         # walks it all again, stopping the worker for ~50 ms at a time under load (the
@@ -462,6 +464,7 @@ def create_app(db: Database | None = None, *, settings: Settings | None = None) 
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(publisher.stop)
             # Queued writes are committed first: their requests may still be answered.
             await anyio.to_thread.run_sync(app.state.committer.close)
             if db is None:

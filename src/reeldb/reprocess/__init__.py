@@ -16,7 +16,13 @@ db.reprocess.run(job.id)          # or let `reeldb worker` run it
 """
 
 from reeldb.reprocess._files import read_rows
-from reeldb.reprocess._limits import LIVE, AdaptiveLimit, LatencyWindow, RateLimit
+from reeldb.reprocess._limits import (
+    LIVE,
+    AdaptiveLimit,
+    LatencyPublisher,
+    LatencyWindow,
+    RateLimit,
+)
 from reeldb.reprocess._processors import PLUGIN_GROUP, load_function
 from reeldb.reprocess._service import Job, JobProgress, Reprocessing
 from reeldb.reprocess._spec import (
@@ -35,6 +41,7 @@ __all__ = [
     "Job",
     "JobProgress",
     "JobSpec",
+    "LatencyPublisher",
     "LatencyWindow",
     "LimitsSpec",
     "ProcessorSpec",

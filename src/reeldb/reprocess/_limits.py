@@ -1,12 +1,14 @@
 """How fast a job may go: a rate limit, and an adaptive limit driven by live latency.
 
 The service records the duration of every request it answers in `LIVE` (a sliding window
-per process). A job with a latency budget reads the window's p99 after each batch: above
-the budget it halves its duty cycle (it sleeps as long as it worked, then three times
-as long, ...); below it, it gives back a tenth at a time (additive increase,
-multiplicative decrease, as TCP does). A job running in a process that serves no requests
-(a standalone worker) times a small read of its own instead: the latency its own load
-adds to the database is what live requests would feel.
+per process), and each serving process publishes the window's p99 in the database twice a
+second (`LatencyPublisher`). A job with a latency budget reads the p99 after each batch:
+its own process's if that serves requests, else the highest one published in the last
+seconds (a worker process, `reeldb worker`s, any host of a PostgreSQL deployment). Above
+the budget it halves its duty cycle (it sleeps as long as it worked, then three times as
+long, ...); below it, it gives back a tenth at a time (additive increase, multiplicative
+decrease, as TCP does). With no live traffic anywhere, a job times a small read of its own
+instead: the latency its own load adds to the database is what live requests would feel.
 
 While a job runs, the interpreter hands the GIL over every `SWITCH_INTERVAL` seconds (0.1 ms)
 instead of every 5 ms (`quick_handoff`): a request that needs the GIL while a batch holds it waits
@@ -16,19 +18,31 @@ that long at each handoff.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import socket
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Final
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from reeldb.store.base import JobStore
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LIVE",
+    "PUBLISH_EVERY",
     "SWITCH_INTERVAL",
     "AdaptiveLimit",
+    "LatencyPublisher",
     "LatencyWindow",
     "RateLimit",
+    "published_latency",
     "quick_handoff",
 ]
 
@@ -69,16 +83,87 @@ class LatencyWindow:
 
     def p99(self) -> float | None:
         """The p99 of the window's durations, in seconds (None: too few requests)."""
+        return self.stats()[0]
+
+    def stats(self) -> tuple[float | None, int]:
+        """The p99 of the window's durations (None: too few requests) and their count."""
         horizon = time.monotonic() - self.seconds
         with self._lock:
             recent = sorted(d for t, d in list(self._samples) if t >= horizon)
         if len(recent) < _MIN_SAMPLES:
-            return None
-        return recent[min(len(recent) - 1, int(len(recent) * 0.99))]
+            return None, len(recent)
+        return recent[min(len(recent) - 1, int(len(recent) * 0.99))], len(recent)
 
 
 LIVE: Final = LatencyWindow()
 """The request durations of this process (the HTTP service records every request)."""
+
+PUBLISH_EVERY: Final = 0.5
+"""Seconds between two publications of a serving process's live p99 (`LatencyPublisher`)."""
+
+_FRESH: Final = timedelta(seconds=4 * PUBLISH_EVERY)
+"""A published p99 older than this is stale: its process stopped, or serves nothing now."""
+
+
+class LatencyPublisher:
+    """Publishes this process's live p99 (`LIVE`) in the database, for jobs elsewhere.
+
+    A job running in another process (the service's worker process, a ``reeldb worker``)
+    cannot read this process's window: every `PUBLISH_EVERY` seconds in which it holds
+    enough requests, its p99 is written (one small upsert; nothing while idle).
+
+    Args:
+        store: The database's store.
+        window: The window published.
+        every: Seconds between publications.
+    """
+
+    def __init__(
+        self, store: JobStore, window: LatencyWindow = LIVE, every: float = PUBLISH_EVERY
+    ) -> None:
+        self.store = store
+        self.window = window
+        self.every = every
+        self.source = f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def publish(self) -> bool:
+        """Publish the window's p99 now, if it holds enough requests; whether it did."""
+        p99, samples = self.window.stats()
+        if p99 is None:
+            return False
+        self.store.publish_live_latency(self.source, p99, samples, datetime.now(UTC))
+        return True
+
+    def start(self) -> LatencyPublisher:
+        """Publish in a daemon thread until `stop`."""
+        self._thread = threading.Thread(target=self._run, name="reeldb-live-latency", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop publishing."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.publish()
+            except Exception:  # the database is busy or closing: the next round tries again
+                log.debug("could not publish the live latency", exc_info=True)
+
+
+def published_latency(store: JobStore) -> Callable[[], float | None]:
+    """Reads the highest live p99 published lately by serving processes (`LatencyPublisher`)."""
+
+    def read() -> float | None:
+        return store.live_latency(datetime.now(UTC) - _FRESH)
+
+    return read
+
 
 _handoff_lock = threading.Lock()
 _handoff_users = 0
@@ -154,7 +239,9 @@ class AdaptiveLimit:
     Args:
         budget: The p99 latency budget, in seconds (None: never slow down).
         window: Where live latency is read.
-        probe: Times a small read when the window has too few requests (None: no probe).
+        published: Reads the p99 other processes published (`published_latency`), when the
+            window has too few requests (None: none).
+        probe: Times a small read when nothing else measures live latency (None: no probe).
         sleep: The sleep (tests).
     """
 
@@ -163,11 +250,13 @@ class AdaptiveLimit:
         budget: float | None,
         *,
         window: LatencyWindow = LIVE,
+        published: Callable[[], float | None] | None = None,
         probe: Callable[[], float] | None = None,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.budget = budget
         self.window = window
+        self.published = published
         self.probe = probe
         self.duty = 1.0
         self._sleep = sleep
@@ -176,6 +265,8 @@ class AdaptiveLimit:
     def observed(self) -> float | None:
         """The live p99 latency now (seconds), or None if nothing measures it."""
         p99 = self.window.p99()
+        if p99 is None and self.published is not None:
+            p99 = self.published()
         if p99 is not None or self.probe is None:
             return p99
         self._probes.append(self.probe())

@@ -29,7 +29,7 @@ from reeldb._ids import parse_uuid
 from reeldb.database import _data_dir
 from reeldb.errors import ConflictError, PermissionDeniedError, ReelError, ValidationError
 from reeldb.model.names import check_namespace
-from reeldb.reprocess._limits import AdaptiveLimit, RateLimit, quick_handoff
+from reeldb.reprocess._limits import AdaptiveLimit, RateLimit, published_latency, quick_handoff
 from reeldb.reprocess._processors import PERMANENT, Processor, job_principal, open_processor
 from reeldb.reprocess._sources import Item, Source, open_source
 from reeldb.reprocess._spec import JobSpec, load_spec
@@ -553,7 +553,12 @@ class _Runner:
         share = min(threads, limits.concurrency) / limits.concurrency
         self.rate = RateLimit(limits.rate * share if limits.rate else 0.0, sleep=self.stop.wait)
         budget = None if limits.latency_budget_ms is None else limits.latency_budget_ms / 1000
-        self.adaptive = AdaptiveLimit(budget, probe=self._probe, sleep=self.stop.wait)
+        self.adaptive = AdaptiveLimit(
+            budget,
+            published=published_latency(self.store),
+            probe=self._probe,
+            sleep=self.stop.wait,
+        )
         self._report_lock = threading.Lock()
 
     def _probe(self) -> float:

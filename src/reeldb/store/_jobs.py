@@ -13,14 +13,14 @@ was taken over (or whose job was paused) is refused, never counted twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
 from reeldb.errors import NotFoundError
 from reeldb.store.base import DeadLetter, JobRecord, JobStore, PartitionRecord, Progress
 
-__all__ = ["DDL", "SQLJobStore", "parse_time", "time_text"]
+__all__ = ["DDL", "LIVE_DDL", "SQLJobStore", "parse_time", "time_text"]
 
 T = TypeVar("T")
 
@@ -81,6 +81,21 @@ _PARTITION: Final = (
     "lease_until, attempts"
 )
 _LETTER: Final = "job_id, item, partition, error, attempts, at, state"
+
+
+LIVE_DDL: Final[tuple[str, ...]] = (
+    # The live request latency each serving process publishes (`reeldb.reprocess.LIVE`), for
+    # the adaptive limit of jobs running in other processes.
+    """CREATE TABLE live_latency (
+        source TEXT PRIMARY KEY,
+        p99_us BIGINT NOT NULL,
+        samples INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+)
+
+_LIVE_KEPT: Final = timedelta(hours=1)
+"""A source silent this long is forgotten (a service that stopped)."""
 
 
 def time_text(at: datetime) -> str:
@@ -505,6 +520,36 @@ class SQLJobStore(JobStore):
     def retrying_letters(self, job_id: UUID, *, after: str | None, limit: int) -> list[DeadLetter]:
         """See `JobStore.retrying_letters`."""
         return self._letters(job_id, "retrying", after, limit)
+
+    def publish_live_latency(self, source: str, p99: float, samples: int, at: datetime) -> None:
+        """See `JobStore.publish_live_latency`."""
+
+        def publish(conn: Any) -> None:
+            self._run(
+                conn,
+                "INSERT INTO live_latency (source, p99_us, samples, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET p99_us = "
+                "excluded.p99_us, samples = excluded.samples, updated_at = excluded.updated_at",
+                (source, round(p99 * 1e6), samples, time_text(at)),
+            )
+            self._run(
+                conn,
+                "DELETE FROM live_latency WHERE updated_at < ?",
+                (time_text(at - _LIVE_KEPT),),
+            )
+
+        self._job_write(publish)
+
+    def live_latency(self, since: datetime) -> float | None:
+        """See `JobStore.live_latency`."""
+        row = self._job_read(
+            lambda conn: self._run(
+                conn,
+                "SELECT max(p99_us) FROM live_latency WHERE updated_at >= ?",
+                (time_text(since),),
+            ).fetchone()
+        )
+        return None if row is None or row[0] is None else int(row[0]) / 1e6
 
     def runnable_jobs(self, now: datetime) -> list[UUID]:
         """See `JobStore.runnable_jobs`."""

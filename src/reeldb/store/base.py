@@ -1927,6 +1927,21 @@ class JobStore(abc.ABC):
         """The dead letters being retried, by item key."""
 
     @abc.abstractmethod
+    def publish_live_latency(self, source: str, p99: float, samples: int, at: datetime) -> None:
+        """Record the p99 latency (seconds) of a serving process's recent requests.
+
+        Args:
+            source: The process (host and pid): its earlier record is replaced.
+            p99: The p99 of its recent requests' durations, in seconds.
+            samples: How many requests it is the p99 of.
+            at: When it was measured (sources silent for an hour are forgotten).
+        """
+
+    @abc.abstractmethod
+    def live_latency(self, since: datetime) -> float | None:
+        """The highest p99 (seconds) published since ``since`` by any source; None if none."""
+
+    @abc.abstractmethod
     def runnable_jobs(self, now: datetime) -> list[UUID]:
         """Running jobs with a partition to take, or with every partition done.
 

@@ -45,6 +45,8 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     # Reprocessing jobs, their partitions and dead letters (reeldb.reprocess).
     ("0002_reprocess_jobs", _jobs.DDL),
     ("0003_annotation_head_room", _annotations.HEAD_ROOM),
+    # Live request latency published by serving processes, for jobs elsewhere (reeldb.reprocess).
+    ("0004_live_latency", _jobs.LIVE_DDL),
 )
 
 

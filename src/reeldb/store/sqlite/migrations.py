@@ -347,6 +347,8 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ),
     # Reprocessing jobs, their partitions and dead letters (reeldb.reprocess).
     ("0010_reprocess_jobs", _jobs.DDL),
+    # Live request latency published by serving processes, for jobs elsewhere (reeldb.reprocess).
+    ("0011_live_latency", _jobs.LIVE_DDL),
 )
 
 
