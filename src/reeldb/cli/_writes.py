@@ -252,10 +252,11 @@ class WorkerProcess:
 
     Asynchronous writes and reprocessing jobs run there, not in the serving process: a
     batch in the same interpreter holds the GIL, and every request that overlaps it waits.
-    Measured with ``benchmarks/reprocess_bench.py`` (20k annotations, 15 s windows, SQLite):
-    beside a backfill in the serving process, the live read p99 rose 90 % with the adaptive
-    limit (333 items/s) and 139 % without (767 items/s); beside the same job in a process
-    of its own, 6 % either way, at 1,300 items/s.
+    Measured with ``benchmarks/reprocess_bench.py`` (300k annotations, 15 s windows, SQLite,
+    two runs): beside an unlimited backfill in the serving process, the live read p99 rose
+    +419 % and +485 % (6.8-7.7k items/s); beside the same job in a process of its own, +4 %
+    and +23 % (10.1-10.4k items/s). With the adaptive limit: +23 % and +41 % at 433-600
+    items/s in the serving process; -8 % and +13 % at 6.3-6.9k items/s beside it.
 
     The database URL goes by the environment, not the command line (which any local user
     can read). On Linux the worker dies with the service (``PR_SET_PDEATHSIG``: a ``kill -9``
