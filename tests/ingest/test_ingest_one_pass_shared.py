@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from ingest_docs import DS, DS2, NS, documents, dumps, setup
+from test_ingest_one_pass import finish, validate
 from test_ingest_own_generation import small_document
 from test_ingest_service import (
     QUERIES,
@@ -35,7 +36,6 @@ from test_ingest_service import (
 import reeldb
 from reeldb.errors import ConflictError, NotFoundError, ValidationError
 from reeldb.index.rows import DocumentRows
-from reeldb.ingest import ValidatedBlob
 from reeldb.store.base import IngestStart
 from reeldb.store.sqlite._ingest import UNSIZED, unsized_bound
 
@@ -59,20 +59,6 @@ def db(tmp_path: Path) -> Iterator[reeldb.Database]:
         setup(database, DS, DS2)
         database.put_document(DS, {"id": "m0"}, small_document())  # the shared generation
         yield database
-
-
-def validate(
-    db: reeldb.Database, doc: dict[str, Any] | bytes, request: UUID, mid: str = "m1"
-) -> ValidatedBlob:
-    body = doc if isinstance(doc, bytes) else dumps(doc)
-    blob = db.blobs.put(NS, pieces(body))
-    return db._ingest.validate(DS, {"id": mid}, blob.id, request_id=request)
-
-
-def finish(db: reeldb.Database, request: UUID, validated: ValidatedBlob) -> UUID:
-    db._ingest.begin(request, validated)
-    db._ingest.stage(request, validated)
-    return db._ingest.publish(request).id
 
 
 def rows(db: reeldb.Database, path: Path) -> list[tuple[int, int, int | None]]:
