@@ -261,7 +261,9 @@ class WorkerProcess:
     The database URL goes by the environment, not the command line (which any local user
     can read). On Linux the worker dies with the service (``PR_SET_PDEATHSIG``: a ``kill -9``
     of the service stops both, as when the worker was a thread of it); a stopped service
-    interrupts it, and it finishes cleanly (its running steps resume at the next start).
+    interrupts it, and it finishes cleanly (its running steps resume at the next start). It
+    has a process group of its own, so signals sent to the service's group (a Ctrl-C at the
+    terminal) reach it only through the service.
 
     Args:
         database: The service's database URL.
@@ -281,6 +283,9 @@ class WorkerProcess:
             [sys.executable, "-m", "reeldb", "worker", "--name", name],
             env={**os.environ, "REELDB_DATABASE": database},
             stdout=subprocess.DEVNULL,
+            # Its own process group: a Ctrl-C at the terminal reaches the service alone,
+            # which then stops the worker once (a second interrupt would cut its shutdown).
+            process_group=0,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
 
