@@ -14,6 +14,7 @@ from reprocess_support import NS, add_tags
 import reeldb
 from reeldb.reprocess import Job, LatencyWindow
 from reeldb.reprocess._limits import (
+    START_DUTY,
     SWITCH_INTERVAL,
     AdaptiveLimit,
     LatencyPublisher,
@@ -45,10 +46,24 @@ def test_the_window_reports_p99_of_recent_requests_once_it_has_enough() -> None:
     assert window.p99() is None  # all of them too old now
 
 
+def test_the_adaptive_limit_starts_gently_and_speeds_up_within_budget() -> None:
+    fast = LatencyWindow()
+    for _ in range(50):
+        fast.record(0.001)
+    limit = AdaptiveLimit(0.010, window=fast, sleep=id)
+    assert limit.duty == START_DUTY == 0.1
+    assert limit.after_batch(0.1) == pytest.approx(0.1 * (1 / 0.2 - 1))  # a tenth more
+    for _ in range(20):
+        limit.after_batch(0.1)
+    assert limit.duty == 1.0 and limit.after_batch(0.1) == 0.0  # full speed, no rest
+    assert AdaptiveLimit(None, window=fast, sleep=id).duty == 1.0  # no budget: no limit
+
+
 def test_the_adaptive_limit_halves_its_duty_over_budget_and_recovers_slowly() -> None:
     window = LatencyWindow()
     pauses: list[float] = []
     limit = AdaptiveLimit(0.010, window=window, sleep=pauses.append)
+    limit.duty = 1.0  # as after a while within budget
     for _ in range(50):
         window.record(0.050)  # p99 50 ms, over the 10 ms budget
     assert limit.after_batch(0.1) == pytest.approx(0.1)  # duty 1/2: rest as long as it worked
@@ -73,7 +88,7 @@ def test_the_adaptive_limit_probes_when_no_request_is_measured() -> None:
         limit.observed()
     assert limit.observed() == 0.2
     limit.after_batch(0.1)
-    assert limit.duty == 0.5
+    assert limit.duty == START_DUTY / 2
 
 
 def test_the_adaptive_limit_reads_what_serving_processes_publish(
@@ -95,7 +110,7 @@ def test_the_adaptive_limit_reads_what_serving_processes_publish(
     )
     assert limit.observed() == pytest.approx(0.040)
     limit.after_batch(0.1)
-    assert limit.duty == 0.5 and probes == []  # the published p99, not a probe
+    assert limit.duty == START_DUTY / 2 and probes == []  # the published p99, not a probe
     own = LatencyWindow()
     for _ in range(50):
         own.record(0.001)
