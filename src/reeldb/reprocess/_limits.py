@@ -5,10 +5,11 @@ per process), and each serving process publishes the window's p99 in the databas
 second (`LatencyPublisher`). A job with a latency budget reads the p99 after each batch:
 its own process's if that serves requests, else the highest one published in the last
 seconds (a worker process, `reeldb worker`s, any host of a PostgreSQL deployment). It
-starts at a tenth of full speed (`START_DUTY`). Above the budget it halves its duty cycle (it sleeps as long as it worked, then three times as
-long, ...); below it, it gives back a tenth at a time (additive increase, multiplicative
-decrease, as TCP does). With no live traffic anywhere, a job times a small read of its own
-instead: the latency its own load adds to the database is what live requests would feel.
+starts at a tenth of full speed (`START_DUTY`). Above the budget it halves its duty cycle
+(it sleeps as long as it worked, then three times as long, ...); below it, it gives back a
+tenth at a time (additive increase, multiplicative decrease, as TCP does). With no live
+traffic anywhere, a job times a small read of its own instead: the latency its own load
+adds to the database is what live requests would feel.
 
 While a job runs, the interpreter hands the GIL over every `SWITCH_INTERVAL` seconds (0.1 ms)
 instead of every 5 ms (`quick_handoff`): a request that needs the GIL while a batch holds it waits
