@@ -85,7 +85,7 @@ class _UnsizedIngests(Protocol):
     """A store that stages a document before its size is known (a one-pass write)."""
 
     def begin_unsized_ingest(self, start: IngestStart, *, alone: bool) -> IngestState:
-        """Begin an ingest in an index generation of its own, its counts open."""
+        """Begin an ingest, its counts open (``alone``: in a generation of its own)."""
         ...
 
     def size_ingest(

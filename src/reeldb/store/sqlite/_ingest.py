@@ -128,7 +128,7 @@ class SQLiteIngest:
         """See `DocumentStore.begin_ingest`."""
         return self._begin_ingest(start)
 
-    def begin_unsized_ingest(self, start: IngestStart, *, alone: bool = True) -> IngestState:
+    def begin_unsized_ingest(self, start: IngestStart, *, alone: bool) -> IngestState:
         """Begin an ingest whose size is not known yet (a one-pass write; idempotent).
 
         ``start.rows`` and ``start.chunks`` are ignored: the ingest takes rows until
@@ -298,9 +298,9 @@ class SQLiteIngest:
             found = self._ingest(conn, ingest_id)
             _, gid, seq, base, _, chunk_base, _, _, _, ds = found[:10]
             gen = self._generation(conn, ds, gid)
-            rows, chunks = self._reserved(found, gen)
-            check_stage(ingest_id, (*found[:4], rows, found[5], chunks, *found[7:]), batch,
-                        rows_at, chunks_at)  # fmt: skip
+            rows, chunks = self._reserved(found, gen)  # the counts a batch must stay within
+            checked = (*found[:4], rows, found[5], chunks, *found[7:])
+            check_stage(ingest_id, checked, batch, rows_at, chunks_at)
             self._index.stage(conn, gen, seq, batch, (base, rows_at), (chunk_base, chunks_at))
             conn.execute(
                 "UPDATE ingests SET rows_done = ?, chunks_done = ?, events_done = ? WHERE id = ?",
