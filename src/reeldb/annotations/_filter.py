@@ -14,10 +14,9 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from reeldb.index._compile import fts_token
+from reeldb.index._compile import fts_tokens
 from reeldb.index.rows import literal
 from reeldb.query.ast import And, BoxTest, Compare, Contains, Expr, In, Not, Or, Overlaps
-from reeldb.query.fulltext import stems
 
 __all__ = ["holds"]
 
@@ -77,7 +76,7 @@ def holds(
 
 
 def _contains(tokens: str | None, text: str) -> bool:
-    wanted = [fts_token(s) for s in stems(text)]
+    wanted = fts_tokens(text)
     if not tokens or not wanted:
         return False
     return f" {' '.join(wanted)} " in f" {tokens} "

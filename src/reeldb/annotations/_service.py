@@ -41,7 +41,7 @@ from reeldb.errors import (
     VersionConflictError,
     Violation,
 )
-from reeldb.index._compile import fts_token
+from reeldb.index._compile import fts_tokens
 from reeldb.index.rows import convert, scalar
 from reeldb.model.document import Page
 from reeldb.model.names import MAX_VERSION
@@ -52,7 +52,7 @@ from reeldb.query.fulltext import contains_phrase, stems
 from reeldb.schema.builtins import X_INDEXED
 from reeldb.schema.model import SchemaKind, SchemaVersion
 from reeldb.schema.validator import SchemaValidator
-from reeldb.store.base import AnnotationQuery, AnnotationRecord, AnnotationWrite
+from reeldb.store.base import AnnotationQuery, AnnotationRecord, AnnotationWrite, SearchRows
 
 if TYPE_CHECKING:
     from reeldb.database import Database
@@ -678,42 +678,47 @@ class Annotations:
         Raises:
             VersionConflictError: An annotation is no longer at the version read.
         """
-        layouts: dict[tuple[str, int], _Layout] = {}  # the few type versions of a batch
-        writes = [self._search_rows(namespace, r, layouts) for r in records if not r.deleted]
+        derive = self.search_rows(namespace)
+        lineages: dict[tuple[str, int], tuple[str, ...]] = {}
+        writes = []
+        for record in records:
+            if record.deleted:
+                continue
+            kind = (record.type_name, record.type_version)
+            if kind not in lineages:
+                lineages[kind] = self._db.schemas.get(namespace, *kind).lineage
+            writes.append(_search_write(namespace, record, derive, lineages[kind]))
         self._db.store.reindex_annotations(writes)
         return len(writes)
 
-    def _search_rows(
-        self, namespace: str, record: AnnotationRecord, layouts: dict[tuple[str, int], _Layout]
-    ) -> AnnotationWrite:
-        """A stored version as a write of what search reads of it (for `reindex`).
+    def search_rows(self, namespace: str) -> Callable[[str, int, bytes], SearchRows]:
+        """What search reads of stored versions of a namespace's annotations.
 
-        Derived as `_write` derives it, without validating again: the version was valid
-        against its type version (immutable) when it was stored. ``layouts`` keeps the
-        type versions met so far.
+        Derived as a write derives it, without validating again: a version was valid
+        against its type version (immutable) when it was stored. The function keeps the
+        type versions it meets (a job's few), so make one per job or batch.
+
+        Args:
+            namespace: The namespace.
+
+        Returns:
+            ``(type name, type version, body) -> SearchRows``.
         """
-        payload = _json.loads(record.body)
-        layout = layouts.get((record.type_name, record.type_version))
-        if layout is None:
-            layout = self._layout(
-                self._db.schemas.get(namespace, record.type_name, record.type_version)
+        layouts: dict[tuple[str, int], _Layout] = {}
+        schemas = self._db.schemas
+
+        def derive(type_name: str, type_version: int, body: bytes) -> SearchRows:
+            layout = layouts.get((type_name, type_version))
+            if layout is None:
+                layout = self._layout(schemas.get(namespace, type_name, type_version))
+                layouts[type_name, type_version] = layout
+            payload = _json.loads(body)
+            fields = _search_fields(layout, payload["data"])
+            return SearchRows(
+                tuple((a["type"], a["id"]) for a in payload["associations"]), **fields
             )
-            layouts[record.type_name, record.type_version] = layout
-        schema = layout.schema
-        return AnnotationWrite(
-            id=record.id,
-            namespace=namespace,
-            expected_version=record.version,
-            type_name=schema.name,
-            type_version=schema.version,
-            lineage=schema.lineage,
-            deleted=False,
-            created_at=record.created_at,
-            created_by=record.created_by,
-            body=record.body,
-            associations=tuple((a["type"], a["id"]) for a in payload["associations"]),
-            **_search_fields(layout, payload["data"]),
-        )
+
+        return derive
 
     def matcher(
         self,
@@ -1074,7 +1079,7 @@ class Annotations:
             area = (x, y, x + w, y + h)
         tokens: tuple[str, ...] = ()
         if text is not None:
-            tokens = tuple(fts_token(s) for s in stems(str(text)))
+            tokens = tuple(fts_tokens(str(text)))
             if not tokens:
                 raise QueryError(f"text {text!r} has no word to search for")
         if text_fields is not None:
@@ -1155,7 +1160,7 @@ def _derived(
     for name in layout.texts:
         value = data.get(name)
         if isinstance(value, str):
-            tokens = " ".join(fts_token(s) for s in stems(value))
+            tokens = " ".join(fts_tokens(value))
             if tokens:
                 texts.append((name, tokens))
     return facets, texts
@@ -1172,6 +1177,33 @@ def _search_fields(layout: _Layout, data: Mapping[str, Any]) -> dict[str, Any]:
         "texts": tuple(texts),
         "facets": _json.dumps(facets),
     }
+
+
+def _search_write(
+    namespace: str,
+    record: AnnotationRecord,
+    derive: Callable[[str, int, bytes], SearchRows],
+    lineage: tuple[str, ...],
+) -> AnnotationWrite:
+    """A stored version as a write of what search reads of it (for `Annotations.reindex`)."""
+    rows = derive(record.type_name, record.type_version, record.body)
+    return AnnotationWrite(
+        id=record.id,
+        namespace=namespace,
+        expected_version=record.version,
+        type_name=record.type_name,
+        type_version=record.type_version,
+        lineage=lineage,
+        deleted=False,
+        created_at=record.created_at,
+        created_by=record.created_by,
+        body=record.body,
+        associations=rows.associations,
+        time=rows.time,
+        box=rows.box,
+        texts=rows.texts,
+        facets=rows.facets,
+    )
 
 
 def _type_key(value: Any) -> Any:

@@ -19,7 +19,7 @@ import orjson
 from reeldb.index.model import Generation
 from reeldb.index.rows import Column, literal
 from reeldb.query import ast as q
-from reeldb.query.fulltext import stems
+from reeldb.query.fulltext import stem, tokens
 
 __all__ = [
     "FIRST_ROWS",
@@ -31,6 +31,7 @@ __all__ = [
     "column_json",
     "columns_of",
     "fts_token",
+    "fts_tokens",
 ]
 
 NODE: Final = {"asset": "d0", "track": "t0", "component": "c0", "event": "e0", "region": "id"}
@@ -61,6 +62,25 @@ def fts_token(stem: str) -> str:
     if stem.isascii() and stem.isalnum():
         return stem
     return "\ue000" + stem.encode().hex()
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_token(word: str) -> str:
+    return fts_token(stem(word))
+
+
+def fts_tokens(text: str) -> list[str]:
+    """A text's words as full-text tokens (`fts_token` of each stem), in order.
+
+    Each word's token is cached: the words of annotations and queries repeat.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        One token per word.
+    """
+    return list(map(_word_token, tokens(text)))
 
 
 def column_json(columns: Sequence[Column]) -> str:
@@ -239,7 +259,7 @@ class QueryCompiler(ABC):
     def _contains(
         self, field: q.Field, column: Column, text: str, a: str, params: list[Any]
     ) -> str:
-        tokens = [fts_token(s) for s in stems(text)]
+        tokens = fts_tokens(text)
         if not tokens:
             return self.FALSE
         return self._match(f"{a}.{NODE[field.level]}", column, tokens, params)

@@ -15,7 +15,7 @@ from typing import Final
 
 import Stemmer
 
-__all__ = ["contains_phrase", "stems", "tokens"]
+__all__ = ["contains_phrase", "stem", "stems", "tokens"]
 
 _WORD: Final = re.compile(r"[^\W_]+")
 _STEMMER: Final = Stemmer.Stemmer("porter")
@@ -38,9 +38,17 @@ def tokens(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
-    stem: str = _STEMMER.stemWord(word)
-    return stem
+def stem(word: str) -> str:
+    """The stem of one word (a word of `tokens`), cached.
+
+    Args:
+        word: A case-folded word.
+
+    Returns:
+        Its Porter stem.
+    """
+    found: str = _STEMMER.stemWord(word)
+    return found
 
 
 def stems(text: str) -> list[str]:
@@ -52,7 +60,7 @@ def stems(text: str) -> list[str]:
     Returns:
         One stem per word.
     """
-    return [_stem(word) for word in tokens(text)]
+    return [stem(word) for word in tokens(text)]
 
 
 def contains_phrase(text: str, query: str) -> bool:

@@ -42,7 +42,13 @@ from reeldb.model.datastore import DataStore
 from reeldb.reprocess._files import FileSink
 from reeldb.reprocess._sources import Item, Source
 from reeldb.reprocess._spec import JobSpec
-from reeldb.store.base import AnnotationRecord, AnnotationWrite, DocumentRecord, JobRecord
+from reeldb.store.base import (
+    AnnotationRecord,
+    AnnotationWrite,
+    DeriveSearchRows,
+    DocumentRecord,
+    JobRecord,
+)
 
 __all__ = ["PERMANENT", "Outcome", "Processor", "load_function", "open_processor"]
 
@@ -137,6 +143,14 @@ class Processor:
             Each item's outcome, by key.
         """
         raise NotImplementedError
+
+    def settles(self) -> DeriveSearchRows | None:
+        """What search reads of an annotation version, if that is all this processor writes.
+
+        A reindex: an item whose search rows already hold what its version derives changes
+        nothing, so the source may leave it out (`Page.settled`). None: every item comes.
+        """
+        return None
 
     def run_whole(self, progress: Callable[[int, int], None]) -> tuple[int, int]:
         """Do the whole job at once (``whole`` processors).
@@ -295,9 +309,19 @@ class AnnotationWriter(Processor):
 class AnnotationReindex(Processor):
     """``reindex`` of annotations: what search reads of each is derived again.
 
-    The batch is reindexed in one transaction; if an annotation moved on meanwhile, the
-    batch is reindexed again in groups (see `_store_each`) and only that one is retried.
+    The source checks a page of annotations against what their versions derive in bulk, on
+    a read snapshot (`settles`): only those whose search rows differ come here. The batch
+    is reindexed in one transaction; if an annotation moved on meanwhile, the batch is
+    reindexed again in groups (see `_store_each`) and only that one is retried.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._derive = self.db.annotations.search_rows(self.job.namespace)
+
+    def settles(self) -> DeriveSearchRows | None:
+        """See `Processor.settles`."""
+        return self._derive
 
     def process(self, items: Sequence[Item], partition: int) -> dict[str, Outcome]:
         """See `Processor.process`."""

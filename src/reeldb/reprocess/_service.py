@@ -10,6 +10,7 @@ version read (or, for file sinks, replace the same file), so nothing is written 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -675,6 +676,7 @@ class _Runner:
     def _batches(self, job: JobRecord, partition: PartitionRecord, owner: str) -> None:
         limits = self.spec.limits
         cursor = partition.cursor
+        settles = self.processor.settles()
         while True:
             if self.stop.is_set():
                 # Hand the partition back: the next runner starts at the checkpoint.
@@ -682,11 +684,18 @@ class _Runner:
                     job, partition, owner, cursor, Progress(), (), lease=timedelta(seconds=-1)
                 )
                 return
-            items, after = self.source.items(job, partition, cursor, limits.batch)
-            self.rate.acquire(len(items))
+            page = self.source.page(job, partition, cursor, limits.batch, settles)
+            items, after = page.items, page.after
+            self.rate.acquire(len(items) + page.settled)
             started = time.perf_counter()
             progress, dead, resolved = self._process(job, partition, items)
             self.adaptive.after_batch(time.perf_counter() - started)
+            if page.settled:
+                progress = dataclasses.replace(
+                    progress,
+                    done=progress.done + page.settled,
+                    skipped=progress.skipped + page.settled,
+                )
             finished = after is None
             cursor = after if after is not None else (items[-1].key if items else cursor)
             if not self._checkpoint(

@@ -35,9 +35,16 @@ from reeldb.query.ast import Expr
 from reeldb.query.oracle import document_matches
 from reeldb.reprocess._spec import JobSpec
 from reeldb.store._jobs import parse_time, time_text
-from reeldb.store.base import AnnotationRecord, DocumentRecord, JobRecord, PartitionRecord
+from reeldb.store.base import (
+    AnnotationRecord,
+    DeriveSearchRows,
+    DocumentRecord,
+    JobRecord,
+    PartitionRecord,
+    SearchRows,
+)
 
-__all__ = ["Item", "Source", "open_source"]
+__all__ = ["Item", "Page", "Source", "open_source"]
 
 _ID_PAGE: Final = 10_000
 _SEQ_WIDTH: Final = 20
@@ -58,6 +65,22 @@ class Item:
     record: AnnotationRecord | DocumentRecord
     current: AnnotationRecord | None = None
     skip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The next items of a partition (`Source.page`).
+
+    Attributes:
+        items: Items to process.
+        after: Where the next page starts (None: the partition is exhausted).
+        settled: Items left out as already what the job would make them: processed, and
+            changing nothing.
+    """
+
+    items: list[Item]
+    after: str | None
+    settled: int = 0
 
 
 def _instant(text: str) -> datetime:
@@ -101,6 +124,22 @@ class Source:
             cursor without being returned.
         """
         raise NotImplementedError
+
+    def page(
+        self,
+        job: JobRecord,
+        partition: PartitionRecord,
+        cursor: str | None,
+        limit: int,
+        derive: DeriveSearchRows | None,
+    ) -> Page:
+        """`items`, less those whose search rows ``derive`` finds already right (a reindex).
+
+        A source that can check many items at once does (annotations on SQLite); by default
+        every item is returned.
+        """
+        items, after = self.items(job, partition, cursor, limit)
+        return Page(items, after)
 
     def _retry(
         self, job: JobRecord, cursor: str | None, limit: int
@@ -275,15 +314,7 @@ class AnnotationSource(Source):
         if partition.kind == "retry":
             return self._retry(job, cursor, limit)
         changes = partition.kind == "changes"
-        lo = None if changes or not partition.lo else UUID(partition.lo)
-        hi = None if changes or not partition.hi else UUID(partition.hi)
-        if cursor is not None:
-            after: UUID | None = UUID(cursor)
-        elif lo is not None and lo.int:
-            after = UUID(int=lo.int - 1)
-        else:
-            after = None
-        upto = _instant(partition.hi if changes else _json.loads(job.snapshot)["at"])
+        after, hi, upto = self._bounds(job, partition, cursor)
         found: list[Item] = []
         while len(found) < limit:
             if changes:  # who wrote each version since the last round: the whole history
@@ -308,6 +339,60 @@ class AnnotationSource(Source):
                     found.append(self._item(record, current))
                 after = current.id
         return found, None if after is None else str(after)
+
+    def _bounds(
+        self, job: JobRecord, partition: PartitionRecord, cursor: str | None
+    ) -> tuple[UUID | None, UUID | None, datetime]:
+        """A partition's cursor (ids after it), its end (ids before it) and its instant."""
+        changes = partition.kind == "changes"
+        lo = None if changes or not partition.lo else UUID(partition.lo)
+        hi = None if changes or not partition.hi else UUID(partition.hi)
+        if cursor is not None:
+            after: UUID | None = UUID(cursor)
+        elif lo is not None and lo.int:
+            after = UUID(int=lo.int - 1)
+        else:
+            after = None
+        return after, hi, _instant(partition.hi if changes else _json.loads(job.snapshot)["at"])
+
+    def page(
+        self,
+        job: JobRecord,
+        partition: PartitionRecord,
+        cursor: str | None,
+        limit: int,
+        derive: DeriveSearchRows | None,
+    ) -> Page:
+        """See `Source.page`.
+
+        A snapshot round's annotations are checked in bulk by the store
+        (`AnnotationStore.unindexed_annotations`); those of another type are returned, to
+        be counted as filtered out.
+        """
+        if derive is None or partition.kind != "range" or self._matches is not None:
+            return super().page(job, partition, cursor, limit, derive)
+        after, hi, upto = self._bounds(job, partition, cursor)
+        wanted = derive
+        if self._type is not None:
+            name, version = self._type
+
+            def wanted(type_name: str, type_version: int, body: bytes) -> SearchRows | None:
+                if type_name != name or (version is not None and type_version != version):
+                    return None  # returned, to be counted as filtered out
+                return derive(type_name, type_version, body)
+
+        found: list[Item] = []
+        settled = 0
+        while len(found) + settled < limit:
+            page = self.db.store.unindexed_annotations(
+                self.namespace, after=after, before=hi, limit=limit, at=upto, derive=wanted
+            )
+            if page.last is None:
+                return Page(found, None, settled)
+            settled += page.indexed
+            found += [self._item(then, now) for now, then in page.pairs if then is not None]
+            after = page.last
+        return Page(found, None if after is None else str(after), settled)
 
     def _since(
         self, versions: list[AnnotationRecord], upto: datetime, since: datetime

@@ -32,6 +32,7 @@ __all__ = [
     "Progress",
     "AccessStore",
     "AnnotationColumns",
+    "AnnotationHeadPage",
     "AnnotationQuery",
     "AnnotationRecord",
     "AnnotationStore",
@@ -42,11 +43,13 @@ __all__ = [
     "DocumentRecord",
     "DocumentBatch",
     "DocumentStore",
+    "DeriveSearchRows",
     "IngestStart",
     "IngestState",
     "MetadataStore",
     "NewDocument",
     "QueryRequestRecord",
+    "SearchRows",
     "SearchStore",
     "Store",
 ]
@@ -1443,6 +1446,43 @@ class AnnotationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchRows:
+    """What search reads of one annotation version, derived from its body.
+
+    `AnnotationWrite`'s fields of the same names: what a reindex checks the stored search
+    rows against.
+    """
+
+    associations: tuple[tuple[str, str], ...]
+    time: tuple[float, float] | None
+    box: tuple[float, float, float, float] | None
+    texts: tuple[tuple[str, str], ...]
+    facets: bytes
+
+
+DeriveSearchRows = Callable[[str, int, bytes], "SearchRows | None"]
+"""``(type name, type version, body) -> SearchRows``, or None for a version a job leaves to
+its ordinary path (`AnnotationStore.unindexed_annotations`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationHeadPage:
+    """A page of `AnnotationStore.unindexed_annotations`.
+
+    Attributes:
+        pairs: What `AnnotationStore.annotation_heads` returns of the page's annotations,
+            less those counted in ``indexed``.
+        indexed: Live annotations of the page, at their version of the instant, whose
+            search rows are already what their version derives.
+        last: The last annotation of the page (the next page's cursor), None if empty.
+    """
+
+    pairs: list[tuple[AnnotationRecord, AnnotationRecord | None]]
+    indexed: int
+    last: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
 class AnnotationQuery:
     """A search over the live annotations of a namespace; every given condition must hold.
 
@@ -1631,6 +1671,43 @@ class AnnotationStore(abc.ABC):
             ``at`` (the current one itself if nothing was stored since; None if the
             annotation was created after ``at``).
         """
+
+    def unindexed_annotations(
+        self,
+        namespace: str,
+        *,
+        after: UUID | None,
+        before: UUID | None,
+        limit: int,
+        at: datetime | None,
+        derive: DeriveSearchRows,
+    ) -> AnnotationHeadPage:
+        """`annotation_heads`, less the annotations whose search rows are already right.
+
+        For a reindex (`reeldb.reprocess`): a live annotation, at the same version now as at
+        ``at``, whose stored search rows (head row, time and box, full text, links) equal
+        what ``derive`` makes of its version is counted in ``indexed`` instead of returned:
+        checked in bulk, on a read snapshot, it costs the job no write. The rest (deleted,
+        changed since ``at``, left to the ordinary path by ``derive``, or not indexed as
+        derived) are returned as `annotation_heads` returns them; annotations created after
+        ``at`` only move the cursor.
+
+        This default checks nothing (``indexed`` is 0): a store may check in bulk.
+
+        Args:
+            namespace: The namespace.
+            after: Only annotations whose id is greater (the cursor), or None.
+            before: Only annotations whose id is smaller (a partition's end), or None.
+            limit: At most this many annotations read.
+            at: The instant (a job's snapshot), or None for now.
+            derive: What search reads of a version.
+
+        Returns:
+            The page.
+        """
+        pairs = self.annotation_heads(namespace, after=after, limit=limit, at=at)
+        pairs = [pair for pair in pairs if before is None or pair[0].id < before]
+        return AnnotationHeadPage(pairs, 0, pairs[-1][0].id if pairs else None)
 
     @abc.abstractmethod
     def annotation_columns(

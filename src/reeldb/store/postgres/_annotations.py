@@ -85,10 +85,9 @@ from reeldb.errors import (
     NotFoundError,
     ReelError,
 )
-from reeldb.index._compile import fts_token
+from reeldb.index._compile import fts_tokens
 from reeldb.index.rows import literal
 from reeldb.query.ast import BoxTest, Compare, Contains, Expr, In, Overlaps
-from reeldb.query.fulltext import stems
 from reeldb.store._annotation_plan import (
     NO_TIME,
     PROBE_LIMIT,
@@ -1285,7 +1284,7 @@ class _Where(WhereSql):
     def test(self, expr: Expr) -> str:
         """See `WhereSql.test`."""
         if isinstance(expr, Contains):
-            tokens = [fts_token(s) for s in stems(expr.text)]
+            tokens = fts_tokens(expr.text)
             if not tokens:  # an empty phrase matches nothing (as in FTS5)
                 return "FALSE"
             self.params += [_tsquery(tokens), _phrase(tokens), expr.field.name]

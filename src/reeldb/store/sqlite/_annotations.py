@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -33,10 +33,9 @@ from reeldb.errors import (
     NotFoundError,
     ReelError,
 )
-from reeldb.index._compile import fts_token
+from reeldb.index._compile import fts_tokens
 from reeldb.index.rows import literal
 from reeldb.query.ast import BoxTest, Compare, Contains, Expr, In, Overlaps
-from reeldb.query.fulltext import stems
 from reeldb.store._annotation_plan import (
     NO_TIME,
     PROBE_LIMIT,
@@ -52,9 +51,12 @@ from reeldb.store._annotation_plan import (
 )
 from reeldb.store.base import (
     AnnotationColumns,
+    AnnotationHeadPage,
     AnnotationQuery,
     AnnotationRecord,
     AnnotationWrite,
+    DeriveSearchRows,
+    SearchRows,
 )
 from reeldb.store.sqlite._connection import SQLiteConnections
 
@@ -180,7 +182,14 @@ class SQLiteAnnotations:
         updated = [h.pk for h in heads.values()]
         stored_texts = self._text_rows(conn, updated)
         stored_space = self._space_rows(conn, updated) if refresh else {}
-        stored_links = self._link_rows(conn, heads.values()) if refresh else {}
+        stored_links = (
+            self._link_rows(
+                conn,
+                [(k, h.row[3], h.pk) for h in heads.values() if not h.row[1] for k in h.links],
+            )
+            if refresh
+            else {}
+        )
         for w in writes:
             type_id = types[w.namespace, w.type_name, w.type_version]
             ident = w.id.bytes
@@ -324,17 +333,14 @@ class SQLiteAnnotations:
 
     @staticmethod
     def _link_rows(
-        conn: sqlite3.Connection, heads: Iterable[_Head]
+        conn: sqlite3.Connection, wanted: Sequence[tuple[int, float, int]]
     ) -> dict[tuple[int, int], tuple[float, float | None]]:
-        """The links of live annotations as stored: ``(key, pk) -> (t0, t1)``.
+        """Links as stored, by their primary keys ``(key, t0, pk)``: ``(key, pk) -> (t0, t1)``.
 
-        Each link is sought by its primary key ``(key, t0, pk)`` from a JSON array, the
-        whole batch in one statement. ``t0`` passes through JSON text, so it is matched
-        within a hair and compared exactly by the caller.
+        Each link is sought by its primary key from a JSON array, the whole batch in one
+        statement. ``t0`` passes through JSON text, so it is matched within a hair and
+        compared exactly by the caller.
         """
-        wanted = [
-            (key, head.row[3], head.pk) for head in heads if not head.row[1] for key in head.links
-        ]
         if not wanted:
             return {}
         return {
@@ -561,6 +567,139 @@ class SQLiteAnnotations:
                 ).fetchone()
                 out.append((current, _record(older)))
         return out
+
+    def unindexed_annotations(
+        self,
+        namespace: str,
+        *,
+        after: UUID | None,
+        before: UUID | None,
+        limit: int,
+        at: datetime | None,
+        derive: DeriveSearchRows,
+    ) -> AnnotationHeadPage:
+        """See `AnnotationStore.unindexed_annotations`.
+
+        The page's head rows with their current versions, one statement; ``derive`` outside
+        any transaction (it may read type versions); then, in one read snapshot, the FTS5,
+        R*Tree and link rows of those to check, each in one statement (`_text_rows`,
+        `_space_rows`, `_link_rows`), compared as a reindex's write compares them (`_put`).
+        An annotation written between the two reads has search rows its write derived:
+        either they match, or it is returned and its reindex finds it moved on.
+        """
+        params = {
+            "namespace": namespace,
+            "after": b"" if after is None else after.bytes,
+            "before": None if before is None else before.bytes,
+            "limit": limit,
+            "at": None if at is None else at.astimezone(UTC).isoformat(timespec="microseconds"),
+        }
+        with self._db.read(snapshot=False) as conn:
+            rows = conn.execute(
+                f"SELECT {_ROW}, a.pk, v.type_id, a.deleted, a.type_id, a.t0, a.t1, a.x0, a.y0, "
+                "a.x1, a.y1, a.facets, a.words, (SELECT max(w.version) FROM annotation_versions w "
+                "WHERE w.pk = a.pk AND (:at IS NULL OR w.created_at <= :at)) "
+                "FROM annotations a JOIN annotation_versions v ON v.pk = a.pk "
+                "AND v.version = a.version JOIN annotation_types t ON t.id = v.type_id "
+                "WHERE a.namespace = :namespace AND a.id > :after "
+                "AND (:before IS NULL OR a.id < :before) ORDER BY a.id LIMIT :limit",
+                params,
+            ).fetchall()
+        if not rows:
+            return AnnotationHeadPage([], 0, None)
+        checked: list[tuple[Sequence[Any], SearchRows]] = []
+        rest: list[Sequence[Any]] = []
+        for found in rows:
+            then = found[-1]
+            if then is None:
+                continue  # created after the instant: not in the page's round
+            derived = None
+            if then == found[2] and not found[12]:  # live, and unchanged since ``at``
+                derived = derive(found[3], found[4], found[8])
+            if derived is None:
+                rest.append(found)
+            else:
+                checked.append((found, derived))
+        pairs: list[tuple[AnnotationRecord, AnnotationRecord | None]] = []
+        with self._db.read() as conn:
+            stale = self._not_indexed(conn, namespace, checked)
+            for found in rest:
+                pairs.append(self._head_pair(conn, found))
+        # What the page holds in id order, less the annotations already indexed.
+        for found, _ in stale:
+            pairs.append((_record(found), _record(found)))
+        pairs.sort(key=lambda pair: pair[0].id.bytes)
+        return AnnotationHeadPage(pairs, len(checked) - len(stale), UUID(bytes=bytes(rows[-1][0])))
+
+    @staticmethod
+    def _head_pair(
+        conn: sqlite3.Connection, found: Sequence[Any]
+    ) -> tuple[AnnotationRecord, AnnotationRecord | None]:
+        """An annotation's current version and its version of the instant (`annotation_heads`)."""
+        current, then = _record(found), found[-1]
+        if then == current.version:
+            return current, current
+        older = conn.execute(
+            f"SELECT {_ROW} FROM annotations a JOIN annotation_versions v "
+            "ON v.pk = a.pk AND v.version = ? JOIN annotation_types t "
+            "ON t.id = v.type_id WHERE a.pk = ?",
+            (then, found[10]),
+        ).fetchone()
+        return current, _record(older)
+
+    def _not_indexed(
+        self,
+        conn: sqlite3.Connection,
+        namespace: str,
+        checked: Sequence[tuple[Sequence[Any], SearchRows]],
+    ) -> list[tuple[Sequence[Any], SearchRows]]:
+        """Of live head rows and what their versions derive, those whose search rows differ.
+
+        A row is ``_ROW, pk, the version's type_id`` and the head row's ``deleted, type_id,
+        t0, t1, x0, y0, x1, y1, facets, words``. The comparisons are `_put`'s for a reindex
+        (``refresh``).
+        """
+        if not checked:
+            return []
+        pks = [found[10] for found, _ in checked]
+        texts = self._text_rows(conn, pks)
+        space = self._space_rows(conn, pks)
+        fields = {name: i for i, name in conn.execute("SELECT id, name FROM annotation_fields")}
+        wanted = sorted({pair for _, rows in checked for pair in rows.associations})
+        keys = {
+            (kind, value): i
+            for i, kind, value in conn.execute(
+                "SELECT k.id, k.type, k.value FROM json_each(?) j CROSS JOIN annotation_keys k "
+                "ON k.namespace = ? AND k.type = j.value ->> 0 AND k.value = j.value ->> 1",
+                (_json.dumps(wanted).decode(), namespace),
+            )
+        }
+        links = self._link_rows(
+            conn,
+            [
+                (keys.get(pair, -1), found[14], found[10])
+                for found, rows in checked
+                for pair in rows.associations
+            ],
+        )
+        stale = []
+        for found, rows in checked:
+            pk, time, box = found[10], rows.time, rows.box
+            t0, t1 = (NO_TIME, None) if time is None else time
+            head = (found[11], t0, t1, *(box or _NO_BOX), rows.facets.decode(), _words(rows.texts))
+            if head != tuple(found[13:22]):
+                stale.append((found, rows))
+                continue
+            if any(links.get((keys.get(pair, -1), pk)) != (t0, t1) for pair in rows.associations):
+                stale.append((found, rows))
+                continue
+            want = _space(time, box)
+            if space.get(pk) != (None if want is None else _rtree_box(want)):
+                stale.append((found, rows))
+                continue
+            if texts.get(pk, []) != _text_rows_of(pk, rows.texts, time, fields):
+                stale.append((found, rows))
+        return stale
 
     def annotation_columns(
         self,
@@ -858,6 +997,27 @@ def _above(value: float) -> float:
     return value + abs(value) * 1e-6 + 1e-30
 
 
+_NO_BOX: Final = (None, None, None, None)
+
+
+def _text_rows_of(
+    pk: int,
+    texts: Sequence[tuple[str, str]],
+    time: tuple[float, float] | None,
+    fields: dict[str, int],
+) -> list[tuple[int, str]] | None:
+    """An annotation's FTS5 rows ``(rowid, body)`` in rowid order (None: a field unknown)."""
+    when = "" if time is None else " " + " ".join(time_tokens(*time))
+    out = []
+    for name, body in texts:
+        field = fields.get(name)
+        if field is None:
+            return None
+        out.append(((pk << _FIELD_BITS) | field, body + when))
+    out.sort()
+    return out
+
+
 def _words(texts: Sequence[tuple[str, str]]) -> str | None:
     """An annotation's text tokens, fields apart (``|`` is never a token): `` a b | c ``."""
     if not texts:
@@ -949,7 +1109,7 @@ class _Where(WhereSql):
     def test(self, expr: Expr) -> str:
         """See `WhereSql.test`."""
         if isinstance(expr, Contains):
-            tokens = [fts_token(s) for s in stems(expr.text)]
+            tokens = fts_tokens(expr.text)
             self.params.append(fts_phrase(tokens))
             self.params.append(expr.field.name)
             return (
