@@ -377,6 +377,7 @@ class Annotations:
             raise ValidationError(f"the annotation breaks {schema.ref}", problems)
         data = dict(data)
         body = _json.dumps({"associations": [a.to_json() for a in associations], "data": data})
+        rows = _search_fields(layout, data, tuple((a.type, a.id) for a in associations))
         write = AnnotationWrite(
             id=ident,
             namespace=namespace,
@@ -388,8 +389,11 @@ class Annotations:
             created_at=now,
             created_by=by,
             body=body,
-            associations=tuple((a.type, a.id) for a in associations),
-            **_search_fields(layout, data),
+            associations=rows.associations,
+            time=rows.time,
+            box=rows.box,
+            texts=rows.texts,
+            facets=rows.facets,
         )
         annotation = Annotation(
             ident,
@@ -713,10 +717,8 @@ class Annotations:
                 layout = self._layout(schemas.get(namespace, type_name, type_version))
                 layouts[type_name, type_version] = layout
             payload = _json.loads(body)
-            fields = _search_fields(layout, payload["data"])
-            return SearchRows(
-                tuple((a["type"], a["id"]) for a in payload["associations"]), **fields
-            )
+            links = tuple([(a["type"], a["id"]) for a in payload["associations"]])
+            return _search_fields(layout, payload["data"], links)
 
         return derive
 
@@ -1166,17 +1168,20 @@ def _derived(
     return facets, texts
 
 
-def _search_fields(layout: _Layout, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of an `AnnotationWrite` that search reads: time, box, texts and facets."""
+def _search_fields(
+    layout: _Layout, data: Mapping[str, Any], associations: tuple[tuple[str, str], ...]
+) -> SearchRows:
+    """What search reads of an annotation: its links, time, box, texts and facets."""
     facets, texts = _derived(layout, data)
     time = facets.get(layout.time) if layout.time is not None else None
     box = facets.get(layout.box) if layout.box is not None else None
-    return {
-        "time": None if time is None else (time[0], time[1]),
-        "box": None if box is None else (box[0], box[1], box[2], box[3]),
-        "texts": tuple(texts),
-        "facets": _json.dumps(facets),
-    }
+    return SearchRows(
+        associations,
+        None if time is None else (time[0], time[1]),
+        None if box is None else (box[0], box[1], box[2], box[3]),
+        tuple(texts),
+        _json.dumps(facets),
+    )
 
 
 def _search_write(
