@@ -14,8 +14,8 @@ server ``--postgres`` names, dropped afterwards), in one run:
    memory, the floor of any Parquet writer). Target: < 10 s for 1M annotations.
 3. **Reindex**: a ``reindex`` job (``annotations = true``): every live annotation's search
    rows derived again from its current version and compared with what is stored, no new
-   version (on SQLite, checked in bulk first: an intact index is read, not rewritten;
-   ``rewritten`` counts the annotations the job wrote). Items per second.
+   version (checked in bulk first: an intact index is read, not rewritten; ``rewritten``
+   counts the annotations the job wrote). Items per second.
 4. **Backfill**: a ``backfill`` job whose function (`stamp`) sets an optional ``source``
    property, returning None when it already holds the value: every annotation gets a new
    version. Items per second. Target for both jobs: ≥ 50,000 items/s.
@@ -234,7 +234,7 @@ def jobs(db: reeldb.Database, url: str, args: argparse.Namespace) -> dict[str, A
     seconds, cpu, done = run_job(db, spec("reindex", {"kind": "reindex"}, args), url, args.workers)
     assert done.progress.done == args.count, done.to_json()
     out["reindex"] = rates(seconds, cpu, done.progress.done) | {
-        "rewritten": done.progress.changed  # SQLite: none (the index is right); PG: all
+        "rewritten": done.progress.changed  # none: the index is right
     }
     backfill = {"kind": "backfill", "function": FUNCTION, "options": {"value": "backfill"}}
     seconds, cpu, done = run_job(db, spec("backfill", backfill, args), url, args.workers)

@@ -103,9 +103,11 @@ from reeldb.store._annotation_plan import (
 )
 from reeldb.store.base import (
     AnnotationColumns,
+    AnnotationHeadPage,
     AnnotationQuery,
     AnnotationRecord,
     AnnotationWrite,
+    DeriveSearchRows,
 )
 from reeldb.store.postgres._base import PostgresBase, append_audit
 
@@ -468,6 +470,66 @@ class PostgresAnnotations(PostgresBase):
                 out.append((current, then[current.id, version]))
         return out
 
+    def unindexed_annotations(
+        self,
+        namespace: str,
+        *,
+        after: UUID | None,
+        before: UUID | None,
+        limit: int,
+        at: datetime | None,
+        derive: DeriveSearchRows,
+    ) -> AnnotationHeadPage:
+        """See `AnnotationStore.unindexed_annotations`.
+
+        The page of `annotation_heads`, then, in one read-only snapshot, a reindex's write
+        of its live annotations run as a check (`_put` with ``stale``): its comparisons, no
+        lock and no write.
+        """
+        pairs = [
+            pair
+            for pair in self.annotation_heads(namespace, after=after, limit=limit, at=at)
+            if before is None or pair[0].id < before
+        ]
+        if not pairs:
+            return AnnotationHeadPage([], 0, None)
+        writes: list[AnnotationWrite] = []
+        rest: list[tuple[AnnotationRecord, AnnotationRecord | None]] = []
+        for now, then in pairs:
+            if then is None:
+                continue  # created after the instant: not in the page's round
+            rows = None
+            if then.version == now.version and not now.deleted:
+                rows = derive(now.type_name, now.type_version, now.body)
+            if rows is None:
+                rest.append((now, then))
+                continue
+            writes.append(
+                AnnotationWrite(
+                    id=now.id,
+                    namespace=namespace,
+                    expected_version=now.version,
+                    type_name=now.type_name,
+                    type_version=now.type_version,
+                    lineage=(),
+                    deleted=False,
+                    created_at=now.created_at,
+                    created_by=now.created_by,
+                    body=now.body,
+                    associations=rows.associations,
+                    time=rows.time,
+                    box=rows.box,
+                    texts=rows.texts,
+                    facets=rows.facets,
+                )
+            )
+        stale: set[UUID] = set()
+        if writes:
+            self._pg.read(lambda conn: _put(conn, writes, (), refresh=True, stale=stale))
+        returned = [(now, then) for now, then in pairs if now.id in stale]
+        returned = sorted([*rest, *returned], key=lambda pair: pair[0].id)
+        return AnnotationHeadPage(returned, len(writes) - len(stale), pairs[-1][0].id)
+
     def annotation_columns(
         self,
         namespace: str,
@@ -582,20 +644,38 @@ def _put(
     audit: Sequence[AuditEntry],
     *,
     refresh: bool = False,
+    stale: set[UUID] | None = None,
 ) -> None:
     """Store one batch (in the caller's SAVEPOINT), as `SQLiteAnnotations` does.
 
     With ``refresh``, each write is the current version again (a reindex): what search
-    reads of it is rewritten and no version is added.
+    reads of it is rewritten and no version is added. With ``stale`` too (a reindex's
+    check, in a read-only snapshot): nothing is locked or written; the ids of the
+    annotations whose search rows would be rewritten are added to ``stale``.
     """
     check_distinct(writes)
-    heads = _heads(conn, writes, refresh=refresh)
-    types = _type_ids(conn, writes)
-    keys = _key_ids(conn, writes, heads)
-    fields = _field_ids(conn, writes)
+    checking = stale is not None
+    heads = _heads(conn, writes, refresh=refresh, lock=not checking)
+    types = _type_ids(conn, writes, add=not checking)
+    keys = _key_ids(conn, writes, heads, add=not checking)
+    fields = _field_ids(conn, writes, add=not checking)
+    if stale is not None:
+        # Moved on since read (its write will say so), or not interned yet: not indexed.
+        unknown = {
+            w.id
+            for w in writes
+            if (head := heads.get((w.namespace, w.id))) is None
+            or head[1:3] != (w.expected_version, False)
+            or (w.namespace, w.type_name, w.type_version) not in types
+            or any((w.namespace, k, i) not in keys for k, i in w.associations)
+            or any(name not in fields for name, _ in w.texts)
+        }
+        stale |= unknown
+        writes = [w for w in writes if w.id not in unknown]
+        heads = {key: head for key, head in heads.items() if key[1] not in unknown}
     # A reindex rewrites a head row or links only where they differ from what is stored.
     present = _present_links(conn, heads, keys) if refresh else set()
-    fresh = sum(1 for w in writes if w.expected_version == 0)
+    fresh = 0 if checking else sum(1 for w in writes if w.expected_version == 0)
     drawn = sorted(
         row[0]
         for row in conn.execute(
@@ -679,6 +759,13 @@ def _put(
             out["text_in"] += text
     for ns, changed in texts.items():
         _changed_texts(conn, ns, changed, rows[ns])
+    if stale is not None:
+        ids_of = {head[0]: ident for (_, ident), head in heads.items()}
+        for out in rows.values():
+            stale.update(row[1] for row in out["update"])
+            for name, at in (("links_out", 2), ("links_in", 2), ("text_out", 0), ("text_in", 0)):
+                stale.update(ids_of[row[at]] for row in out[name])
+        return
     if ids:
         taken = {
             row[0]
@@ -842,9 +929,15 @@ def _arrays(rows: Sequence[tuple[Any, ...]]) -> dict[str, list[Any]]:
 
 
 def _heads(
-    conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite], *, refresh: bool
+    conn: psycopg.Connection[Any],
+    writes: Sequence[AnnotationWrite],
+    *,
+    refresh: bool,
+    lock: bool = True,
 ) -> dict[tuple[str, UUID], tuple[Any, ...]]:
     """The current state of each annotation the writes update, locked until commit.
+
+    Not locked without ``lock`` (a reindex's check, read-only).
 
     Returns:
         ``(pk, version, deleted, type_id, t0, t1, associations if live, box, facets)`` by
@@ -862,7 +955,8 @@ def _heads(
         # join would be re-checked against the version row it read before, and miss).
         locked = conn.execute(
             f"SELECT id, pk, version, deleted, type_id, t0, t1, {compared} "
-            "FROM annotations WHERE namespace = %s AND id = ANY(%s) ORDER BY id FOR UPDATE",
+            "FROM annotations WHERE namespace = %s AND id = ANY(%s) ORDER BY id"
+            + (" FOR UPDATE" if lock else ""),
             (ns, sorted(ids)),
         ).fetchall()
         live = [row for row in locked if not row[3]]
@@ -910,7 +1004,7 @@ def _present_links(
 
 
 def _type_ids(
-    conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite]
+    conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite], *, add: bool = True
 ) -> dict[tuple[str, str, int], int]:
     wanted = {(w.namespace, w.type_name, w.type_version): w.lineage for w in writes}
 
@@ -929,7 +1023,7 @@ def _type_ids(
         return {}
     out = lookup(sorted(wanted))
     missing = sorted(set(wanted) - set(out))
-    if missing:  # inserted only when missing: an insert that conflicts still spends an id
+    if missing and add:  # inserted only when missing: an insert that conflicts spends an id
         conn.execute(
             "INSERT INTO annotation_types (namespace, name, version, lineage) "
             "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]) "
@@ -947,8 +1041,13 @@ def _key_ids(
     conn: psycopg.Connection[Any],
     writes: Sequence[AnnotationWrite],
     heads: dict[tuple[str, UUID], tuple[Any, ...]],
+    *,
+    add: bool = True,
 ) -> dict[tuple[str, str, str], int]:
-    """Ids of the associations of the writes and of the versions they replace."""
+    """Ids of the associations of the writes and of the versions they replace.
+
+    Those not interned yet are added, unless not ``add``.
+    """
     wanted = {(w.namespace, kind, ident) for w in writes for kind, ident in w.associations}
     wanted |= {(ns, kind, ident) for (ns, _), head in heads.items() for kind, ident in head[6]}
     by_namespace: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -970,7 +1069,7 @@ def _key_ids(
     for ns, pairs in by_namespace.items():
         found = lookup(ns, pairs)
         missing = [pair for pair in pairs if (ns, *pair) not in found]
-        if missing:
+        if missing and add:
             conn.execute(
                 "INSERT INTO annotation_keys (namespace, type, value) "
                 "SELECT %s, * FROM unnest(%s::text[], %s::text[]) ON CONFLICT DO NOTHING",
@@ -981,7 +1080,9 @@ def _key_ids(
     return out
 
 
-def _field_ids(conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite]) -> dict[str, int]:
+def _field_ids(
+    conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite], *, add: bool = True
+) -> dict[str, int]:
     wanted = sorted({name for w in writes for name, _ in w.texts})
 
     def lookup(names: list[str]) -> dict[str, int]:
@@ -994,7 +1095,7 @@ def _field_ids(conn: psycopg.Connection[Any], writes: Sequence[AnnotationWrite])
 
     out = lookup(wanted) if wanted else {}
     missing = [name for name in wanted if name not in out]
-    if missing:
+    if missing and add:
         conn.execute(
             "INSERT INTO annotation_fields (name) SELECT * FROM unnest(%s::text[]) "
             "ON CONFLICT DO NOTHING",

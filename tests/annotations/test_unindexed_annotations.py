@@ -1,15 +1,17 @@
-"""SQLite: a reindex checks a page of annotations against what their versions derive in bulk.
+"""A reindex checks a page of annotations against what their versions derive, in bulk.
 
-`SQLiteAnnotations.unindexed_annotations` reads a page of head rows with their current
-versions, derives each version's search rows, and compares them with the stored FTS5,
-R*Tree and link rows on a read snapshot: an annotation whose rows are all right is counted,
-not returned, and costs the job no write. Each kind of damage a reindex repairs must make
-its annotation come back; anything a job must decide itself (deleted, changed since the
-snapshot, another type) comes back as `annotation_heads` returns it.
+`AnnotationStore.unindexed_annotations` reads a page of head rows with their current
+versions, derives each version's search rows, and compares them with the stored ones (head
+row, full text, time and box, links) without writing or locking: an annotation whose rows
+are all right is counted, not returned, and costs the job no write. Each kind of damage a
+reindex repairs must make its annotation come back; anything a job must decide itself
+(deleted, changed since the snapshot, another type) comes back as `annotation_heads`
+returns it. On SQLite and on PostgreSQL (whose check is the reindex's write run read-only).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,10 +19,12 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 
 import reeldb
 from reeldb.store.base import AnnotationStore, SearchRows
+from reeldb.testing import PostgresUnavailable, postgres_schema
 
 NS = "rows"
 VIDEO = {"type": "VIDEO", "id": "v1"}
@@ -32,9 +36,23 @@ SHOT = {
 COUNT = 6
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'reel.db'}"
+        return
+    try:
+        with postgres_schema() as found:
+            yield found
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[reeldb.Database]:
-    with reeldb.connect(f"sqlite:///{tmp_path / 'reel.db'}") as database:
+def db(url: str) -> Iterator[reeldb.Database]:
+    with reeldb.connect(url) as database:
         database.create_namespace(NS)
         database.add_schema(NS, SHOT)
         yield database
@@ -76,13 +94,22 @@ def page(
     )
 
 
-def damage(path: Path, target: UUID, *statements: str) -> None:
-    """Run statements on the file behind reeldb's back, ``?`` bound to the target's pk."""
-    with sqlite3.connect(path) as conn:
-        pk = conn.execute("SELECT pk FROM annotations WHERE id = ?", (target.bytes,)).fetchone()[0]
+def damage(url: str, target: UUID, statements: list[str]) -> None:
+    """Run statements on the database behind reeldb's back, ``?`` bound to the target's pk."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            pk = conn.execute(
+                "SELECT pk FROM annotations WHERE id = ?", (target.bytes,)
+            ).fetchone()[0]
+            for statement in statements:
+                conn.execute(statement, (pk,) * statement.count("?"))
+        conn.close()
+        return
+    with psycopg.connect(url, autocommit=True) as pg:
+        found = pg.execute("SELECT pk FROM annotations WHERE id = %s", (target,)).fetchone()
+        assert found is not None
         for statement in statements:
-            conn.execute(statement, (pk,) * statement.count("?"))
-    conn.close()
+            pg.execute(statement.replace("?", "%s"), (found[0],) * statement.count("?"))
 
 
 def test_a_page_of_indexed_annotations_is_counted_and_not_returned(db: reeldb.Database) -> None:
@@ -92,32 +119,62 @@ def test_a_page_of_indexed_annotations_is_counted_and_not_returned(db: reeldb.Da
     assert page(db, after=ids[-1]).last is None
 
 
-DAMAGE = {
-    "box moved": ["UPDATE annotation_space SET x0 = 5, x1 = 6 WHERE pk = ?"],
-    "no R*Tree row": ["DELETE FROM annotation_space WHERE pk = ?"],
-    "links lost": ["DELETE FROM annotation_links WHERE pk = ?"],
-    "one of two links lost": [
-        "DELETE FROM annotation_links WHERE pk = ? AND key = (SELECT max(key) "
-        "FROM annotation_links WHERE pk = ?)"
-    ],
-    "a link's end moved": ["UPDATE annotation_links SET t1 = t1 + 1 WHERE pk = ?"],
-    "text lost": ["DELETE FROM annotation_text WHERE rowid >> 12 = ?"],
-    "text changed": ["UPDATE annotation_text SET body = 'crane' WHERE rowid >> 12 = ?"],
-    "facets": ["UPDATE annotations SET facets = '{}' WHERE pk = ?"],
-    "words": ["UPDATE annotations SET words = ' crane ' WHERE pk = ?"],
-    "end": ["UPDATE annotations SET t1 = t1 + 1 WHERE pk = ?"],
-    "box column": ["UPDATE annotations SET x1 = 0.99 WHERE pk = ?"],
-    "type": ["UPDATE annotations SET type_id = type_id + 100 WHERE pk = ?"],
+DAMAGE = {  # each kind of damage: the statements on SQLite and on PostgreSQL (None: no such row)
+    "box moved": (
+        ["UPDATE annotation_space SET x0 = 5, x1 = 6 WHERE pk = ?"],
+        ["UPDATE annotations SET x0 = 5, x1 = 6 WHERE pk = ?"],
+    ),
+    "no R*Tree row": (["DELETE FROM annotation_space WHERE pk = ?"], None),
+    "links lost": (["DELETE FROM annotation_links WHERE pk = ?"],) * 2,
+    "one of two links lost": (
+        [
+            "DELETE FROM annotation_links WHERE pk = ? AND key = (SELECT max(key) "
+            "FROM annotation_links WHERE pk = ?)"
+        ],
+    )
+    * 2,
+    "a link's end moved": (["UPDATE annotation_links SET t1 = t1 + 1 WHERE pk = ?"],) * 2,
+    "text lost": (
+        ["DELETE FROM annotation_text WHERE rowid >> 12 = ?"],
+        ["DELETE FROM annotation_text WHERE pk = ?"],
+    ),
+    "text changed": (
+        ["UPDATE annotation_text SET body = 'crane' WHERE rowid >> 12 = ?"],
+        ["UPDATE annotation_text SET words = 'crane' WHERE pk = ?"],
+    ),
+    "lexemes changed": (
+        None,
+        ["UPDATE annotation_text SET lexemes = to_tsvector('simple', 'crane') WHERE pk = ?"],
+    ),
+    "facets": (
+        ["UPDATE annotations SET facets = '{}' WHERE pk = ?"],
+        ["UPDATE annotations SET facets = '{}'::jsonb WHERE pk = ?"],
+    ),
+    "words": (["UPDATE annotations SET words = ' crane ' WHERE pk = ?"], None),
+    "end": (["UPDATE annotations SET t1 = t1 + 1 WHERE pk = ?"],) * 2,
+    "box column": (["UPDATE annotations SET x1 = 0.99 WHERE pk = ?"],) * 2,
+    "type": (["UPDATE annotations SET type_id = type_id + 100 WHERE pk = ?"],) * 2,
 }
 
 
-@pytest.mark.parametrize("kind", sorted(DAMAGE))
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        (backend, kind)
+        for kind in sorted(DAMAGE)
+        for n, backend in enumerate(("sqlite", "postgresql"))
+        if DAMAGE[kind][n] is not None
+    ],
+    indirect=["url"],
+)
 def test_each_kind_of_damage_returns_its_annotation_until_it_is_reindexed(
-    db: reeldb.Database, tmp_path: Path, kind: str
+    db: reeldb.Database, url: str, kind: str
 ) -> None:
+    statements = DAMAGE[kind][0 if url.startswith("sqlite") else 1]
+    assert statements is not None
     ids = made(db)
     target = ids[3]
-    damage(tmp_path / "reel.db", target, *DAMAGE[kind])
+    damage(url, target, statements)
     found = page(db)
     assert [(now.id, then.id) for now, then in found.pairs] == [(target, target)]
     assert (found.indexed, found.last) == (COUNT - 1, ids[-1])
