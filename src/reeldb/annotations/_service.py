@@ -691,7 +691,8 @@ class Annotations:
             kind = (record.type_name, record.type_version)
             if kind not in lineages:
                 lineages[kind] = self._db.schemas.get(namespace, *kind).lineage
-            writes.append(_search_write(namespace, record, derive, lineages[kind]))
+            rows = derive(record.type_name, record.type_version, record.body)
+            writes.append(rows.refresh(record, lineages[kind]))
         self._db.store.reindex_annotations(writes)
         return len(writes)
 
@@ -1181,33 +1182,6 @@ def _search_fields(
         None if box is None else (box[0], box[1], box[2], box[3]),
         tuple(texts),
         _json.dumps(facets),
-    )
-
-
-def _search_write(
-    namespace: str,
-    record: AnnotationRecord,
-    derive: Callable[[str, int, bytes], SearchRows],
-    lineage: tuple[str, ...],
-) -> AnnotationWrite:
-    """A stored version as a write of what search reads of it (for `Annotations.reindex`)."""
-    rows = derive(record.type_name, record.type_version, record.body)
-    return AnnotationWrite(
-        id=record.id,
-        namespace=namespace,
-        expected_version=record.version,
-        type_name=record.type_name,
-        type_version=record.type_version,
-        lineage=lineage,
-        deleted=False,
-        created_at=record.created_at,
-        created_by=record.created_by,
-        body=record.body,
-        associations=rows.associations,
-        time=rows.time,
-        box=rows.box,
-        texts=rows.texts,
-        facets=rows.facets,
     )
 
 

@@ -1459,6 +1459,26 @@ class SearchRows:
     texts: tuple[tuple[str, str], ...]
     facets: bytes
 
+    def refresh(self, record: AnnotationRecord, lineage: tuple[str, ...] = ()) -> AnnotationWrite:
+        """A reindex's write of a live version: these rows, the same version again."""
+        return AnnotationWrite(
+            id=record.id,
+            namespace=record.namespace,
+            expected_version=record.version,
+            type_name=record.type_name,
+            type_version=record.type_version,
+            lineage=lineage,
+            deleted=False,
+            created_at=record.created_at,
+            created_by=record.created_by,
+            body=record.body,
+            associations=self.associations,
+            time=self.time,
+            box=self.box,
+            texts=self.texts,
+            facets=self.facets,
+        )
+
 
 DeriveSearchRows = Callable[[str, int, bytes], "SearchRows | None"]
 """``(type name, type version, body) -> SearchRows``, or None for a version a job leaves to

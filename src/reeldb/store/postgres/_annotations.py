@@ -504,25 +504,7 @@ class PostgresAnnotations(PostgresBase):
             if rows is None:
                 rest.append((now, then))
                 continue
-            writes.append(
-                AnnotationWrite(
-                    id=now.id,
-                    namespace=namespace,
-                    expected_version=now.version,
-                    type_name=now.type_name,
-                    type_version=now.type_version,
-                    lineage=(),
-                    deleted=False,
-                    created_at=now.created_at,
-                    created_by=now.created_by,
-                    body=now.body,
-                    associations=rows.associations,
-                    time=rows.time,
-                    box=rows.box,
-                    texts=rows.texts,
-                    facets=rows.facets,
-                )
-            )
+            writes.append(rows.refresh(now))
         stale: set[UUID] = set()
         if writes:
             self._pg.read(lambda conn: _put(conn, writes, (), refresh=True, stale=stale))
