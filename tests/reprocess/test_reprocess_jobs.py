@@ -432,6 +432,23 @@ def test_custom_of_documents_to_parquet(mdb: reeldb.Database, tmp_path: Path) ->
 # -- dry run --------------------------------------------------------------------------------
 
 
+def test_a_function_is_told_what_the_api_returns_of_each_annotation_but_its_data(
+    mdb: reeldb.Database, tmp_path: Path
+) -> None:
+    tags = add_tags(mdb, ["a", "b", "c"])
+    mdb.annotations.update(NS, tags[1], expected_version=1, data={"label": "b2"})
+    log = tmp_path / "contexts.jsonl"
+    spec = _spec({"kind": "backfill", "function": FN + "log_context", "options": {"log": str(log)}})
+    assert _counts(_run(mdb, spec)) == (3, 3, 0, 3, 0)
+    told = sorted((orjson.loads(line) for line in log.read_bytes().splitlines()), key=str)
+    expected = [
+        {k: v for k, v in mdb.annotations.get(NS, tag).to_json().items() if k != "data"}
+        for tag in tags
+    ]
+    assert told == sorted(expected, key=str)
+    assert told[0]["type"] == {"name": "TAG", "version": 0}
+
+
 def test_dry_run_counts_what_would_change_and_writes_nothing(
     mdb: reeldb.Database, tmp_path: Path
 ) -> None:

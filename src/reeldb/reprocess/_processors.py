@@ -187,10 +187,23 @@ def job_principal(job: JobRecord) -> str:
 # -- annotations ---------------------------------------------------------------------------
 
 
-def _annotation_context(annotation: Annotation) -> dict[str, Any]:
-    view = annotation.to_json()
-    view.pop("data", None)
-    return view
+def _annotation_context(
+    record: AnnotationRecord, associations: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What a function is told of an annotation version: `Annotation.to_json` but its data.
+
+    Made from the record and its parsed body's associations, without an `Annotation`.
+    """
+    return {
+        "id": str(record.id),
+        "version": record.version,
+        "namespace": record.namespace,
+        "type": {"name": record.type_name, "version": record.type_version},
+        "associations": associations,
+        "deleted": record.deleted,
+        "created_at": record.created_at.isoformat(),
+        "created_by": record.created_by,
+    }
 
 
 _CHUNK: Final = 64
@@ -250,33 +263,35 @@ class AnnotationWriter(Processor):
                 outcomes[item.key] = "skipped"
                 continue
             try:
-                current = _annotation(record)
-                data = current.data
-                new = (
-                    data
-                    if self.function is None
-                    else self._call(  # a copy parsed again: faster than a deep copy
-                        _json.loads(record.body)["data"],
-                        _annotation_context(current),
-                        fresh=True,
+                current: Annotation | None = None
+                new: Any
+                if self.function is None:
+                    current = _annotation(record)
+                    new = current.data
+                else:  # the function's own copy; the Annotation only if it changes anything
+                    payload = _json.loads(record.body)
+                    context = _annotation_context(record, payload["associations"])
+                    new = self._call(payload["data"], context, fresh=True)
+                type_ref = None if target is None else TypeRef(record.type_name, target)
+                moves = type_ref is not None and record.type_version != target
+                if new is not None and not isinstance(new, dict):
+                    raise ValidationError(
+                        f"the function returned {type(new).__name__}, not the new data (a dict)"
                     )
-                )
-                type_ref = None if target is None else TypeRef(current.type.name, target)
-                moves = type_ref is not None and current.type.version != target
-                if (new is None or new == data) and not moves:
+                if current is None and (new is not None or moves):
+                    current = _annotation(record)
+                unchanged = new is None or (current is not None and new == current.data)
+                if unchanged and not moves:
                     # Written by this job already: by a try of this batch whose checkpoint
                     # was lost (a crash between the write and it), so it counts as changed.
                     by_job = record.created_by == self.principal
                     outcomes[item.key] = "changed" if by_job else "skipped"
                     continue
-                if not isinstance(new, dict) and new is not None:
-                    raise ValidationError(
-                        f"the function returned {type(new).__name__}, not the new data (a dict)"
-                    )
             except Exception as exc:  # the user's function
                 outcomes[item.key] = exc
                 continue
-            revisions.append((current, data if new is None else new, type_ref))
+            assert current is not None
+            revisions.append((current, current.data if new is None else new, type_ref))
             keys.append(item.key)
         prepared = self.db.annotations.prepare_revisions(
             self.job.namespace, revisions, by=self.principal
