@@ -566,20 +566,10 @@ class SQLiteAnnotations:
                 "WHERE a.namespace = :namespace AND a.id > :after ORDER BY a.id LIMIT :limit",
                 params,
             ).fetchall()
-            out: list[tuple[AnnotationRecord, AnnotationRecord | None]] = []
-            for found in rows:
-                current, then = _record(found), found[-1]
-                if then is None or then == current.version:
-                    out.append((current, None if then is None else current))
-                    continue
-                older = conn.execute(  # changed since ``at``: rare while a job runs
-                    f"SELECT {_ROW} FROM annotations a JOIN annotation_versions v "
-                    "ON v.pk = a.pk AND v.version = ? JOIN annotation_types t "
-                    "ON t.id = v.type_id WHERE a.pk = ?",
-                    (then, found[-2]),
-                ).fetchone()
-                out.append((current, _record(older)))
-        return out
+            return [
+                (_record(found), None) if found[-1] is None else self._head_pair(conn, found)
+                for found in rows
+            ]
 
     def unindexed_annotations(
         self,
@@ -648,12 +638,15 @@ class SQLiteAnnotations:
     @staticmethod
     def _head_pair(
         conn: sqlite3.Connection, found: Sequence[Any]
-    ) -> tuple[AnnotationRecord, AnnotationRecord | None]:
-        """An annotation's current version and its version of the instant (`annotation_heads`)."""
+    ) -> tuple[AnnotationRecord, AnnotationRecord]:
+        """An annotation's current version and its version of the instant (`annotation_heads`).
+
+        ``found`` is ``_ROW, pk, ...`` and, last, the version of the instant (not None).
+        """
         current, then = _record(found), found[-1]
         if then == current.version:
             return current, current
-        older = conn.execute(
+        older = conn.execute(  # changed since the instant: rare while a job runs
             f"SELECT {_ROW} FROM annotations a JOIN annotation_versions v "
             "ON v.pk = a.pk AND v.version = ? JOIN annotation_types t "
             "ON t.id = v.type_id WHERE a.pk = ?",
