@@ -135,8 +135,8 @@ class Source:
     ) -> Page:
         """`items`, less those whose search rows ``derive`` finds already right (a reindex).
 
-        A source that can check many items at once does (annotations on SQLite); by default
-        every item is returned.
+        A source that can check many items at once does (annotations, through
+        `AnnotationStore.unindexed_annotations`); by default every item is returned.
         """
         items, after = self.items(job, partition, cursor, limit)
         return Page(items, after)

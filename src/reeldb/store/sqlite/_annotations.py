@@ -269,14 +269,11 @@ class SQLiteAnnotations:
             if space is not None:
                 space_in.append((pk, *space))
             # Text: the FTS5 rows of its fields, read back and compared.
-            when = "" if w.time is None else " " + " ".join(time_tokens(*w.time))
-            texts = [
-                ((pk << _FIELD_BITS) | fields[name], body + when)
-                for name, body in ([] if w.deleted else w.texts)
-            ]
+            texts = [] if w.deleted else _text_rows_of(pk, w.texts, w.time, fields)
+            assert texts is not None  # every field was interned above
             if old is not None:
                 present = stored_texts.get(pk, [])
-                if present == sorted(texts):
+                if present == texts:
                     texts = []
                 else:
                     text_out += [(rowid,) for rowid, _ in present]
@@ -1013,7 +1010,10 @@ def _text_rows_of(
     time: tuple[float, float] | None,
     fields: dict[str, int],
 ) -> list[tuple[int, str]] | None:
-    """An annotation's FTS5 rows ``(rowid, body)`` in rowid order (None: a field unknown)."""
+    """An annotation's FTS5 rows ``(rowid, body)``, in rowid order.
+
+    One per text field, each with the minutes of its time (None: a field not interned yet).
+    """
     when = "" if time is None else " " + " ".join(time_tokens(*time))
     out = []
     for name, body in texts:
